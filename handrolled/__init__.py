@@ -1,0 +1,5 @@
+"""The NumPy LSTM under test, in the seed convention (see handrolled/lstm.py)."""
+
+from handrolled.lstm import CACHE_FIELDS, GATES, PARAM_NAMES, dlstm, dlstm_loss, init_params, lstm, lstm_loss, sigmoid
+
+__all__ = ["CACHE_FIELDS", "GATES", "PARAM_NAMES", "dlstm", "dlstm_loss", "init_params", "lstm", "lstm_loss", "sigmoid"]

@@ -1,0 +1,63 @@
+"""JAX reference: ``jax.lax.scan``, jit-compiled, float64 available (x64 enabled).
+
+Per-step gradients come from zero-valued probes added to each gate pre-activation, to y_t and to the state
+entering each step: the gradient of the loss with respect to a probe is exactly that per-step quantity.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from references.records import FORWARD_TENSORS, Totals, Trace, grads_entering_later_steps  # noqa: E402
+
+NAME = "jax"
+PROBES = ("f_pre", "i_pre", "g_pre", "o_pre", "y", "h_prev", "c_prev")
+
+
+def _step(params, carry, xs):
+    h, c = carry
+    x, target, probe = xs
+    h_prev, c_prev = h + probe["h_prev"], c + probe["c_prev"]
+    xh = jnp.concatenate([x, h_prev], axis=-1)  # ([B,] X+H)
+    pre = {k: xh @ params[f"W{k}"] + params[f"b{k}"] + probe[f"{k}_pre"] for k in "figo"}  # ([B,] H)
+    f, i, o = (jax.nn.sigmoid(pre[k]) for k in "fio")
+    g = jnp.tanh(pre["g"])
+    c = f * c_prev + i * g
+    c_tanh = jnp.tanh(c)
+    h = o * c_tanh
+    y = h @ params["Wy"] + params["by"] + probe["y"]  # ([B,] O)
+    loss = jnp.sum(jnp.mean((y - target) ** 2, axis=-1))
+    out = dict(f_pre=pre["f"], i_pre=pre["i"], g_pre=pre["g"], o_pre=pre["o"], f=f, i=i, g=g, o=o, c=c,
+               c_tanh=c_tanh, h=h, y=y, h_prev=h_prev, c_prev=c_prev, loss=loss)
+    return (h, c), out
+
+
+def _loss(params, inputs, h0, c0, probes, targets):
+    (h_last, c_last), out = jax.lax.scan(lambda carry, xs: _step(params, carry, xs), (h0, c0),
+                                         (inputs, targets, probes))
+    return out["loss"].sum(), (out, h_last, c_last)
+
+
+_value_and_grad = jax.jit(jax.value_and_grad(_loss, argnums=(0, 1, 2, 3, 4), has_aux=True))
+
+
+def trace(problem):
+    """Every per-step tensor and gradient, and the totals, from one jitted value-and-grad."""
+    T = problem.steps
+    H, O = problem.h0.shape[-1], problem.targets.shape[-1]
+    batch = problem.inputs.shape[1:-1]
+    probes = {k: np.zeros((T, *batch, O if k == "y" else H), problem.dtype) for k in PROBES}
+    params = {k: jnp.asarray(v) for k, v in problem.params.items()}
+    (loss, (out, h_last, c_last)), (dparams, dinputs, dh0, dc0, dprobes) = _value_and_grad(
+        params, problem.inputs, problem.h0, problem.c0, probes, problem.targets)
+    forward = {name: np.asarray(out[name]) for name in FORWARD_TENSORS + ("h_prev", "c_prev")}
+    backward = {"dy": np.asarray(dprobes["y"]), **{f"d{k}": np.asarray(dprobes[k]) for k in PROBES if k != "y"}}
+    backward["dh_next"] = grads_entering_later_steps(backward["dh_prev"])
+    backward["dc_next"] = grads_entering_later_steps(backward["dc_prev"])
+    totals = Totals(loss=float(loss), outputs=forward["y"], h_last=np.asarray(h_last), c_last=np.asarray(c_last),
+                    grads={k: np.asarray(v) for k, v in dparams.items()}, dinputs=np.asarray(dinputs),
+                    dh0=np.asarray(dh0), dc0=np.asarray(dc0))
+    return Trace(NAME, forward, backward, totals)

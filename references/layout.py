@@ -1,0 +1,58 @@
+"""The one definition of the weight layouts and their conversions.
+
+Seed dict (``xh @ W`` on ``xh = [x, h_prev]``)      torch.nn.LSTM + nn.Linear state_dict
+  Wf, Wi, Wg, Wo   (X+H, H), one per gate      ->  weight_ih_l0 (4H, X) = [Wi; Wf; Wg; Wo][:X].T stacked
+                                               ->  weight_hh_l0 (4H, H) = [Wi; Wf; Wg; Wo][X:].T stacked
+  bf, bi, bg, bo   (H,)                        ->  bias_ih_l0 (4H,) = [bi, bf, bg, bo];  bias_hh_l0 = 0
+  Wy (H, O), by (O,)                           ->  head.weight (O, H) = Wy.T,  head.bias (O,) = by
+
+torch stacks its gates in the order i, f, g, o and adds two biases; going back, the seed bias is their sum.
+"""
+
+import numpy as np
+
+SEED_GATES = ("f", "i", "g", "o")
+TORCH_GATES = ("i", "f", "g", "o")
+PARAM_NAMES = ("Wf", "Wi", "Wg", "Wo", "Wy", "bf", "bi", "bg", "bo", "by")
+GATE_WEIGHTS = tuple(f"W{gate}" for gate in SEED_GATES)
+GATE_BIASES = tuple(f"b{gate}" for gate in SEED_GATES)
+TORCH_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "head.weight", "head.bias")
+
+
+def sizes(params):
+    """(X, H, O) of a seed-convention parameter dict."""
+    H, O = params["Wy"].shape
+    return params["Wf"].shape[0] - H, H, O
+
+
+def seed_to_torch(params):
+    """Seed dict -> torch state_dict layout (NumPy arrays, same dtype)."""
+    X, H, _ = sizes(params)
+    stacked = np.concatenate([params[f"W{gate}"] for gate in TORCH_GATES], axis=1)  # (X+H, 4H)
+    bias = np.concatenate([params[f"b{gate}"] for gate in TORCH_GATES])  # (4H,)
+    return {
+        "weight_ih_l0": np.ascontiguousarray(stacked[:X].T),  # (4H, X)
+        "weight_hh_l0": np.ascontiguousarray(stacked[X:].T),  # (4H, H)
+        "bias_ih_l0": bias,
+        "bias_hh_l0": np.zeros_like(bias),
+        "head.weight": np.ascontiguousarray(params["Wy"].T),  # (O, H)
+        "head.bias": params["by"].copy(),
+    }
+
+
+def torch_to_seed(state, *, gradient=False):
+    """torch state_dict layout -> seed dict.
+
+    For weights the seed bias is ``bias_ih + bias_hh``.  For *gradients* (``gradient=True``) both torch bias
+    gradients equal dL/db, so the seed bias gradient is ``bias_ih``'s alone.
+    """
+    stacked = np.concatenate([state["weight_ih_l0"], state["weight_hh_l0"]], axis=1).T  # (X+H, 4H)
+    bias = state["bias_ih_l0"] if gradient else state["bias_ih_l0"] + state["bias_hh_l0"]
+    H = stacked.shape[1] // 4
+    params = {}
+    for k, gate in enumerate(TORCH_GATES):
+        params[f"W{gate}"] = np.ascontiguousarray(stacked[:, k * H:(k + 1) * H])
+        params[f"b{gate}"] = bias[k * H:(k + 1) * H].copy()
+    params["Wy"] = np.ascontiguousarray(state["head.weight"].T)
+    params["by"] = state["head.bias"].copy()
+    return {name: params[name] for name in PARAM_NAMES}

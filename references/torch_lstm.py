@@ -1,0 +1,86 @@
+"""PyTorch reference: the official ``torch.nn.LSTM`` for totals, an instrumented per-step twin for the rest."""
+
+import numpy as np
+import torch
+
+from references.layout import seed_to_torch, torch_to_seed
+from references.records import FORWARD_TENSORS, Totals, Trace, grads_entering_later_steps
+
+NAME = "torch"
+
+
+def _tensor(array, grad=True):
+    return torch.tensor(np.asarray(array), requires_grad=grad)
+
+
+def _numpy(tensor):
+    return tensor.detach().numpy().copy()
+
+
+def _mse(y, target):
+    """The seed convention's loss for one step: mean over outputs, summed over the batch."""
+    return ((y - target) ** 2).mean(dim=-1).sum()
+
+
+def official(problem):
+    """Totals from ``torch.nn.LSTM`` + ``nn.Linear`` loaded through ``load_state_dict``: the authority."""
+    X, H = problem.inputs.shape[-1], problem.h0.shape[-1]
+    O = problem.targets.shape[-1]
+    dtype = torch.float64 if problem.dtype == np.float64 else torch.float32
+    lstm = torch.nn.LSTM(X, H, dtype=dtype)
+    head = torch.nn.Linear(H, O, dtype=dtype)
+    state = {k: torch.from_numpy(v) for k, v in seed_to_torch(problem.params).items()}
+    lstm.load_state_dict({k: state[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")})
+    head.load_state_dict({"weight": state["head.weight"], "bias": state["head.bias"]})
+    x = _tensor(problem.inputs)
+    h0, c0 = _tensor(problem.h0[None]), _tensor(problem.c0[None])  # (1, [B,] H): one layer
+    out, (h_last, c_last) = lstm(x, (h0, c0))
+    y = head(out)  # (T, [B,] O)
+    loss = _mse(y, torch.from_numpy(problem.targets))
+    loss.backward()
+    grad_state = {f"{k}": _numpy(getattr(lstm, k).grad)
+                  for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")}
+    grad_state["head.weight"], grad_state["head.bias"] = _numpy(head.weight.grad), _numpy(head.bias.grad)
+    return Totals(loss=float(loss), outputs=_numpy(y), h_last=_numpy(h_last[0]), c_last=_numpy(c_last[0]),
+                  grads=torch_to_seed(grad_state, gradient=True), dinputs=_numpy(x.grad),
+                  dh0=_numpy(h0.grad[0]), dc0=_numpy(c0.grad[0]))
+
+
+def trace(problem):
+    """Every per-step tensor and gradient, from torch ops with ``retain_grad`` on each intermediate."""
+    state = {k: _tensor(v) for k, v in seed_to_torch(problem.params).items()}
+    W_ih, W_hh = state["weight_ih_l0"], state["weight_hh_l0"]  # (4H, X), (4H, H)
+    b = state["bias_ih_l0"] + state["bias_hh_l0"]  # (4H,)
+    x, h0, c0 = _tensor(problem.inputs), _tensor(problem.h0), _tensor(problem.c0)
+    targets = torch.from_numpy(problem.targets)
+    h, c = h0, c0
+    loss = 0.0
+    steps = []
+    for t in range(problem.steps):
+        h_prev, c_prev = h.clone(), c.clone()  # own nodes: their grads come through step t and later only
+        gates = x[t] @ W_ih.T + h_prev @ W_hh.T + b  # ([B,] 4H)
+        i_pre, f_pre, g_pre, o_pre = gates.chunk(4, dim=-1)
+        i, f, g, o = torch.sigmoid(i_pre), torch.sigmoid(f_pre), torch.tanh(g_pre), torch.sigmoid(o_pre)
+        c = f * c_prev + i * g
+        c_tanh = torch.tanh(c)
+        h = o * c_tanh
+        y = h @ state["head.weight"].T + state["head.bias"]  # ([B,] O)
+        loss = loss + _mse(y, targets[t])
+        tensors = dict(f_pre=f_pre, i_pre=i_pre, g_pre=g_pre, o_pre=o_pre, f=f, i=i, g=g, o=o, c=c,
+                       c_tanh=c_tanh, h=h, y=y, h_prev=h_prev, c_prev=c_prev)
+        for name in ("f_pre", "i_pre", "g_pre", "o_pre", "y", "h_prev", "c_prev"):
+            tensors[name].retain_grad()
+        steps.append(tensors)
+    loss.backward()
+
+    stack = lambda name: np.stack([_numpy(s[name]) for s in steps])  # noqa: E731
+    stack_grad = lambda name: np.stack([_numpy(s[name].grad) for s in steps])  # noqa: E731
+    forward = {name: stack(name) for name in FORWARD_TENSORS + ("h_prev", "c_prev")}
+    backward = {"dy": stack_grad("y"), **{f"d{k}_pre": stack_grad(f"{k}_pre") for k in "figo"},
+                "dh_prev": stack_grad("h_prev"), "dc_prev": stack_grad("c_prev")}
+    backward["dh_next"] = grads_entering_later_steps(backward["dh_prev"])
+    backward["dc_next"] = grads_entering_later_steps(backward["dc_prev"])
+    grads = torch_to_seed({k: _numpy(v.grad) for k, v in state.items()}, gradient=True)
+    totals = Totals(loss=float(loss), outputs=forward["y"], h_last=_numpy(h), c_last=_numpy(c), grads=grads,
+                    dinputs=_numpy(x.grad), dh0=backward["dh_prev"][0], dc0=backward["dc_prev"][0])
+    return Trace(NAME, forward, backward, totals)
