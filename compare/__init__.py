@@ -1,0 +1,11 @@
+"""Compare a seed-convention LSTM with PyTorch and JAX, tensor by tensor, step by step.
+
+``compare.run(impl, Config(...)) -> Report`` is the Python API the command line calls.
+"""
+
+from compare.engine import MODES, Config, Report, run
+from compare.errors import EXIT_DIVERGED, EXIT_MATCH, EXIT_UNUSABLE, UsageError
+from compare.problem import ProblemSpec, make_problem
+
+__all__ = ["EXIT_DIVERGED", "EXIT_MATCH", "EXIT_UNUSABLE", "MODES", "Config", "ProblemSpec", "Report",
+           "UsageError", "make_problem", "run"]

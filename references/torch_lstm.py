@@ -41,7 +41,7 @@ def official(problem):
     grad_state = {f"{k}": _numpy(getattr(lstm, k).grad)
                   for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")}
     grad_state["head.weight"], grad_state["head.bias"] = _numpy(head.weight.grad), _numpy(head.bias.grad)
-    return Totals(loss=float(loss), outputs=_numpy(y), h_last=_numpy(h_last[0]), c_last=_numpy(c_last[0]),
+    return Totals(loss=loss.item(), outputs=_numpy(y), h_last=_numpy(h_last[0]), c_last=_numpy(c_last[0]),
                   grads=torch_to_seed(grad_state, gradient=True), dinputs=_numpy(x.grad),
                   dh0=_numpy(h0.grad[0]), dc0=_numpy(c0.grad[0]))
 
@@ -81,6 +81,6 @@ def trace(problem):
     backward["dh_next"] = grads_entering_later_steps(backward["dh_prev"])
     backward["dc_next"] = grads_entering_later_steps(backward["dc_prev"])
     grads = torch_to_seed({k: _numpy(v.grad) for k, v in state.items()}, gradient=True)
-    totals = Totals(loss=float(loss), outputs=forward["y"], h_last=_numpy(h), c_last=_numpy(c), grads=grads,
+    totals = Totals(loss=loss.item(), outputs=forward["y"], h_last=_numpy(h), c_last=_numpy(c), grads=grads,
                     dinputs=_numpy(x.grad), dh0=backward["dh_prev"][0], dc0=backward["dc_prev"][0])
     return Trace(NAME, forward, backward, totals)

@@ -1,0 +1,34 @@
+"""The `lstm-compare` command line; `python -m compare` is the same."""
+
+import argparse
+import importlib
+import sys
+
+from compare.errors import EXIT_UNUSABLE, UsageError
+
+# Subcommand name -> module in compare.commands with HELP, add_arguments(parser) and execute(args).
+COMMANDS = {"report": "compare.commands.report"}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="lstm-compare", description="Locate where a hand-written NumPy LSTM "
+                                     "departs from PyTorch and JAX: phase, step, gate, tensor.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = {}
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(subparsers.add_parser(name, help=module.HELP, description=module.HELP))
+        modules[name] = module
+    return parser, modules
+
+
+def main(argv=None):
+    """Run one subcommand; returns (and exits with) 0 match, 1 divergence, 2 unusable input."""
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = modules[args.command].execute(args)
+    except UsageError as error:
+        print(f"lstm-compare: error: {error}", file=sys.stderr)
+        code = EXIT_UNUSABLE
+    sys.exit(code)

@@ -1,0 +1,50 @@
+"""Flags shared by the subcommands that draw a problem: sizes, dtype, seed, initial state."""
+
+import argparse
+
+from compare.problem import ProblemSpec
+
+
+def _int_at_least(minimum):
+    """An argparse type: a whole number no smaller than ``minimum``, or one clear sentence."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum of {minimum}")
+        return value
+    return parse
+
+
+positive_int = _int_at_least(1)
+non_negative_int = _int_at_least(0)
+
+
+def add_problem_arguments(parser, steps=12, hidden=5, inputs=3, outputs=1):
+    parser.add_argument("--impl", metavar="FILE.py", help="a seed-convention LSTM file (default: handrolled)")
+    parser.add_argument("--steps", type=positive_int, default=steps, metavar="T", help=f"sequence length ({steps})")
+    parser.add_argument("--hidden", type=positive_int, default=hidden, metavar="H", help=f"hidden size ({hidden})")
+    parser.add_argument("--inputs", type=positive_int, default=inputs, metavar="X", help=f"input size ({inputs})")
+    parser.add_argument("--outputs", type=positive_int, default=outputs, metavar="O",
+                        help=f"output size ({outputs})")
+    parser.add_argument("--batch", type=positive_int, default=None, metavar="B",
+                        help="batch size, for implementations that take (B, X) batches (default: unbatched)")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N")
+    parser.add_argument("--zero-state", action="store_true", help="start from h0 = c0 = 0 (default: random)")
+
+
+def spec_from_args(args):
+    return ProblemSpec(steps=args.steps, hidden=args.hidden, inputs=args.inputs, outputs=args.outputs,
+                       batch=args.batch, dtype=args.dtype, seed=args.seed, zero_state=args.zero_state)
+
+
+def implementation_from_args(args):
+    """The --impl path, or the project's own handrolled module."""
+    if args.impl:
+        return args.impl
+    import handrolled
+
+    return handrolled

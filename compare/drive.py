@@ -1,0 +1,117 @@
+"""Drive the implementation under test: one forward/backward step at a time, or its own sequence loop.
+
+Everything here talks to the user's code through ``implementation.call`` (copies in, exceptions become
+findings) and checks what comes back (count, floating dtype, shape) before anything is compared.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compare.errors import ImplementationRaised, UsageError
+from compare.implementation import as_float_array, call, unpack
+from compare.tensors import FORWARD_ORDER, PARAM_GRADS
+
+
+@dataclass(frozen=True)
+class ForwardRun:
+    """The implementation's forward tensors stacked over the steps that ran, its caches, and any failure."""
+
+    tensors: dict  # name -> (steps_run, [B,] n)
+    caches: list
+    failure: ImplementationRaised | None
+
+
+def _param_grad_shapes(params):
+    return {f"d{name}": value.shape for name, value in params.items()}
+
+
+def forward(impl, problem, fed_states=None):
+    """Run ``lstm`` over the sequence; with ``fed_states`` (h_prev, c_prev stacked), each step gets those."""
+    lead = problem.h0.shape[:-1]
+    H, O = problem.h0.shape[-1], problem.targets.shape[-1]
+    compared = [name for name in FORWARD_ORDER[:-1] if name in impl.cache_fields]
+    collected = {name: [] for name in compared + ["y"]}
+    caches = []
+    h, c = problem.h0, problem.c0
+    try:
+        for t in range(problem.steps):
+            if fed_states is not None:
+                h, c = fed_states[0][t], fed_states[1][t]
+            result = call(impl, "lstm", (dict(problem.params), problem.inputs[t], h, c), "forward", t)
+            y, h, c, cache = unpack(result, 4, "lstm")
+            collected["y"].append(as_float_array(y, (*lead, O), f"y returned by lstm at step {t}"))
+            h = as_float_array(h, (*lead, H), f"h returned by lstm at step {t}")
+            c = as_float_array(c, (*lead, H), f"c returned by lstm at step {t}")
+            cache = unpack(cache, len(impl.cache_fields), f"lstm's cache (CACHE_FIELDS names "
+                                                          f"{len(impl.cache_fields)} entries)")
+            named = dict(zip(impl.cache_fields, cache))
+            for name in compared:
+                what = f"cache entry {name!r} returned by lstm at step {t}"
+                collected[name].append(as_float_array(named[name], (*lead, H), what))
+            caches.append(cache)
+        failure = None
+    except ImplementationRaised as raised:
+        failure = raised
+    tensors = {name: np.stack(values) for name, values in collected.items() if values}
+    return ForwardRun(tensors, caches, failure)
+
+
+def backward_step(impl, problem, t, dy, dh_next, dc_next, cache):
+    """One ``dlstm`` call: returns ({dWf ... dby, dh_prev, dc_prev}) checked for shapes and dtype."""
+    result = call(impl, "dlstm", (dict(problem.params), dy, dh_next, dc_next, cache), "backward", t)
+    dparams, dh_prev, dc_prev = unpack(result, 3, "dlstm")
+    out = _param_grads(dparams, problem.params, f"dparams returned by dlstm at step {t}")
+    out["dh_prev"] = as_float_array(dh_prev, problem.h0.shape, f"dh_prev returned by dlstm at step {t}")
+    out["dc_prev"] = as_float_array(dc_prev, problem.h0.shape, f"dc_prev returned by dlstm at step {t}")
+    return out
+
+
+def _param_grads(dparams, params, what):
+    if not isinstance(dparams, dict):
+        raise UsageError(f"{what} is a {type(dparams).__name__}; a dict with keys Wf ... by is required.")
+    out = {}
+    for name, shape in _param_grad_shapes(params).items():
+        if name[1:] not in dparams:
+            raise UsageError(f"{what} has no entry {name[1:]!r}.")
+        out[name] = as_float_array(dparams[name[1:]], shape, f"{what}[{name[1:]!r}]")
+    return out
+
+
+def output_gradient(y, target):
+    """dL/dy_t for the seed convention's loss: 2 (y_t - target_t) / O."""
+    return 2 * (y - target) / y.shape[-1]
+
+
+@dataclass(frozen=True)
+class SequenceRun:
+    """What the implementation's own ``lstm_loss``/``dlstm_loss`` returned."""
+
+    outputs: np.ndarray | None  # (T, [B,] O)
+    loss: float | None
+    grads: dict | None  # dWf ... dby
+    failure: ImplementationRaised | None
+
+
+def sequence(impl, problem):
+    """Run the implementation's own sequence functions once."""
+    lead, O = problem.h0.shape[:-1], problem.targets.shape[-1]
+    args = (dict(problem.params), problem.h0, problem.c0, problem.inputs, problem.targets)
+    try:
+        result = call(impl, "lstm_loss", args, "forward", None)
+    except ImplementationRaised as raised:
+        return SequenceRun(None, None, None, raised)
+    _, outputs, loss, _, _, caches = unpack(result, 6, "lstm_loss")
+    if not isinstance(outputs, (list, tuple, np.ndarray)) or len(outputs) != problem.steps:
+        raise UsageError(f"lstm_loss must return the {problem.steps} per-step outputs as its second value.")
+    outputs = np.stack([as_float_array(y, (*lead, O), f"output {t} of lstm_loss") for t, y in enumerate(outputs)])
+    loss = float(as_float_array(loss, np.shape(loss), "the loss returned by lstm_loss").sum())
+    try:
+        dparams = call(impl, "dlstm_loss", (dict(problem.params), problem.inputs, problem.targets,
+                                            list(outputs), caches), "backward", None)
+    except ImplementationRaised as raised:
+        return SequenceRun(outputs, loss, None, raised)
+    return SequenceRun(outputs, loss, _param_grads(dparams, problem.params, "dparams returned by dlstm_loss"), None)
+
+
+__all__ = ["ForwardRun", "SequenceRun", "backward_step", "forward", "output_gradient", "sequence", "PARAM_GRADS"]

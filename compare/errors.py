@@ -1,0 +1,17 @@
+"""The user-facing errors: each carries one clear sentence and maps to a documented exit code."""
+
+EXIT_MATCH = 0  # every compared tensor matches
+EXIT_DIVERGED = 1  # a divergence, a NaN/Inf or an exception in the implementation was found
+EXIT_UNUSABLE = 2  # the input cannot be compared: a bad flag, a file that does not import, a wrong interface
+
+
+class UsageError(Exception):
+    """The implementation or the request cannot be compared at all (exit 2); the message is one sentence."""
+
+
+class ImplementationRaised(Exception):
+    """The implementation raised inside its own code: a located finding, not a crash."""
+
+    def __init__(self, phase, step, message):
+        super().__init__(message)
+        self.phase, self.step, self.message = phase, step, message

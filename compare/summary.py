@@ -1,0 +1,59 @@
+"""A short plain-text summary of a ``Report`` that a person can act on."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from compare.engine import MODES
+
+
+@dataclass(frozen=True)
+class ModeSummary:
+    """One reference x mode: its worst norm-wise relative error and its first divergence, if any."""
+
+    reference: str
+    mode: str
+    worst_rel_err: float
+    worst_ratio: float  # the largest max_abs_err / tolerance: below 1 means everything matched
+    finding: object | None  # compare.locate.Finding
+
+
+def mode_summaries(report):
+    """One ``ModeSummary`` per reference and mode that produced anything, in reference then mode order."""
+    findings = {(f.reference, f.mode): f for f in report.findings}
+    worst = {}
+    for d in report.diffs:
+        key = (d.reference, d.mode)
+        rel, ratio = worst.get(key, (0.0, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step_ratio = np.where(d.tolerance > 0, d.max_abs_err / d.tolerance, np.inf)
+        worst[key] = (max(rel, float(np.max(d.max_rel_err))), max(ratio, float(np.max(step_ratio))))
+    keys = set(worst) | set(findings)
+    order = lambda key: (list(report.config.references).index(key[0]), MODES.index(key[1]))  # noqa: E731
+    return [ModeSummary(r, m, *worst.get((r, m), (np.nan, np.nan)), findings.get((r, m)))
+            for r, m in sorted(keys, key=order)]
+
+
+def summarize(report, paths=()):
+    """Lines for the terminal: one per reference x mode, then each first divergence, then where reports went."""
+    spec = report.config.spec
+    lines = [f"lstm-compare: {report.implementation} against {', '.join(report.config.references)} "
+             f"({spec.label()})"]
+    for s in mode_summaries(report):
+        status = "DIVERGED" if s.finding else "match"
+        where = f"  first: {_where(s.finding)}" if s.finding else ""
+        lines.append(f"  {s.reference:<6} {s.mode:<9} {status:<8} worst rel err {s.worst_rel_err:.1e}{where}")
+    lines += [f"  {note}" for note in report.skipped]
+    for f in report.findings:
+        lines.append(f"{f.reference}, {f.mode}: {f.message}")
+    if not report.findings:
+        lines.append("No divergence: every compared tensor is within tolerance of both references.")
+    if paths:
+        lines.append("Reports: " + ", ".join(str(p) for p in paths))
+    return "\n".join(lines)
+
+
+def _where(finding):
+    step = "" if finding.step is None else f" step {finding.step}"
+    gate = f", gate {finding.gate}" if finding.gate else ""
+    return f"{finding.phase}{step}{gate}, {finding.tensor}"

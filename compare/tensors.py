@@ -1,0 +1,28 @@
+"""The compared tensors: their names, the gate each belongs to, and the order the computation runs them in."""
+
+GATE_NAMES = {"f": "forget", "i": "input", "g": "candidate", "o": "output"}
+
+# Forward, within a step: pre-activations, activations, c, c_tanh, h, y.
+FORWARD_ORDER = ("f_pre", "i_pre", "g_pre", "o_pre", "f", "i", "g", "o", "c", "c_tanh", "h", "y")
+# Backward, within a step, in dependency order: the head, the output gate (needs dh), the gates that need dc,
+# then what flows to the previous step.
+BACKWARD_ORDER = ("dWy", "dby", "dWo", "dbo", "dWf", "dbf", "dWi", "dbi", "dWg", "dbg", "dh_prev", "dc_prev")
+PARAM_GRADS = ("dWf", "dWi", "dWg", "dWo", "dWy", "dbf", "dbi", "dbg", "dbo", "dby")
+SEQUENCE_FORWARD = ("y", "loss")
+
+
+def gate_of(tensor):
+    """'f', 'i', 'g' or 'o' for a tensor that belongs to one gate, '' otherwise."""
+    if tensor in ("f_pre", "i_pre", "g_pre", "o_pre"):
+        return tensor[0]
+    if tensor in GATE_NAMES:
+        return tensor
+    if tensor[:2] in ("dW", "db") and tensor[2] in GATE_NAMES:
+        return tensor[2]
+    return ""
+
+
+def rank(phase, tensor):
+    """Position of ``tensor`` within a step of ``phase``; exceptions come first (nothing after them ran)."""
+    order = FORWARD_ORDER + ("loss",) if phase == "forward" else BACKWARD_ORDER
+    return -1 if tensor == "exception" else order.index(tensor)
