@@ -11,7 +11,7 @@ from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import TensorDiff, measure, tensor_diff
 from compare.problem import ProblemSpec, make_problem
 from compare.tensors import BACKWARD_ORDER, PARAM_GRADS, gate_of
-from compare.tolerance import tolerance_for
+from compare.tolerance import Tolerance, tolerance_for
 from references import REFERENCES, ReferenceUnavailable, load
 
 MODES = ("isolated", "chained", "sequence")
@@ -33,6 +33,7 @@ class ReferenceRun:
     name: str
     expected: object  # references.Trace
     truth: object
+    tolerance: object  # compare.tolerance.Tolerance for comparisons against this reference
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,7 @@ def run(impl, config=Config()):
     truth_problem = make_problem(spec)
     problem = truth_problem.astype(np.dtype(spec.dtype))
     refs = [_trace_reference(name, problem, truth_problem) for name in config.references]
-    tol = tolerance_for(problem.dtype)
-    collector = _Collector(tol)
+    collector = _Collector({ref.name: ref.tolerance for ref in refs})
     skipped = []
 
     chained = drive.forward(implementation, problem) if "chained" in config.modes else None
@@ -91,7 +91,19 @@ def _trace_reference(name, problem, truth_problem):
         raise UsageError(f"{error}.") from None
     expected = module.trace(problem)
     truth = expected if problem.dtype == np.float64 else module.trace(truth_problem)
-    return ReferenceRun(name, expected, truth)
+    return ReferenceRun(name, expected, truth, reference_tolerance(module, problem.dtype))
+
+
+def reference_tolerance(module, dtype):
+    """The dtype's tolerance, widened to the reference's own accuracy where it declares a coarser one.
+
+    A reference module may define ``TOLERANCE = Tolerance(rtol, atol)`` (finite differences do).
+    """
+    table = tolerance_for(dtype)
+    own = getattr(module, "TOLERANCE", None)
+    if own is None:
+        return table
+    return Tolerance(rtol=max(table.rtol, own.rtol), atol=max(table.atol, own.atol))
 
 
 def _backward(impl, problem, truth_problem, refs, chained, isolated, collector):
@@ -168,13 +180,13 @@ def _sequence(impl, problem, refs, collector):
 class _Collector:
     """Accumulates per-step measurements into one ``TensorDiff`` per (reference, mode, phase, tensor)."""
 
-    def __init__(self, tolerance):
-        self.tolerance = tolerance
+    def __init__(self, tolerances):
+        self.tolerances = tolerances  # reference name -> Tolerance
         self.diffs, self.failures = [], []
         self._steps = {}  # backward: (reference, mode, tensor) -> ([steps], [stats], shape)
 
     def add(self, reference, mode, phase, tensor, steps, actual, truth, same_dtype):
-        stats = measure(actual, truth, same_dtype, self.tolerance)
+        stats = measure(actual, truth, same_dtype, self.tolerances[reference])
         labels = (reference, mode, phase, tensor, gate_of(tensor))
         self.diffs.append(tensor_diff(labels, np.shape(truth)[1:], steps, [stats]))
 
@@ -188,7 +200,8 @@ class _Collector:
 
     def backward_step(self, reference, mode, t, actual, expected, truth):
         for name in BACKWARD_ORDER:
-            stats = measure(actual[name][None], truth[name][None], expected[name][None], self.tolerance)
+            stats = measure(actual[name][None], truth[name][None], expected[name][None],
+                            self.tolerances[reference])
             steps, collected, _ = self._steps.setdefault((reference, mode, name), ([], [], truth[name].shape))
             steps.append(t)
             collected.append(stats)

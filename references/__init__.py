@@ -10,7 +10,7 @@ import importlib
 from references.records import BACKWARD_TENSORS, FORWARD_TENSORS, Problem, Totals, Trace
 
 MODULES = {"torch": "references.torch_lstm", "jax": "references.jax_lstm"}
-REFERENCES = tuple(MODULES)
+REFERENCES = ("torch", "jax")  # the default set; MODULES may hold more that are asked for by name
 
 
 class ReferenceUnavailable(RuntimeError):

@@ -12,12 +12,12 @@ HELP = "compare an LSTM with PyTorch and JAX and write divergence.csv and first_
 def parse_references(text):
     import argparse
 
-    from references import REFERENCES
+    from references import MODULES
 
     names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in REFERENCES]
+    unknown = [name for name in names if name not in MODULES]
     if not names or unknown:
-        raise argparse.ArgumentTypeError(f"{text!r}: choose one or more of {', '.join(REFERENCES)}")
+        raise argparse.ArgumentTypeError(f"{text!r}: choose one or more of {', '.join(MODULES)}")
     return names
 
 
