@@ -1,0 +1,54 @@
+"""The public bug catalog: every known bug is located exactly where it must be, by both references."""
+
+import inspect
+
+import pytest
+
+import handrolled.seed_lstm
+from compare.catalog import CATALOG, Bug, Location, check
+from compare.engine import Config, run
+
+REFERENCES = ("torch", "jax")
+
+
+@pytest.mark.parametrize("bug", CATALOG, ids=[bug.name for bug in CATALOG])
+def test_bug_is_located_exactly_where_it_must_be(bug):
+    result = check(bug, REFERENCES)
+    found = ", ".join(f"{reference}: {location}" for reference, location in result.found.items())
+    assert result.ok, f"{bug.name} ({bug.description})\n  expected {result.expected}\n  found    {found}"
+
+
+def test_catalog_has_at_least_fifteen_distinct_bugs():
+    names = [bug.name for bug in CATALOG]
+    assert len(set(names)) == len(names)
+    assert len(names) >= 15
+
+
+@pytest.mark.parametrize("bug", CATALOG, ids=[bug.name for bug in CATALOG])
+def test_each_mutation_applies_exactly_once(bug):
+    original = inspect.getsource(handrolled.seed_lstm)
+    assert original.count(bug.old) == 1
+    assert bug.source() == original.replace(bug.old, bug.new) != original
+    module = bug.module()
+    assert callable(module.lstm) and callable(module.dlstm)
+
+
+@pytest.mark.parametrize(("old", "count"), [("sigmoid(", 4), ("no such line", 0)])
+def test_a_mutation_that_does_not_match_exactly_once_is_refused(old, count):
+    bug = Bug("ambiguous", "", old, "np.tanh(", Location("isolated", "forward", 0, "f"))
+    with pytest.raises(ValueError, match=f"occurs {count} times, not once"):
+        bug.source()
+
+
+def test_negative_steps_count_from_the_end_of_the_sequence():
+    assert Location("isolated", "backward", -2, "dWo").resolve(12) == Location("isolated", "backward", 10, "dWo")
+    assert Location("sequence", "backward", None, "dWy").resolve(12).step is None
+
+
+@pytest.mark.parametrize("spec", sorted({bug.spec for bug in CATALOG}, key=lambda spec: spec.label()),
+                         ids=lambda spec: spec.label())
+def test_unmutated_lstm_is_found_nowhere(spec):
+    modes = tuple(sorted({bug.expected.mode for bug in CATALOG if bug.spec == spec}))
+    report = run(handrolled.seed_lstm, Config(spec=spec, references=REFERENCES, modes=modes))
+    assert report.findings == ()
+    assert report.skipped == ()
