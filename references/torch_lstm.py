@@ -1,5 +1,7 @@
 """PyTorch reference: the official ``torch.nn.LSTM`` for totals, an instrumented per-step twin for the rest."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 
@@ -24,6 +26,11 @@ def _mse(y, target):
 
 def official(problem):
     """Totals from ``torch.nn.LSTM`` + ``nn.Linear`` loaded through ``load_state_dict``: the authority."""
+    with _one_thread():
+        return _official(problem)
+
+
+def _official(problem):
     X, H = problem.inputs.shape[-1], problem.h0.shape[-1]
     O = problem.targets.shape[-1]
     dtype = torch.float64 if problem.dtype == np.float64 else torch.float32
@@ -46,8 +53,24 @@ def official(problem):
                   dh0=_numpy(h0.grad[0]), dc0=_numpy(c0.grad[0]))
 
 
+@contextmanager
+def _one_thread():
+    """Per-step ops are tiny: intra-op threads only add overhead (and thrash on a loaded 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def trace(problem):
-    """Every per-step tensor and gradient, from torch ops with ``retain_grad`` on each intermediate."""
+    """Every per-step tensor and gradient, from torch ops and one ``torch.autograd.grad`` over each intermediate."""
+    with _one_thread():
+        return _trace(problem)
+
+
+def _trace(problem):
     state = {k: _tensor(v) for k, v in seed_to_torch(problem.params).items()}
     W_ih, W_hh = state["weight_ih_l0"], state["weight_hh_l0"]  # (4H, X), (4H, H)
     b = state["bias_ih_l0"] + state["bias_hh_l0"]  # (4H,)
@@ -55,7 +78,7 @@ def trace(problem):
     targets = torch.from_numpy(problem.targets)
     h, c = h0, c0
     loss = 0.0
-    steps = []
+    steps, probes = [], []
     for t in range(problem.steps):
         h_prev, c_prev = h.clone(), c.clone()  # own nodes: their grads come through step t and later only
         gates = x[t] @ W_ih.T + h_prev @ W_hh.T + b  # ([B,] 4H)
@@ -66,21 +89,20 @@ def trace(problem):
         h = o * c_tanh
         y = h @ state["head.weight"].T + state["head.bias"]  # ([B,] O)
         loss = loss + _mse(y, targets[t])
-        tensors = dict(f_pre=f_pre, i_pre=i_pre, g_pre=g_pre, o_pre=o_pre, f=f, i=i, g=g, o=o, c=c,
-                       c_tanh=c_tanh, h=h, y=y, h_prev=h_prev, c_prev=c_prev)
-        for name in ("f_pre", "i_pre", "g_pre", "o_pre", "y", "h_prev", "c_prev"):
-            tensors[name].retain_grad()
-        steps.append(tensors)
-    loss.backward()
+        steps.append(dict(f_pre=f_pre, i_pre=i_pre, g_pre=g_pre, o_pre=o_pre, f=f, i=i, g=g, o=o, c=c,
+                          c_tanh=c_tanh, h=h, y=y, h_prev=h_prev, c_prev=c_prev))
+        probes.append((gates, y, h_prev, c_prev))
+    leaves = list(state.values()) + [x]
+    grads = torch.autograd.grad(loss, [p for step in probes for p in step] + leaves)
+    per_step, leaf_grads = grads[:len(probes) * 4], grads[len(probes) * 4:]
 
-    stack = lambda name: np.stack([_numpy(s[name]) for s in steps])  # noqa: E731
-    stack_grad = lambda name: np.stack([_numpy(s[name].grad) for s in steps])  # noqa: E731
-    forward = {name: stack(name) for name in FORWARD_TENSORS + ("h_prev", "c_prev")}
-    backward = {"dy": stack_grad("y"), **{f"d{k}_pre": stack_grad(f"{k}_pre") for k in "figo"},
-                "dh_prev": stack_grad("h_prev"), "dc_prev": stack_grad("c_prev")}
-    backward["dh_next"] = grads_entering_later_steps(backward["dh_prev"])
-    backward["dc_next"] = grads_entering_later_steps(backward["dc_prev"])
-    grads = torch_to_seed({k: _numpy(v.grad) for k, v in state.items()}, gradient=True)
-    totals = Totals(loss=loss.item(), outputs=forward["y"], h_last=_numpy(h), c_last=_numpy(c), grads=grads,
-                    dinputs=_numpy(x.grad), dh0=backward["dh_prev"][0], dc0=backward["dc_prev"][0])
+    forward = {name: np.stack([_numpy(s[name]) for s in steps]) for name in FORWARD_TENSORS + ("h_prev", "c_prev")}
+    d_gates, dy, dh_prev, dc_prev = (np.stack([_numpy(g) for g in per_step[k::4]]) for k in range(4))
+    di, df, dg, do = np.split(d_gates, 4, axis=-1)  # torch's gate order: i, f, g, o
+    backward = {"dy": dy, "df_pre": df, "di_pre": di, "dg_pre": dg, "do_pre": do, "dh_prev": dh_prev,
+                "dc_prev": dc_prev, "dh_next": grads_entering_later_steps(dh_prev),
+                "dc_next": grads_entering_later_steps(dc_prev)}
+    param_grads = torch_to_seed({k: _numpy(g) for k, g in zip(state, leaf_grads)}, gradient=True)
+    totals = Totals(loss=loss.item(), outputs=forward["y"], h_last=_numpy(h), c_last=_numpy(c), grads=param_grads,
+                    dinputs=_numpy(leaf_grads[-1]), dh0=dh_prev[0], dc0=dc_prev[0])
     return Trace(NAME, forward, backward, totals)
