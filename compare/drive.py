@@ -10,7 +10,7 @@ import numpy as np
 
 from compare.errors import ImplementationRaised, UsageError
 from compare.implementation import as_float_array, call, unpack
-from compare.tensors import FORWARD_ORDER, PARAM_GRADS
+from compare.tensors import CACHE_CHECKS, CACHE_FROM_CACHE, PARAM_GRADS
 
 
 @dataclass(frozen=True)
@@ -27,28 +27,37 @@ def _param_grad_shapes(params):
 
 
 def forward(impl, problem, fed_states=None):
-    """Run ``lstm`` over the sequence; with ``fed_states`` (h_prev, c_prev stacked), each step gets those."""
+    """Run ``lstm`` over the sequence; with ``fed_states`` (h_prev, c_prev stacked), each step gets those.
+
+    Collected per step: the gate tensors and c_tanh the cache names, the c, h and y that lstm returns, and
+    the cache's own xh, c_prev, c and h (``cache.*``), which the backward pass will read.
+    """
     lead = problem.h0.shape[:-1]
-    H, O = problem.h0.shape[-1], problem.targets.shape[-1]
-    compared = [name for name in FORWARD_ORDER[:-1] if name in impl.cache_fields]
-    collected = {name: [] for name in compared + ["y"]}
+    X, H, O = problem.inputs.shape[-1], problem.h0.shape[-1], problem.targets.shape[-1]
+    from_cache = [name for name in CACHE_FROM_CACHE if name in impl.cache_fields]
+    checks = [name for name in CACHE_CHECKS if name[len("cache."):] in impl.cache_fields]
+    shapes = {name: (*lead, H) for name in from_cache + checks} | {"cache.xh": (*lead, X + H)}
+    collected = {name: [] for name in from_cache + ["c", "h", "y"] + checks}
     caches = []
     h, c = problem.h0, problem.c0
     try:
         for t in range(problem.steps):
             if fed_states is not None:
                 h, c = fed_states[0][t], fed_states[1][t]
-            result = call(impl, "lstm", (dict(problem.params), problem.inputs[t], h, c), "forward", t)
+            result = call(impl, "lstm", (problem.params, problem.inputs[t], h, c), "forward", t)
             y, h, c, cache = unpack(result, 4, "lstm")
             collected["y"].append(as_float_array(y, (*lead, O), f"y returned by lstm at step {t}"))
             h = as_float_array(h, (*lead, H), f"h returned by lstm at step {t}")
             c = as_float_array(c, (*lead, H), f"c returned by lstm at step {t}")
+            collected["h"].append(h)
+            collected["c"].append(c)
             cache = unpack(cache, len(impl.cache_fields), f"lstm's cache (CACHE_FIELDS names "
                                                           f"{len(impl.cache_fields)} entries)")
             named = dict(zip(impl.cache_fields, cache))
-            for name in compared:
-                what = f"cache entry {name!r} returned by lstm at step {t}"
-                collected[name].append(as_float_array(named[name], (*lead, H), what))
+            for name in from_cache + checks:
+                entry = named[name.removeprefix("cache.")]
+                what = f"cache entry {name.removeprefix('cache.')!r} returned by lstm at step {t}"
+                collected[name].append(as_float_array(entry, shapes[name], what))
             caches.append(cache)
         failure = None
     except ImplementationRaised as raised:
@@ -59,7 +68,7 @@ def forward(impl, problem, fed_states=None):
 
 def backward_step(impl, problem, t, dy, dh_next, dc_next, cache):
     """One ``dlstm`` call: returns ({dWf ... dby, dh_prev, dc_prev}) checked for shapes and dtype."""
-    result = call(impl, "dlstm", (dict(problem.params), dy, dh_next, dc_next, cache), "backward", t)
+    result = call(impl, "dlstm", (problem.params, dy, dh_next, dc_next, cache), "backward", t)
     dparams, dh_prev, dc_prev = unpack(result, 3, "dlstm")
     out = _param_grads(dparams, problem.params, f"dparams returned by dlstm at step {t}")
     out["dh_prev"] = as_float_array(dh_prev, problem.h0.shape, f"dh_prev returned by dlstm at step {t}")
@@ -96,7 +105,7 @@ class SequenceRun:
 def sequence(impl, problem):
     """Run the implementation's own sequence functions once."""
     lead, O = problem.h0.shape[:-1], problem.targets.shape[-1]
-    args = (dict(problem.params), problem.h0, problem.c0, problem.inputs, problem.targets)
+    args = (problem.params, problem.h0, problem.c0, problem.inputs, problem.targets)
     try:
         result = call(impl, "lstm_loss", args, "forward", None)
     except ImplementationRaised as raised:
@@ -107,7 +116,7 @@ def sequence(impl, problem):
     outputs = np.stack([as_float_array(y, (*lead, O), f"output {t} of lstm_loss") for t, y in enumerate(outputs)])
     loss = float(as_float_array(loss, np.shape(loss), "the loss returned by lstm_loss").sum())
     try:
-        dparams = call(impl, "dlstm_loss", (dict(problem.params), problem.inputs, problem.targets,
+        dparams = call(impl, "dlstm_loss", (problem.params, problem.inputs, problem.targets,
                                             list(outputs), caches), "backward", None)
     except ImplementationRaised as raised:
         return SequenceRun(outputs, loss, None, raised)

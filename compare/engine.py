@@ -1,16 +1,16 @@
 """Run every mode of the comparison against every reference and collect the measurements."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from compare import drive
 from compare.errors import ImplementationRaised, UsageError
-from compare.implementation import load_implementation
+from compare.implementation import load_implementation, read_only
 from compare.locate import Finding, failure_finding, first_divergence
-from compare.measure import TensorDiff, measure, tensor_diff
+from compare.measure import TensorDiff, expectation, measure, tensor_diff
 from compare.problem import ProblemSpec, make_problem
-from compare.tensors import BACKWARD_ORDER, PARAM_GRADS, gate_of
+from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS, gate_of
 from compare.tolerance import Tolerance, tolerance_for
 from references import REFERENCES, ReferenceUnavailable, load
 
@@ -33,7 +33,7 @@ class ReferenceRun:
     name: str
     expected: object  # references.Trace
     truth: object
-    tolerance: object  # compare.tolerance.Tolerance for comparisons against this reference
+    tolerance: Tolerance  # for comparisons against this reference
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,15 @@ class Report:
 def run(impl, config=Config()):
     """Compare ``impl`` (a path to a seed-convention file, or a module) with the references: a ``Report``."""
     implementation = load_implementation(impl)
+    unknown = [mode for mode in config.modes if mode not in MODES]
+    if unknown:
+        raise UsageError(f"unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}.")
     spec = config.spec
     truth_problem = make_problem(spec)
     problem = truth_problem.astype(np.dtype(spec.dtype))
+    problem = replace(problem, params={k: read_only(v) for k, v in problem.params.items()})
     refs = [_trace_reference(name, problem, truth_problem) for name in config.references]
-    collector = _Collector({ref.name: ref.tolerance for ref in refs})
+    collector = _Collector()
     skipped = []
 
     chained = drive.forward(implementation, problem) if "chained" in config.modes else None
@@ -68,9 +72,10 @@ def run(impl, config=Config()):
             fed = (ref.expected.forward["h_prev"], ref.expected.forward["c_prev"])
             isolated[ref.name] = drive.forward(implementation, problem, fed_states=fed)
     for ref in refs:
+        expected = _forward_expectations(ref, problem, truth_problem)
         for mode, run_ in (("isolated", isolated.get(ref.name)), ("chained", chained)):
             if run_ is not None:
-                collector.forward(ref, mode, run_)
+                collector.forward(ref.name, mode, run_, expected)
     _backward(implementation, problem, truth_problem, refs, chained, isolated, collector)
 
     if "sequence" in config.modes:
@@ -87,17 +92,17 @@ def run(impl, config=Config()):
 def _trace_reference(name, problem, truth_problem):
     try:
         module = load(name)
-    except ReferenceUnavailable as error:
-        raise UsageError(f"{error}.") from None
-    expected = module.trace(problem)
-    truth = expected if problem.dtype == np.float64 else module.trace(truth_problem)
+        expected = module.trace(problem)
+        truth = expected if problem.dtype == np.float64 else module.trace(truth_problem)
+    except (ReferenceUnavailable, ValueError) as error:  # unavailable, or a size it refuses
+        raise UsageError(f"{error}".rstrip(".") + ".") from None
     return ReferenceRun(name, expected, truth, reference_tolerance(module, problem.dtype))
 
 
 def reference_tolerance(module, dtype):
     """The dtype's tolerance, widened to the reference's own accuracy where it declares a coarser one.
 
-    A reference module may define ``TOLERANCE = Tolerance(rtol, atol)`` (finite differences do).
+    A reference module may define ``TOLERANCE`` with ``rtol`` and ``atol`` (finite differences do).
     """
     table = tolerance_for(dtype)
     own = getattr(module, "TOLERANCE", None)
@@ -106,110 +111,132 @@ def reference_tolerance(module, dtype):
     return Tolerance(rtol=max(table.rtol, own.rtol), atol=max(table.atol, own.atol))
 
 
+def _paired(ref, build):
+    """``build(trace, ...)`` for the float64 truth and the same-dtype run, computed once when they coincide."""
+    truth = build(ref.truth, True)
+    return truth, (truth if ref.expected is ref.truth else build(ref.expected, False))
+
+
+def _forward_expectations(ref, problem, truth_problem):
+    """Per forward tensor, over all steps: what this reference expects (see tensors.FORWARD_ORDER)."""
+    def arrays(trace, is_truth):
+        inputs = truth_problem.inputs if is_truth else problem.inputs
+        f = trace.forward
+        return {**{name: f[name] for name in FORWARD_ORDER if name in f},
+                "cache.xh": np.concatenate([inputs, f["h_prev"]], axis=-1), "cache.c_prev": f["c_prev"],
+                "cache.c": f["c"], "cache.h": f["h"]}
+
+    truth, same = _paired(ref, arrays)
+    return {name: expectation(truth[name], same[name], ref.tolerance) for name in truth}
+
+
+def _backward_expectations(ref, t, problem, truth_problem):
+    """Per backward tensor at step t: what this reference expects (dWf ... dby contributions, dh_prev, dc_prev)."""
+    def arrays(trace, is_truth):
+        inputs = truth_problem.inputs if is_truth else problem.inputs
+        grads = {f"d{name}": value[None] for name, value in trace.step_param_grads(t, inputs).items()}
+        return {**grads, "dh_prev": trace.backward["dh_prev"][t:t + 1], "dc_prev": trace.backward["dc_prev"][t:t + 1]}
+
+    truth, same = _paired(ref, arrays)
+    return {name: expectation(truth[name], same[name], ref.tolerance) for name in BACKWARD_ORDER}
+
+
 def _backward(impl, problem, truth_problem, refs, chained, isolated, collector):
-    """Walk t = T-1 ... 0 once, computing each reference's per-step parameter gradients a single time."""
+    """Walk t = T-1 ... 0 once, preparing each reference's expectations a single time for every mode."""
     alive = {(ref.name, "isolated"): isolated[ref.name] for ref in refs if ref.name in isolated}
     if chained is not None:
         alive.update({(ref.name, "chained"): chained for ref in refs})
     alive = {key: run_ for key, run_ in alive.items() if run_.failure is None}
-    state = {}  # (reference or None for chained, mode) -> (dh_next, dc_next)
+    chained_state = [np.zeros_like(problem.h0), np.zeros_like(problem.c0)]  # dh_next, dc_next
     for t in reversed(range(problem.steps)):
         if not alive:
             return
-        results = {}
+        chained_result = None
         if any(mode == "chained" for _, mode in alive):
-            results["chained"] = _chained_step(impl, problem, t, chained, state)
+            chained_result = _chained_step(impl, problem, t, chained, chained_state)
         for ref in refs:
-            expected = _step_grads(ref.expected, t, problem.inputs)
-            truth = _step_grads(ref.truth, t, truth_problem.inputs)
-            for mode in ("isolated", "chained"):
-                if (ref.name, mode) not in alive:
-                    continue
-                if mode == "isolated":
-                    result = _isolated_step(impl, problem, t, ref, isolated[ref.name])
-                else:
-                    result = results["chained"]
+            modes = [mode for mode in ("isolated", "chained") if (ref.name, mode) in alive]
+            if not modes:
+                continue
+            expected = _backward_expectations(ref, t, problem, truth_problem)
+            for mode in modes:
+                result = chained_result if mode == "chained" else _isolated_step(impl, problem, t, ref, isolated)
                 if isinstance(result, ImplementationRaised):
                     collector.failures.append(failure_finding(ref.name, mode, result))
                     del alive[(ref.name, mode)]
-                    continue
-                collector.backward_step(ref.name, mode, t, result, expected, truth)
+                else:
+                    collector.backward_step(ref.name, mode, t, result, expected)
 
 
-def _step_grads(trace, t, inputs):
-    """A reference's backward tensors at step t, under the compared names (dWf ... dby, dh_prev, dc_prev)."""
-    grads = {f"d{name}": value for name, value in trace.step_param_grads(t, inputs).items()}
-    return {**grads, "dh_prev": trace.backward["dh_prev"][t], "dc_prev": trace.backward["dc_prev"][t]}
-
-
-def _isolated_step(impl, problem, t, ref, run_):
+def _isolated_step(impl, problem, t, ref, isolated):
+    """Step t's backward fed the reference's dy, dh_next and dc_next, with the cache its own forward made."""
     b = ref.expected.backward
+    cache = isolated[ref.name].caches[t]
     try:
-        return drive.backward_step(impl, problem, t, b["dy"][t], b["dh_next"][t], b["dc_next"][t], run_.caches[t])
+        return drive.backward_step(impl, problem, t, b["dy"][t], b["dh_next"][t], b["dc_next"][t], cache)
     except ImplementationRaised as raised:
         return raised
 
 
 def _chained_step(impl, problem, t, run_, state):
-    dh_next, dc_next = state.get("chained", (np.zeros_like(problem.h0), np.zeros_like(problem.c0)))
+    """Step t's backward on the implementation's own chain: dy from its own y, dh_next from its own step t+1."""
     dy = drive.output_gradient(run_.tensors["y"][t], problem.targets[t])
     try:
-        result = drive.backward_step(impl, problem, t, dy, dh_next, dc_next, run_.caches[t])
+        result = drive.backward_step(impl, problem, t, dy, state[0], state[1], run_.caches[t])
     except ImplementationRaised as raised:
         return raised
-    state["chained"] = (result["dh_prev"], result["dc_prev"])
+    state[:] = [result["dh_prev"], result["dc_prev"]]
     return result
 
 
 def _sequence(impl, problem, refs, collector):
     result = drive.sequence(impl, problem)
     for ref in refs:
+        def add(phase, tensor, steps, actual, truth, same):
+            collector.add(ref.name, "sequence", phase, tensor, steps, actual, expectation(truth, same, ref.tolerance))
+
         if result.outputs is not None:
-            collector.add(ref.name, "sequence", "forward", "y", np.arange(problem.steps),
-                          result.outputs, ref.truth.forward["y"], ref.expected.forward["y"])
-            collector.add(ref.name, "sequence", "forward", "loss", [-1], np.array([[result.loss]]),
-                          np.array([[ref.truth.totals.loss]]), np.array([[ref.expected.totals.loss]]))
+            add("forward", "y", np.arange(problem.steps), result.outputs, ref.truth.forward["y"],
+                ref.expected.forward["y"])
+            add("forward", "loss", [-1], np.array([result.loss]), np.array([ref.truth.totals.loss]),
+                np.array([ref.expected.totals.loss]))
         if result.grads is not None:
             for name in PARAM_GRADS:
-                collector.add(ref.name, "sequence", "backward", name, [-1], result.grads[name][None],
-                              ref.truth.totals.grads[name[1:]][None], ref.expected.totals.grads[name[1:]][None])
+                add("backward", name, [-1], result.grads[name][None], ref.truth.totals.grads[name[1:]][None],
+                    ref.expected.totals.grads[name[1:]][None])
         if result.failure is not None:
             collector.failures.append(failure_finding(ref.name, "sequence", result.failure))
 
 
 class _Collector:
-    """Accumulates per-step measurements into one ``TensorDiff`` per (reference, mode, phase, tensor)."""
+    """Accumulates measurements into one ``TensorDiff`` per (reference, mode, phase, tensor)."""
 
-    def __init__(self, tolerances):
-        self.tolerances = tolerances  # reference name -> Tolerance
+    def __init__(self):
         self.diffs, self.failures = [], []
-        self._steps = {}  # backward: (reference, mode, tensor) -> ([steps], [stats], shape)
+        self._backward = {}  # (reference, mode, tensor) -> ([steps], [stats], shape)
 
-    def add(self, reference, mode, phase, tensor, steps, actual, truth, same_dtype):
-        stats = measure(actual, truth, same_dtype, self.tolerances[reference])
+    def add(self, reference, mode, phase, tensor, steps, actual, expected):
         labels = (reference, mode, phase, tensor, gate_of(tensor))
-        self.diffs.append(tensor_diff(labels, np.shape(truth)[1:], steps, [stats]))
+        self.diffs.append(tensor_diff(labels, np.shape(actual)[1:], steps, [measure(actual, expected)]))
 
-    def forward(self, ref, mode, run_):
-        for name, actual in run_.tensors.items():  # (steps that ran, [B,] n)
-            ran = len(actual)
-            self.add(ref.name, mode, "forward", name, np.arange(ran), actual,
-                     ref.truth.forward[name][:ran], ref.expected.forward[name][:ran])
+    def forward(self, reference, mode, run_, expected):
+        for name in FORWARD_ORDER:
+            if name in run_.tensors:
+                actual = run_.tensors[name]  # (steps that ran, [B,] n)
+                ran = len(actual)
+                self.add(reference, mode, "forward", name, np.arange(ran), actual, expected[name].first(ran))
         if run_.failure is not None:
-            self.failures.append(failure_finding(ref.name, mode, run_.failure))
+            self.failures.append(failure_finding(reference, mode, run_.failure))
 
-    def backward_step(self, reference, mode, t, actual, expected, truth):
+    def backward_step(self, reference, mode, t, actual, expected):
         for name in BACKWARD_ORDER:
-            stats = measure(actual[name][None], truth[name][None], expected[name][None],
-                            self.tolerances[reference])
-            steps, collected, _ = self._steps.setdefault((reference, mode, name), ([], [], truth[name].shape))
+            steps, collected, _ = self._backward.setdefault((reference, mode, name), ([], [], actual[name].shape))
             steps.append(t)
-            collected.append(stats)
+            collected.append(measure(actual[name][None], expected[name]))
 
     def finish(self):
         """All ``TensorDiff``s, the per-step backward measurements merged into one per tensor."""
-        for (reference, mode, name), (steps, stats, shape) in self._steps.items():
-            labels = (reference, mode, "backward", name, gate_of(name))
-            self.diffs.append(tensor_diff(labels, shape, steps, stats))
-        self._steps.clear()
+        for (reference, mode, name), (steps, stats, shape) in self._backward.items():
+            self.diffs.append(tensor_diff((reference, mode, "backward", name, gate_of(name)), shape, steps, stats))
+        self._backward.clear()
         return tuple(self.diffs)

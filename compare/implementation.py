@@ -88,12 +88,33 @@ def _describe(error, source):
     return text
 
 
+def private_copy(value):
+    """A copy the user's code may modify in place; read-only arrays (the parameters) are shared, not copied."""
+    if isinstance(value, np.ndarray):
+        return value if not value.flags.writeable else value.copy()
+    if isinstance(value, dict):
+        return {key: private_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(private_copy(item) for item in value)
+    return copy.deepcopy(value)
+
+
+def read_only(array):
+    """A read-only copy of ``array``: shared with the user's code without copying on every call."""
+    array = np.array(array)
+    array.flags.writeable = False
+    return array
+
+
 def call(impl, function, args, phase, step):
-    """Call one of the user's functions on deep copies of ``args``; their exceptions become findings."""
+    """Call one of the user's functions on private copies of ``args``; their exceptions become findings."""
     try:
-        return getattr(impl, function)(*copy.deepcopy(args))
+        return getattr(impl, function)(*private_copy(args))
     except Exception as error:  # noqa: BLE001 - any exception in the user's code is a finding
-        raise ImplementationRaised(phase, step, f"{function} raised {_describe(error, impl.source)}") from None
+        message = f"{function} raised {_describe(error, impl.source)}"
+        if isinstance(error, ValueError) and "read-only" in str(error):
+            message += " (the parameters are passed read-only: does the code modify params in place?)"
+        raise ImplementationRaised(phase, step, message) from None
 
 
 def unpack(result, count, what):

@@ -91,7 +91,8 @@ def _sequence_hint(diff, steps_diverge):
     if steps_diverge:
         return "it follows from the step functions, which diverge in isolated mode too"
     if diff.phase == "backward":
-        return "the sequence loop (the order of steps, accumulating dparams, or dy)"
+        return ("the sequence loop (the order of steps, accumulating dparams, or dy), "
+                "unless the step functions diverge too: isolated mode tells")
     if diff.tensor == "loss":
         return FORWARD_HINTS["loss"]
     return "the sequence loop's forward (the state passed from step to step)"
@@ -100,7 +101,7 @@ def _sequence_hint(diff, steps_diverge):
 def _upstream(mode, phase, step):
     """What is known to match on the way into the diverging step."""
     if step < 0:
-        return "the per-step values match; " if phase == "backward" else "the per-step outputs match; "
+        return "the outputs and the loss match; " if phase == "backward" else "the per-step outputs match; "
     if mode == "sequence":
         return f"outputs before step {step} match; " if step else ""
     return f"{UPSTREAM[phase]} entering step {step} match; "
@@ -123,10 +124,15 @@ def suggest(phase, tensors):
         if gate_of(first):
             part = "pre-activation" if first.endswith("_pre") else "activation"
             return f"the {GATE_NAMES[gate_of(first)]} gate's {part}"
+        if first.startswith("cache."):
+            return f"the cache entry {first.removeprefix('cache.')}, which the backward pass reads"
         return FORWARD_HINTS.get(first, "")
     names = set(tensors)
     if names <= {"dWy", "dby"}:
         return "the output head's gradient"
+    if len(names) == 1 and next(iter(names))[:2] == "db" and gates:
+        gate = gates.pop()
+        return f"the {GATE_NAMES[gate]} gate's bias gradient itself: dW{gate} matches, so d{gate}_pre is right"
     if len(gates) == 1 and names - {"dh_prev", "dc_prev"} <= {f"dW{g}" for g in gates} | {f"db{g}" for g in gates}:
         return f"the {GATE_NAMES[gates.pop()]}-gate derivative"
     if {"f", "i", "g"} <= gates and "o" not in gates:

@@ -8,6 +8,40 @@ from compare.tolerance import NOISE_FACTOR
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """What one reference expects of one tensor over S steps, prepared once and shared by every mode."""
+
+    truth: np.ndarray  # (S, n) float64: the reference run in float64
+    scale: np.ndarray  # (S,): max |truth|
+    noise_floor: np.ndarray  # (S,): max |same-dtype reference - truth|
+    tolerance: np.ndarray  # (S,): the largest |actual - truth| allowed
+
+    @property
+    def shape(self):
+        return self.truth.shape
+
+    def first(self, steps):
+        """The expectation for the first ``steps`` steps only (a run that stopped early)."""
+        return Expectation(self.truth[:steps], self.scale[:steps], self.noise_floor[:steps],
+                           self.tolerance[:steps])
+
+
+def expectation(truth, same_dtype_reference, tolerance):
+    """An ``Expectation`` from a reference's float64 run and its run in the implementation's dtype.
+
+    allowed = atol + rtol * max|truth| + NOISE_FACTOR * max|same-dtype - truth|, per step (see tolerance.py).
+    """
+    S = truth.shape[0]
+    t = np.asarray(truth, dtype=np.float64).reshape(S, -1)  # (S, n)
+    if same_dtype_reference is truth:
+        noise = np.zeros(S)
+    else:
+        noise = np.abs(np.subtract(same_dtype_reference.reshape(S, -1), t, dtype=np.float64)).max(axis=1, initial=0)
+    scale = np.abs(t).max(axis=1, initial=0.0)
+    return Expectation(t, scale, noise, tolerance.atol + tolerance.rtol * scale + NOISE_FACTOR * noise)
+
+
+@dataclass(frozen=True)
 class TensorDiff:
     """How one tensor of the implementation compares with one reference, at every compared step.
 
@@ -38,32 +72,33 @@ class TensorDiff:
         return bool(self.diverged.any())
 
 
-def measure(actual, truth, same_dtype_reference, tolerance):
-    """Statistics of ``actual`` against ``truth`` over a leading step axis: a dict of per-step arrays.
+def measure(actual, expected):
+    """Statistics of ``actual`` (S, ...) against an ``Expectation``: a dict of per-step arrays.
 
-    ``same_dtype_reference`` is the reference run in the implementation's dtype; its distance from ``truth``
-    is the noise floor (zero in a float64 run).  NaN or Inf in ``actual`` where ``truth`` is finite always fails.
+    NaN or Inf in ``actual`` where the truth is finite always fails.
     """
-    S = actual.shape[0]
-    t = np.asarray(truth, dtype=np.float64).reshape(S, -1)  # (S, n)
-    a = np.asarray(actual, dtype=np.float64).reshape(S, -1)
-    r = np.asarray(same_dtype_reference, dtype=np.float64).reshape(S, -1)
-    with np.errstate(invalid="ignore", over="ignore"):
-        err = np.abs(a - t)
-    err[~np.isfinite(err) & np.isfinite(t)] = np.inf
-    worst = np.argmax(err, axis=1) if err.shape[1] else np.zeros(S, dtype=np.intp)
-    max_abs = np.take_along_axis(err, worst[:, None], axis=1)[:, 0] if err.shape[1] else np.zeros(S)
-    scale = np.abs(t).max(axis=1, initial=0.0)
-    noise = np.abs(r - t).max(axis=1, initial=0.0)
-    allowed = tolerance.atol + tolerance.rtol * scale + NOISE_FACTOR * noise
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(scale > 0, max_abs / scale, np.where(max_abs > 0, np.inf, 0.0))
-    n_mismatch = (err > allowed[:, None]).sum(axis=1)
+    S, n = expected.shape
     rows = np.arange(S)
+    err = np.subtract(np.asarray(actual).reshape(S, n), expected.truth, dtype=np.float64)  # (S, n)
+    np.abs(err, out=err)
+    if n == 0:
+        zeros = np.zeros(S)
+        return dict(max_abs_err=zeros, max_rel_err=zeros, worst_index=np.zeros(S, dtype=np.intp), actual=zeros,
+                    expected=zeros, n_mismatch=np.zeros(S, dtype=int), tolerance=expected.tolerance,
+                    noise_floor=expected.noise_floor, diverged=np.zeros(S, dtype=bool))
+    worst = err.argmax(axis=1)  # the first NaN, if any
+    max_abs = err[rows, worst]
+    n_mismatch = (err > expected.tolerance[:, None]).sum(axis=1)
+    not_a_number = np.isnan(max_abs)
+    if not_a_number.any():
+        n_mismatch[not_a_number] += np.isnan(err[not_a_number]).sum(axis=1)
+        max_abs[not_a_number] = np.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(expected.scale > 0, max_abs / expected.scale, np.where(max_abs > 0, np.inf, 0.0))
     return dict(max_abs_err=max_abs, max_rel_err=rel, worst_index=worst,
-                actual=a[rows, worst] if err.shape[1] else np.zeros(S),
-                expected=t[rows, worst] if err.shape[1] else np.zeros(S),
-                n_mismatch=n_mismatch, tolerance=allowed, noise_floor=noise, diverged=n_mismatch > 0)
+                actual=np.asarray(actual).reshape(S, n)[rows, worst].astype(np.float64),
+                expected=expected.truth[rows, worst], n_mismatch=n_mismatch, tolerance=expected.tolerance,
+                noise_floor=expected.noise_floor, diverged=n_mismatch > 0)
 
 
 def tensor_diff(labels, shape, steps, stats):

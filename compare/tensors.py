@@ -2,8 +2,12 @@
 
 GATE_NAMES = {"f": "forget", "i": "input", "g": "candidate", "o": "output"}
 
-# Forward, within a step: pre-activations, activations, c, c_tanh, h, y.
-FORWARD_ORDER = ("f_pre", "i_pre", "g_pre", "o_pre", "f", "i", "g", "o", "c", "c_tanh", "h", "y")
+# Forward, within a step: pre-activations, activations, c, c_tanh, h, y (c, h, y as lstm returns them), then
+# the cache's own copies of xh, c_prev, c and h, which backward reads (a cache can hold a wrong c_prev or h
+# even when the returned c and h are right).
+CACHE_FROM_CACHE = ("f_pre", "i_pre", "g_pre", "o_pre", "f", "i", "g", "o", "c_tanh")  # read from the cache
+CACHE_CHECKS = ("cache.xh", "cache.c_prev", "cache.c", "cache.h")
+FORWARD_ORDER = ("f_pre", "i_pre", "g_pre", "o_pre", "f", "i", "g", "o", "c", "c_tanh", "h", "y") + CACHE_CHECKS
 # Backward, within a step, in dependency order: the head, the output gate (needs dh), the gates that need dc,
 # then what flows to the previous step.
 BACKWARD_ORDER = ("dWy", "dby", "dWo", "dbo", "dWf", "dbf", "dWi", "dbi", "dWg", "dbg", "dh_prev", "dc_prev")
