@@ -94,8 +94,9 @@ class Trace:
 
 def sum_outer(a, b):
     """a^T b summed over every leading (batch) axis: outer(a, b) for 1-D vectors."""
-    lead = list(range(a.ndim - 1))
-    return np.tensordot(a, b, axes=(lead, lead))
+    if a.ndim == 1:
+        return np.multiply.outer(a, b)  # (A, B)
+    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])  # (A, B)
 
 
 def sum_batch(d):
