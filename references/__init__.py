@@ -1,15 +1,17 @@
-"""PyTorch and JAX equivalents of the seed-convention LSTM, loaded with identical weights.
+"""PyTorch and JAX equivalents of the seed-convention LSTM, loaded with identical weights, and a
+finite-difference reference (``numeric``, NumPy only) for small problems.
 
 Each reference module has the same small interface: ``NAME`` and ``trace(problem) -> Trace``, taking and
-returning plain NumPy records (``references.records``).  Frameworks are imported only when asked for, so a
-missing one is reported in one line while the other still works.
+returning plain NumPy records (``references.records``); one whose accuracy is coarser than the dtype's may
+declare ``TOLERANCE`` (any object with ``rtol`` and ``atol``).  Frameworks are imported only when asked for, so
+a missing one is reported in one line while the other still works.
 """
 
 import importlib
 
 from references.records import BACKWARD_TENSORS, FORWARD_TENSORS, Problem, Totals, Trace
 
-MODULES = {"torch": "references.torch_lstm", "jax": "references.jax_lstm"}
+MODULES = {"torch": "references.torch_lstm", "jax": "references.jax_lstm", "numeric": "references.numeric"}
 REFERENCES = ("torch", "jax")  # the default set; MODULES may hold more that are asked for by name
 
 
@@ -17,8 +19,12 @@ class ReferenceUnavailable(RuntimeError):
     """A reference framework is not installed or fails to import."""
 
 
+class ReferenceRefused(ValueError):
+    """A reference cannot take this problem (finite differences on one too large); the message is one sentence."""
+
+
 def load(name):
-    """The reference module called ``name`` ('torch' or 'jax')."""
+    """The reference module called ``name`` (one of MODULES: 'torch', 'jax', 'numeric')."""
     if name not in MODULES:
         raise ReferenceUnavailable(f"unknown reference {name!r}: choose from {', '.join(MODULES)}")
     try:
@@ -28,9 +34,9 @@ def load(name):
 
 
 def available():
-    """Names of the references whose framework imports here."""
+    """Names of the default references (REFERENCES) whose framework imports here."""
     names = []
-    for name in MODULES:
+    for name in REFERENCES:
         try:
             load(name)
         except ReferenceUnavailable:
@@ -39,5 +45,5 @@ def available():
     return names
 
 
-__all__ = ["BACKWARD_TENSORS", "FORWARD_TENSORS", "Problem", "REFERENCES", "ReferenceUnavailable", "Totals",
-           "Trace", "available", "load"]
+__all__ = ["BACKWARD_TENSORS", "FORWARD_TENSORS", "Problem", "REFERENCES", "ReferenceRefused", "ReferenceUnavailable",
+           "Totals", "Trace", "available", "load"]

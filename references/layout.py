@@ -31,11 +31,11 @@ def seed_to_torch(params):
     stacked = np.concatenate([params[f"W{gate}"] for gate in TORCH_GATES], axis=1)  # (X+H, 4H)
     bias = np.concatenate([params[f"b{gate}"] for gate in TORCH_GATES])  # (4H,)
     return {
-        "weight_ih_l0": np.ascontiguousarray(stacked[:X].T),  # (4H, X)
-        "weight_hh_l0": np.ascontiguousarray(stacked[X:].T),  # (4H, H)
+        "weight_ih_l0": np.array(stacked[:X].T, order="C"),  # (4H, X)
+        "weight_hh_l0": np.array(stacked[X:].T, order="C"),  # (4H, H)
         "bias_ih_l0": bias,
         "bias_hh_l0": np.zeros_like(bias),
-        "head.weight": np.ascontiguousarray(params["Wy"].T),  # (O, H)
+        "head.weight": np.array(params["Wy"].T, order="C"),  # (O, H)
         "head.bias": params["by"].copy(),
     }
 
@@ -51,8 +51,8 @@ def torch_to_seed(state, *, gradient=False):
     H = stacked.shape[1] // 4
     params = {}
     for k, gate in enumerate(TORCH_GATES):
-        params[f"W{gate}"] = np.ascontiguousarray(stacked[:, k * H:(k + 1) * H])
+        params[f"W{gate}"] = np.array(stacked[:, k * H:(k + 1) * H], order="C")
         params[f"b{gate}"] = bias[k * H:(k + 1) * H].copy()
-    params["Wy"] = np.ascontiguousarray(state["head.weight"].T)
+    params["Wy"] = np.array(state["head.weight"].T, order="C")
     params["by"] = state["head.bias"].copy()
     return {name: params[name] for name in PARAM_NAMES}

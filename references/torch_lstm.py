@@ -36,7 +36,7 @@ def _official(problem):
     dtype = torch.float64 if problem.dtype == np.float64 else torch.float32
     lstm = torch.nn.LSTM(X, H, dtype=dtype)
     head = torch.nn.Linear(H, O, dtype=dtype)
-    state = {k: torch.from_numpy(v) for k, v in seed_to_torch(problem.params).items()}
+    state = {k: torch.tensor(v) for k, v in seed_to_torch(problem.params).items()}
     lstm.load_state_dict({k: state[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")})
     head.load_state_dict({"weight": state["head.weight"], "bias": state["head.bias"]})
     x = _tensor(problem.inputs)
@@ -65,23 +65,30 @@ def _one_thread():
 
 
 def trace(problem):
-    """Every per-step tensor and gradient, from torch ops and one ``torch.autograd.grad`` over each intermediate."""
+    """Every per-step tensor and gradient from an instrumented twin in torch ops; totals from ``official``.
+
+    The twin's per-step gradients come from one ``torch.autograd.grad`` over each step's gate pre-activations,
+    y, and the state entering the step.  Its weights are constants: autograd then never accumulates a
+    parameter-sized outer product per step (the per-step contributions are ``Trace.step_param_grads``), and
+    the totals come from the official ``nn.LSTM``, the authority (a test checks the two agree).
+    """
     with _one_thread():
-        return _trace(problem)
+        forward, backward = _instrumented(problem)
+        totals = _official(problem)
+    return Trace(NAME, forward, backward, totals)
 
 
-def _trace(problem):
-    state = {k: _tensor(v) for k, v in seed_to_torch(problem.params).items()}
-    W_ih, W_hh = state["weight_ih_l0"], state["weight_hh_l0"]  # (4H, X), (4H, H)
-    b = state["bias_ih_l0"] + state["bias_hh_l0"]  # (4H,)
-    x, h0, c0 = _tensor(problem.inputs), _tensor(problem.h0), _tensor(problem.c0)
+def _instrumented(problem):
+    state = {k: torch.tensor(v) for k, v in seed_to_torch(problem.params).items()}
+    W_hh = state["weight_hh_l0"]  # (4H, H)
+    xw = torch.from_numpy(problem.inputs) @ state["weight_ih_l0"].T + state["bias_ih_l0"] + state["bias_hh_l0"]
     targets = torch.from_numpy(problem.targets)
-    h, c = h0, c0
+    h, c = _tensor(problem.h0), _tensor(problem.c0)
     loss = 0.0
     steps, probes = [], []
     for t in range(problem.steps):
         h_prev, c_prev = h.clone(), c.clone()  # own nodes: their grads come through step t and later only
-        gates = x[t] @ W_ih.T + h_prev @ W_hh.T + b  # ([B,] 4H)
+        gates = xw[t] + h_prev @ W_hh.T  # ([B,] 4H)
         i_pre, f_pre, g_pre, o_pre = gates.chunk(4, dim=-1)
         i, f, g, o = torch.sigmoid(i_pre), torch.sigmoid(f_pre), torch.tanh(g_pre), torch.sigmoid(o_pre)
         c = f * c_prev + i * g
@@ -91,10 +98,8 @@ def _trace(problem):
         loss = loss + _mse(y, targets[t])
         steps.append(dict(f_pre=f_pre, i_pre=i_pre, g_pre=g_pre, o_pre=o_pre, f=f, i=i, g=g, o=o, c=c,
                           c_tanh=c_tanh, h=h, y=y, h_prev=h_prev, c_prev=c_prev))
-        probes.append((gates, y, h_prev, c_prev))
-    leaves = list(state.values()) + [x]
-    grads = torch.autograd.grad(loss, [p for step in probes for p in step] + leaves)
-    per_step, leaf_grads = grads[:len(probes) * 4], grads[len(probes) * 4:]
+        probes += [gates, y, h_prev, c_prev]
+    per_step = torch.autograd.grad(loss, probes)
 
     forward = {name: np.stack([_numpy(s[name]) for s in steps]) for name in FORWARD_TENSORS + ("h_prev", "c_prev")}
     d_gates, dy, dh_prev, dc_prev = (np.stack([_numpy(g) for g in per_step[k::4]]) for k in range(4))
@@ -102,7 +107,4 @@ def _trace(problem):
     backward = {"dy": dy, "df_pre": df, "di_pre": di, "dg_pre": dg, "do_pre": do, "dh_prev": dh_prev,
                 "dc_prev": dc_prev, "dh_next": grads_entering_later_steps(dh_prev),
                 "dc_next": grads_entering_later_steps(dc_prev)}
-    param_grads = torch_to_seed({k: _numpy(g) for k, g in zip(state, leaf_grads)}, gradient=True)
-    totals = Totals(loss=loss.item(), outputs=forward["y"], h_last=_numpy(h), c_last=_numpy(c), grads=param_grads,
-                    dinputs=_numpy(leaf_grads[-1]), dh0=dh_prev[0], dc0=dc_prev[0])
-    return Trace(NAME, forward, backward, totals)
+    return forward, backward
