@@ -130,42 +130,68 @@ def _forward_expectations(ref, problem, truth_problem):
     return {name: expectation(truth[name], same[name], ref.tolerance) for name in truth}
 
 
-def _backward_expectations(ref, t, problem, truth_problem):
-    """Per backward tensor at step t: what this reference expects (dWf ... dby contributions, dh_prev, dc_prev)."""
+def _backward_expectations(ref, steps, problem, truth_problem):
+    """Per backward tensor at ``steps``: what this reference expects (dWf ... dby contributions, dh_prev, dc_prev)."""
     def arrays(trace, is_truth):
         inputs = truth_problem.inputs if is_truth else problem.inputs
-        grads = {f"d{name}": value[None] for name, value in trace.step_param_grads(t, inputs).items()}
-        return {**grads, "dh_prev": trace.backward["dh_prev"][t:t + 1], "dc_prev": trace.backward["dc_prev"][t:t + 1]}
+        grads = {f"d{name}": value for name, value in trace.param_grads_at(steps, inputs).items()}
+        return {**grads, "dh_prev": trace.backward["dh_prev"][steps], "dc_prev": trace.backward["dc_prev"][steps]}
 
     truth, same = _paired(ref, arrays)
     return {name: expectation(truth[name], same[name], ref.tolerance) for name in BACKWARD_ORDER}
 
 
+# Backward steps are measured in batches of about this many elements per tensor: small tensors gain from
+# fewer NumPy calls, while large ones are best measured step by step, while their data is still in cache.
+ELEMENTS_PER_BATCH = 1 << 15
+
+
+def steps_per_batch(params):
+    return int(np.clip(ELEMENTS_PER_BATCH // max(v.size for v in params.values()), 1, 64))
+
+
 def _backward(impl, problem, truth_problem, refs, chained, isolated, collector):
-    """Walk t = T-1 ... 0 once, preparing each reference's expectations a single time for every mode."""
+    """Walk t = T-1 ... 0 once; measure in batches of steps, preparing each reference's expectations once."""
     alive = {(ref.name, "isolated"): isolated[ref.name] for ref in refs if ref.name in isolated}
     if chained is not None:
         alive.update({(ref.name, "chained"): chained for ref in refs})
     alive = {key: run_ for key, run_ in alive.items() if run_.failure is None}
+    pending = {key: [] for key in alive}  # (reference, mode) -> [(t, result)] not yet measured
     chained_state = [np.zeros_like(problem.h0), np.zeros_like(problem.c0)]  # dh_next, dc_next
+    batch = steps_per_batch(problem.params)
     for t in reversed(range(problem.steps)):
-        if not alive:
-            return
         chained_result = None
         if any(mode == "chained" for _, mode in alive):
             chained_result = _chained_step(impl, problem, t, chained, chained_state)
         for ref in refs:
-            modes = [mode for mode in ("isolated", "chained") if (ref.name, mode) in alive]
-            if not modes:
-                continue
-            expected = _backward_expectations(ref, t, problem, truth_problem)
-            for mode in modes:
+            for mode in ("isolated", "chained"):
+                if (ref.name, mode) not in alive:
+                    continue
                 result = chained_result if mode == "chained" else _isolated_step(impl, problem, t, ref, isolated)
                 if isinstance(result, ImplementationRaised):
                     collector.failures.append(failure_finding(ref.name, mode, result))
                     del alive[(ref.name, mode)]
                 else:
-                    collector.backward_step(ref.name, mode, t, result, expected)
+                    pending[(ref.name, mode)].append((t, result))
+        if t == 0 or not alive or max(len(p) for p in pending.values()) >= batch:
+            _measure_pending(refs, pending, problem, truth_problem, collector)
+        if not alive:
+            return
+
+
+def _measure_pending(refs, pending, problem, truth_problem, collector):
+    for ref in refs:
+        keys = [key for key in pending if key[0] == ref.name and pending[key]]
+        if not keys:
+            continue
+        steps = sorted({t for key in keys for t, _ in pending[key]}, reverse=True)
+        expected = _backward_expectations(ref, steps, problem, truth_problem)
+        for key in keys:
+            rows = [steps.index(t) for t, _ in pending[key]]
+            results = [result for _, result in pending[key]]
+            collector.backward_steps(*key, [t for t, _ in pending[key]], results,
+                                     {name: e.rows(rows) for name, e in expected.items()})
+            pending[key] = []
 
 
 def _isolated_step(impl, problem, t, ref, isolated):
@@ -228,11 +254,12 @@ class _Collector:
         if run_.failure is not None:
             self.failures.append(failure_finding(reference, mode, run_.failure))
 
-    def backward_step(self, reference, mode, t, actual, expected):
+    def backward_steps(self, reference, mode, steps, results, expected):
         for name in BACKWARD_ORDER:
-            steps, collected, _ = self._backward.setdefault((reference, mode, name), ([], [], actual[name].shape))
-            steps.append(t)
-            collected.append(measure(actual[name][None], expected[name]))
+            actual = np.stack([result[name] for result in results])  # (S, *shape)
+            done_steps, stats, _ = self._backward.setdefault((reference, mode, name), ([], [], actual.shape[1:]))
+            done_steps.extend(steps)
+            stats.append(measure(actual, expected[name]))
 
     def finish(self):
         """All ``TensorDiff``s, the per-step backward measurements merged into one per tensor."""

@@ -22,8 +22,11 @@ class Expectation:
 
     def first(self, steps):
         """The expectation for the first ``steps`` steps only (a run that stopped early)."""
-        return Expectation(self.truth[:steps], self.scale[:steps], self.noise_floor[:steps],
-                           self.tolerance[:steps])
+        return self.rows(slice(0, steps))
+
+    def rows(self, rows):
+        """The expectation for a subset of its steps (a slice or a list of row numbers)."""
+        return Expectation(self.truth[rows], self.scale[rows], self.noise_floor[rows], self.tolerance[rows])
 
 
 def expectation(truth, same_dtype_reference, tolerance):

@@ -80,28 +80,29 @@ class Trace:
         return self.forward["h"].shape[0]
 
     def step_param_grads(self, t, inputs):
-        """This step's contribution to every parameter's gradient (seed layout), from ``inputs`` (T, [B,] X)."""
-        xh = np.concatenate([inputs[t], self.forward["h_prev"][t]], axis=-1)  # ([B,] X+H)
+        """Step t's contribution to every parameter's gradient (seed layout), from ``inputs`` (T, [B,] X)."""
+        return {name: grads[0] for name, grads in self.param_grads_at([t], inputs).items()}
+
+    def param_grads_at(self, steps, inputs):
+        """The contributions of several steps at once: each (len(steps), *parameter shape)."""
+        steps = np.asarray(steps)
+        xh = np.concatenate([inputs[steps], self.forward["h_prev"][steps]], axis=-1)  # (S, [B,] X+H)
         grads = {}
         for gate, weight, bias in zip(SEED_GATES, GATE_WEIGHTS, GATE_BIASES):
-            d_pre = self.backward[f"d{gate}_pre"][t]
-            grads[weight] = sum_outer(xh, d_pre)
-            grads[bias] = sum_batch(d_pre)
-        grads["Wy"] = sum_outer(self.forward["h"][t], self.backward["dy"][t])
-        grads["by"] = sum_batch(self.backward["dy"][t])
+            d_pre = self.backward[f"d{gate}_pre"][steps]  # (S, [B,] H)
+            grads[weight] = stepwise_outer(xh, d_pre)
+            grads[bias] = d_pre if d_pre.ndim == 2 else d_pre.sum(axis=1)
+        dy = self.backward["dy"][steps]
+        grads["Wy"] = stepwise_outer(self.forward["h"][steps], dy)
+        grads["by"] = dy if dy.ndim == 2 else dy.sum(axis=1)
         return grads
 
 
-def sum_outer(a, b):
-    """a^T b summed over every leading (batch) axis: outer(a, b) for 1-D vectors."""
-    if a.ndim == 1:
-        return np.multiply.outer(a, b)  # (A, B)
-    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])  # (A, B)
-
-
-def sum_batch(d):
-    """Sum over the batch axes, leaving the last one."""
-    return d.reshape(-1, d.shape[-1]).sum(axis=0)
+def stepwise_outer(a, b):
+    """Per step s: a_s^T b_s summed over the batch, i.e. outer(a_s, b_s) unbatched."""  # (S, [B,] A), (S, [B,] C)
+    if a.ndim == 2:
+        return a[:, :, None] * b[:, None, :]  # (S, A, C)
+    return np.swapaxes(a, 1, 2) @ b  # (S, A, C)
 
 
 def grads_entering_later_steps(d_prev):
