@@ -89,9 +89,9 @@ def _describe(error, source):
 
 
 def private_copy(value):
-    """A copy the user's code may modify in place; read-only arrays (the parameters) are shared, not copied."""
+    """A deep copy the user's code may modify in place."""
     if isinstance(value, np.ndarray):
-        return value if not value.flags.writeable else value.copy()
+        return value.copy()
     if isinstance(value, dict):
         return {key: private_copy(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -100,21 +100,31 @@ def private_copy(value):
 
 
 def read_only(array):
-    """A read-only copy of ``array``: shared with the user's code without copying on every call."""
+    """A read-only copy of ``array``, to share with the user's code without copying on every call."""
     array = np.array(array)
     array.flags.writeable = False
     return array
 
 
 def call(impl, function, args, phase, step):
-    """Call one of the user's functions on private copies of ``args``; their exceptions become findings."""
+    """Call one of the user's functions, ``args = (params, ...)``, on copies; its exceptions become findings.
+
+    Every argument but the parameters is copied for each call.  The parameters (read-only arrays) are shared
+    to save copying them at every step; code that writes to them in place is simply called again with a
+    writable copy, so it too gets copies and nothing it does can reach the references or later steps.
+    """
+    params, rest = args[0], args[1:]
     try:
-        return getattr(impl, function)(*private_copy(args))
-    except Exception as error:  # noqa: BLE001 - any exception in the user's code is a finding
-        message = f"{function} raised {_describe(error, impl.source)}"
-        if isinstance(error, ValueError) and "read-only" in str(error):
-            message += " (the parameters are passed read-only: does the code modify params in place?)"
-        raise ImplementationRaised(phase, step, message) from None
+        try:
+            return getattr(impl, function)(dict(params), *private_copy(rest))
+        except ValueError as error:
+            if "read-only" not in str(error):
+                raise
+        return getattr(impl, function)(private_copy(params), *private_copy(rest))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # noqa: BLE001 - anything the user's code raises (SystemExit too) is a finding
+        raise ImplementationRaised(phase, step, f"{function} raised {_describe(error, impl.source)}.") from None
 
 
 def unpack(result, count, what):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from compare.engine import MODES
+from compare.errors import UsageError
 from compare.locate import order_key
 
 DIVERGENCE_COLUMNS = ["reference", "mode", "phase", "step", "gate", "tensor", "shape", "max_abs_err",
@@ -43,8 +44,9 @@ def divergence_frame(report):
         if f.tensor == "exception":
             frames.append(pd.DataFrame([{
                 "reference": f.reference, "mode": f.mode, "phase": f.phase, "step": f.step, "gate": "",
-                "tensor": "exception", "shape": "", "n_mismatch": 0, "n_total": 0, "diverged": True,
-                "_order": order_key(f.phase, f.step, f.tensor, T)}]))
+                "tensor": "exception", "shape": "", "max_abs_err": np.nan, "max_rel_err": np.nan, "worst_index": "",
+                "actual": np.nan, "expected": np.nan, "n_mismatch": 0, "n_total": 0, "tolerance": np.nan,
+                "noise_floor": np.nan, "diverged": True, "_order": order_key(f.phase, f.step, f.tensor, T)}]))
     if not frames:
         return pd.DataFrame(columns=DIVERGENCE_COLUMNS)
     frame = pd.concat(frames, ignore_index=True)
@@ -77,11 +79,23 @@ def write_csv_atomically(frame, path):
         raise
 
 
+def check_output_dir(out_dir):
+    """Refuse, before any work, an output folder that cannot be one (UsageError, exit 2)."""
+    path = Path(out_dir)
+    for folder in (path, *path.parents):
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"cannot write reports to {path}: {folder} is a file, not a folder.")
+
+
 def write_reports(report, out_dir):
     """Write divergence.csv and first_divergence.csv into ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
+    check_output_dir(out_dir)
     paths = (out_dir / DIVERGENCE_CSV, out_dir / FIRST_DIVERGENCE_CSV)
     frames = (divergence_frame(report), first_divergence_frame(report))
-    for frame, path in zip(frames, paths):
-        write_csv_atomically(frame, path)
+    try:
+        for frame, path in zip(frames, paths):
+            write_csv_atomically(frame, path)
+    except OSError as error:
+        raise UsageError(f"cannot write reports to {out_dir}: {error.strerror or error}.") from None
     return paths

@@ -162,9 +162,6 @@ def test_bad_flag_exits_2_with_one_clear_error_line(tmp_path, capsys, flags, err
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="write_reports runs after the whole comparison and lets FileExistsError "
-                   "escape: --out naming an existing file gives a Python traceback (and exit 1), not one line and "
-                   "exit 2")
 def test_out_naming_an_existing_file_exits_2_with_one_line(tmp_path, capsys):
     taken = tmp_path / "taken"
     taken.write_text("not a directory\n")

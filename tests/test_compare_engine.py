@@ -236,14 +236,8 @@ PARAMS_IN_PLACE = (
     ("    return y, h, c, cache\n", '    params["Wf"] *= 2\n    params["by"][...] = 7\n    return y, h, c, cache\n'),
     ("    return dparams, dxh[..., -H:], dc * f", '    params["Wy"] *= 2\n    return dparams, dxh[..., -H:], dc * f'),
 )
-READ_ONLY_JAX_STATE = ("references.jax_lstm returns read-only arrays (np.asarray of a jax.Array); private_copy "
-                       "passes read-only arrays through uncopied, so in isolated mode the user's lstm gets the jax "
-                       "reference's h_prev/c_prev (and dlstm its dy) read-only: `h_prev *= 0` raises 'output array "
-                       "is read-only', reported as an exception at isolated forward step 0 that blames params")
 
-
-@pytest.mark.parametrize("reference", [
-    "torch", pytest.param("jax", marks=pytest.mark.xfail(strict=True, reason=READ_ONLY_JAX_STATE))])
+@pytest.mark.parametrize("reference", ["torch", "jax"])
 def test_implementation_that_modifies_its_arguments_in_place_matches_everywhere(tmp_path, reference):
     """The user's code gets copies: its scribbles corrupt neither the references nor later steps.
 
@@ -259,9 +253,6 @@ def test_implementation_that_modifies_its_arguments_in_place_matches_everywhere(
     pd.testing.assert_frame_equal(divergence_frame(in_place), divergence_frame(clean))
 
 
-@pytest.mark.xfail(strict=True, reason="the engine passes params read-only (commit b4cf850): an lstm that scales "
-                   "params['Wf'] in place after computing is reported as an exception finding, where issue 3 "
-                   "section 8 says the user's code gets copies and must match")
 def test_implementation_that_modifies_params_in_place_after_computing_matches_everywhere(tmp_path):
     config = Config(references=("torch",), modes=("isolated", "chained"))
     report = compare.run(write_impl(tmp_path, "params_in_place", *PARAMS_IN_PLACE), config)
