@@ -54,6 +54,6 @@ def summarize(report, paths=()):
 
 
 def _where(finding):
-    step = "" if finding.step is None else f" step {finding.step}"
+    step = " (whole sequence)" if finding.step is None else f" step {finding.step}"
     gate = f", gate {finding.gate}" if finding.gate else ""
     return f"{finding.phase}{step}{gate}, {finding.tensor}"
