@@ -24,4 +24,4 @@ bench: venv
 	$(PY) bench/bench_report.py
 
 clean:
-	rm -rf $(VENV) reports/*.csv reports/*.png
+	rm -rf $(VENV) reports/*.csv reports/*.png reports/suite

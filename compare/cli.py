@@ -7,7 +7,7 @@ import sys
 from compare.errors import EXIT_UNUSABLE, UsageError
 
 # Subcommand name -> module in compare.commands with HELP, add_arguments(parser) and execute(args).
-COMMANDS = {"report": "compare.commands.report"}
+COMMANDS = {"report": "compare.commands.report", "run": "compare.commands.run"}
 
 
 def build_parser():

@@ -1,0 +1,141 @@
+"""`lstm-compare run`: the comparison suite (what `make suite` runs), with a progress bar and one summary table."""
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from compare.commands.report import parse_references
+from compare.errors import EXIT_DIVERGED, EXIT_MATCH
+from compare.suite import GRIDS, SUITE_DIR, describe_location, run_suite, slug, where, write_suite
+
+HELP = ("run the comparison suite: a grid of sizes, dtypes, batches, initial states and seeds against PyTorch and "
+        "JAX in every mode, then check that every catalog bug is found where expected")
+
+
+def add_arguments(parser):
+    parser.add_argument("--impl", metavar="FILE.py", help="a seed-convention LSTM file (default: handrolled)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="grid", action="store_const", const="quick",
+                      help="a smaller grid: T in {1, 12}, one size and seed")
+    size.add_argument("--full", dest="grid", action="store_const", const="full",
+                      help="a larger grid: more seeds, T up to 1000, H up to 64")
+    parser.set_defaults(grid="default")
+    parser.add_argument("--reference", type=parse_references, default=("torch", "jax"), metavar="torch,jax",
+                        help="references to compare against (default: torch,jax)")
+    parser.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default: reports/)")
+    parser.add_argument("--plot", action="store_true",
+                        help="also draw a heatmap PNG per reference x mode for each configuration that diverged")
+
+
+def execute(args):
+    console = Console(width=None if Console().is_terminal else 150)
+    impl = args.impl or _handrolled()
+    grid = GRIDS[args.grid]
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def progress(label, done, total):
+            bar.update(task, description=label, completed=done, total=total)
+
+        result = run_suite(impl, grid, references=args.reference, progress=progress)
+    paths = write_suite(result, args.out)
+    if args.plot:
+        paths += _plot(result, Path(args.out))
+    console.print(summary_table(result))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    _print_verdict(console, result, args.out)
+    console.print("Reports: " + ", ".join(str(p) for p in paths[:2])
+                  + (f", and {len(paths) - 2} more under {Path(args.out) / SUITE_DIR}" if len(paths) > 2 else ""))
+    return EXIT_MATCH if result.ok else EXIT_DIVERGED
+
+
+def _handrolled():
+    import handrolled
+
+    return handrolled
+
+
+def summary_table(result):
+    """The grid, then the catalog self-check, as one table.
+
+    A configuration where every reference and mode matches takes one row (its worst error over all of them);
+    one with a divergence gets a row per reference x mode.  suite.csv always has every row.
+    """
+    table = Table(title=f"lstm-compare suite ({result.grid} grid): {result.implementation} against "
+                        f"{', '.join(result.references)}", title_justify="left")
+    for name, justify in (("configuration", "left"), ("reference", "left"), ("mode", "left"),
+                          ("worst rel err", "right"), ("err / allowed", "right"), ("first divergence", "left"),
+                          ("seconds", "right")):
+        table.add_column(name, justify=justify, no_wrap=name != "first divergence")
+    for config in result.configs:
+        _add_config(table, config, result.references)
+    for entry in result.catalog:
+        _add_bug(table, entry)
+    return table
+
+
+def _add_config(table, config, references):
+    summaries = config.summaries
+    seconds = f"{config.seconds:.2f}"
+    if not config.diverged:
+        worst_rel = max(s.worst_rel_err for s in summaries)
+        worst_ratio = max(s.worst_ratio for s in summaries)
+        modes = "all" if len(summaries) == len(references) * 3 else ", ".join(dict.fromkeys(s.mode for s in summaries))
+        table.add_row(config.spec.label(), ", ".join(references), modes, f"{worst_rel:.1e}", f"{worst_ratio:.0e}",
+                      "[green]none[/]", seconds)
+        return
+    previous = None
+    for k, s in enumerate(summaries):
+        status = f"[bold red]{where(s.finding)}[/]" if s.finding else "[green]none[/]"
+        reference, previous = ("" if s.reference == previous else s.reference), s.reference
+        table.add_row(config.spec.label() if k == 0 else "", reference, s.mode, f"{s.worst_rel_err:.1e}",
+                      f"{s.worst_ratio:.0e}", status, seconds if k == 0 else "",
+                      end_section=k == len(summaries) - 1)
+
+
+def _add_bug(table, entry):
+    """One row per catalog bug when every reference found it at the same place, else one per reference.
+
+    The mode column is the mode the bug must be found in; the first divergence is where it was found.
+    """
+    check = entry.result
+    places = set(check.found.values())
+    groups = [(", ".join(check.found), next(iter(places)))] if len(places) == 1 else list(check.found.items())
+    for k, (references, found) in enumerate(groups):
+        if found == check.expected:
+            status = f"[green]{describe_location(found, mode=False)}[/]"
+        else:
+            status = (f"[bold red]{describe_location(found, mode=False)}; "
+                      f"expected {describe_location(check.expected, mode=False)}[/]")
+        table.add_row(f"bug {check.bug.name}" if k == 0 else "", references, check.expected.mode, "", "", status,
+                      f"{entry.seconds:.2f}" if k == 0 else "")
+
+
+def _print_verdict(console, result, out):
+    diverged = [c for c in result.configs if c.diverged]
+    missed = [c.result.bug.name for c in result.catalog if not c.ok]
+    if diverged:
+        console.print(f"[bold red]{len(diverged)} of {len(result.configs)} configurations diverged[/]; "
+                      f"divergence reports in {Path(out) / SUITE_DIR}/ "
+                      f"({', '.join(slug(c.spec) for c in diverged[:3])}{', ...' if len(diverged) > 3 else ''}).")
+    else:
+        console.print(f"[green]All {len(result.configs)} configurations match[/] {' and '.join(result.references)} "
+                      "in every mode.")
+    if missed:
+        console.print(f"[bold red]Catalog self-check failed[/]: not found where expected: {', '.join(missed)}.")
+    else:
+        console.print(f"[green]Catalog self-check passed[/]: all {len(result.catalog)} bugs found where expected.")
+
+
+def _plot(result, out):
+    from compare.plot import write_heatmaps
+
+    paths = []
+    for config in result.configs:
+        if config.diverged:
+            paths += write_heatmaps(config.report, out / SUITE_DIR / slug(config.spec))
+    return paths

@@ -1,0 +1,283 @@
+"""The comparison suite: a grid of problems, each compared in every mode with every reference, then the
+catalog self-check (every known bug must be found exactly where the catalog says).
+
+A grid is a few ``Block``s, each the product of its axes, rather than one product of every axis: the long
+sequences and the wide sizes need only a few dtype x batch combinations, and JAX compiles once per distinct
+shape (steps, batch, sizes, dtype), which dominates the run time of short sequences.
+"""
+
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from compare.catalog import CATALOG, check
+from compare.engine import Config, run
+from compare.implementation import load_implementation
+from compare.problem import ProblemSpec, make_problem
+from compare.report import DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV, write_csv_atomically, write_reports
+from compare.summary import mode_summaries
+from references import REFERENCES
+
+
+@dataclass(frozen=True)
+class Size:
+    hidden: int
+    inputs: int
+    outputs: int
+
+
+SMALL, WIDE = Size(hidden=5, inputs=3, outputs=1), Size(hidden=32, inputs=8, outputs=3)
+BATCH = 4
+
+
+@dataclass(frozen=True)
+class Block:
+    """Every combination of these axes is one configuration."""
+
+    steps: tuple[int, ...]
+    sizes: tuple[Size, ...] = (SMALL,)
+    dtypes: tuple[str, ...] = ("float64", "float32")
+    batches: tuple[int | None, ...] = (None, BATCH)
+    zero_states: tuple[bool, ...] = (False, True)
+    seeds: tuple[int, ...] = (0,)
+
+    def specs(self):
+        for T, size, dtype, batch, zero, seed in itertools.product(
+                self.steps, self.sizes, self.dtypes, self.batches, self.zero_states, self.seeds):
+            yield ProblemSpec(steps=T, hidden=size.hidden, inputs=size.inputs, outputs=size.outputs,
+                              batch=batch, dtype=dtype, seed=seed, zero_state=zero)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A named list of blocks; ``specs()`` is their configurations in order, without repeats."""
+
+    name: str
+    blocks: tuple[Block, ...]
+
+    def specs(self):
+        return tuple(dict.fromkeys(spec for block in self.blocks for spec in block.specs()))
+
+
+SEED_QUESTION = Size(hidden=5, inputs=1, outputs=1)  # the sizes of the question this project started from
+
+GRIDS = {
+    "quick": Grid("quick", (
+        Block(steps=(1, 12)),
+    )),
+    "default": Grid("default", (
+        Block(steps=(12,), seeds=(0, 1, 2)),  # every dtype x batch x initial state
+        Block(steps=(1,)),  # a single step: nothing arrives from later steps
+        Block(steps=(200,), seeds=(3,)),  # long sequences: rounding accumulates over the recurrence
+        Block(steps=(50,), sizes=(WIDE,), zero_states=(False,), seeds=(4, 5)),  # several outputs, wider layers
+        Block(steps=(70,), sizes=(SEED_QUESTION,), zero_states=(False,), seeds=(6,)),  # one input, 70 steps
+    )),
+    "full": Grid("full", (
+        Block(steps=(12,), seeds=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)),
+        Block(steps=(1, 2), seeds=(0, 1)),
+        Block(steps=(200,), seeds=(3, 10, 11)),
+        Block(steps=(50,), sizes=(WIDE,), seeds=(4, 5, 12)),
+        Block(steps=(70,), sizes=(SEED_QUESTION,), seeds=(6, 13, 14)),
+        Block(steps=(1000,), zero_states=(False,), seeds=(15,)),
+        Block(steps=(300,), sizes=(Size(hidden=64, inputs=8, outputs=2),), batches=(None,), zero_states=(False,),
+              seeds=(16,)),
+    )),
+}
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """One configuration of the grid: its per-(reference, mode) summaries, the report, and its wall time."""
+
+    spec: ProblemSpec
+    report: object  # compare.engine.Report
+    seconds: float
+
+    @property
+    def summaries(self):
+        return mode_summaries(self.report)
+
+    @property
+    def diverged(self):
+        return self.report.diverged
+
+
+@dataclass(frozen=True)
+class CatalogCheck:
+    """One catalog bug's self-check and its wall time."""
+
+    result: object  # compare.catalog.CatalogResult
+    seconds: float
+
+    @property
+    def ok(self):
+        return self.result.ok
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """Everything the suite ran: the grid's configurations, the catalog self-check, and what it skipped."""
+
+    implementation: str
+    grid: str
+    references: tuple[str, ...]
+    configs: tuple[ConfigResult, ...]
+    catalog: tuple[CatalogCheck, ...]
+    notes: tuple[str, ...]  # one sentence per kind of configuration or mode that was skipped, and why
+
+    @property
+    def ok(self):
+        return not any(c.diverged for c in self.configs) and all(r.ok for r in self.catalog)
+
+
+def probe_batches(implementation, spec=ProblemSpec(steps=1, batch=2)):
+    """None when ``lstm`` and ``dlstm`` take (B, X) batches; otherwise why not, in a few words.
+
+    One step forward and backward on a tiny batch: anything raised, or a result without the batch axis (or
+    with parameter gradients not summed over it), means the file is written for single vectors only.
+    """
+    problem = make_problem(spec)
+    B, H, O = spec.batch, spec.hidden, spec.outputs
+    try:
+        y, h, c, cache = implementation.lstm(dict(problem.params), problem.inputs[0], problem.h0, problem.c0)
+        shapes = {"y": (np.shape(y), (B, O)), "h": (np.shape(h), (B, H)), "c": (np.shape(c), (B, H))}
+        dy = np.ones((B, O))
+        dparams, dh_prev, dc_prev = implementation.dlstm(dict(problem.params), dy, np.ones((B, H)),
+                                                         np.ones((B, H)), cache)
+        shapes.update({"dh_prev": (np.shape(dh_prev), (B, H)), "dc_prev": (np.shape(dc_prev), (B, H))})
+        shapes.update({f"d{k}": (np.shape(dparams.get(k)), v.shape) for k, v in problem.params.items()})
+    except Exception as error:  # noqa: BLE001 - any failure on a batch means batches are not supported
+        return f"a one-step probe with a ({B}, {spec.inputs}) batch raised {type(error).__name__}"
+    for name, (got, want) in shapes.items():
+        if got != want:
+            return f"a one-step probe with a ({B}, {spec.inputs}) batch gave {name} of shape {got}, not {want}"
+    return None
+
+
+def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, progress=None):
+    """Run ``grid`` on ``impl`` (a path or a module), then the self-check of ``catalog`` (default: the whole
+    public ``CATALOG``): a ``SuiteResult``.
+
+    ``progress(label, done, total)``, if given, is called before each configuration and each catalog bug.
+    """
+    implementation = load_implementation(impl)  # a bad file is a UsageError before anything runs
+    catalog = CATALOG if catalog is None else catalog
+    specs, notes = grid.specs(), []
+    if any(spec.batch is not None for spec in specs):
+        reason = probe_batches(implementation)
+        if reason:
+            specs = tuple(spec for spec in specs if spec.batch is None)
+            notes.append(f"batched configurations skipped: {reason}.")
+    total = len(specs) + len(catalog)
+    configs = []
+    for k, spec in enumerate(specs):
+        if progress:
+            progress(spec.label(), k, total)
+        start = time.perf_counter()
+        report = run(impl, Config(spec=spec, references=tuple(references)))
+        configs.append(ConfigResult(spec, report, time.perf_counter() - start))
+        notes += [note for note in report.skipped if note not in notes]
+    results = []
+    for k, bug in enumerate(catalog, start=len(specs)):
+        if progress:
+            progress(f"catalog: {bug.name}", k, total)
+        start = time.perf_counter()
+        results.append(CatalogCheck(check(bug, references=tuple(references)), time.perf_counter() - start))
+    return SuiteResult(implementation.name, grid.name, tuple(references), tuple(configs), tuple(results),
+                       tuple(notes))
+
+
+# --- the reporting edge: suite.csv, catalog.csv, and a divergence report per diverged configuration ---
+
+SUITE_CSV, CATALOG_CSV, SUITE_DIR = "suite.csv", "catalog.csv", "suite"
+SUITE_COLUMNS = ["configuration", "reference", "mode", "status", "worst_rel_err", "worst_err_over_allowed",
+                 "first_divergence", "report"]
+CATALOG_COLUMNS = ["bug", "reference", "expected", "found", "status"]
+
+
+def slug(spec):
+    """A folder name for one configuration: T12-H5-X3-O1-B4-float32-seed1-zero."""
+    batch = "" if spec.batch is None else f"-B{spec.batch}"
+    zero = "-zero" if spec.zero_state else ""
+    return f"T{spec.steps}-H{spec.hidden}-X{spec.inputs}-O{spec.outputs}{batch}-{spec.dtype}-seed{spec.seed}{zero}"
+
+
+def where(finding):
+    """'backward step 11, gate f, dWf' (or '' when nothing diverged)."""
+    if finding is None:
+        return ""
+    step = "" if finding.step is None else f" step {finding.step}"
+    gate = f", gate {finding.gate}" if finding.gate else ""
+    return f"{finding.phase}{step}{gate}, {finding.tensor}"
+
+
+def describe_location(location, mode=True):
+    """'isolated backward step 11, dWf' for a ``catalog.Location`` (or 'not found' for None)."""
+    if location is None:
+        return "not found"
+    step = "" if location.step is None else f" step {location.step}"
+    return f"{location.mode + ' ' if mode else ''}{location.phase}{step}, {location.tensor}"
+
+
+def suite_frame(result):
+    """One row per configuration x reference x mode, in grid order; deterministic (no timings)."""
+    rows = []
+    for config in result.configs:
+        folder = f"{SUITE_DIR}/{slug(config.spec)}" if config.diverged else ""
+        for s in config.summaries:
+            rows.append({"configuration": config.spec.label(), "reference": s.reference, "mode": s.mode,
+                         "status": "diverged" if s.finding else "match",
+                         "worst_rel_err": _number(s.worst_rel_err), "worst_err_over_allowed": _number(s.worst_ratio),
+                         "first_divergence": where(s.finding), "report": folder if s.finding else ""})
+    return pd.DataFrame(rows, columns=SUITE_COLUMNS)
+
+
+def catalog_frame(result):
+    """One row per catalog bug x reference: where it had to be found, where it was."""
+    rows = []
+    for entry in result.catalog:
+        for reference, found in entry.result.found.items():
+            ok = found == entry.result.expected
+            rows.append({"bug": entry.result.bug.name, "reference": reference,
+                         "expected": describe_location(entry.result.expected), "found": describe_location(found),
+                         "status": "found" if ok else "missed"})
+    return pd.DataFrame(rows, columns=CATALOG_COLUMNS)
+
+
+def _number(value):
+    """Three significant digits: enough to read, and stable against last-bit differences between BLAS builds."""
+    return f"{value:.2e}" if np.isfinite(value) else str(value)
+
+
+def write_suite(result, out_dir):
+    """Write suite.csv, catalog.csv and, per diverged configuration, suite/<slug>/divergence.csv and
+    first_divergence.csv; folders under suite/ left from an earlier run are removed first.  Returns the paths.
+    """
+    out_dir = Path(out_dir)
+    clear_divergence_folders(out_dir / SUITE_DIR)
+    paths = [out_dir / SUITE_CSV, out_dir / CATALOG_CSV]
+    write_csv_atomically(suite_frame(result), paths[0])
+    write_csv_atomically(catalog_frame(result), paths[1])
+    for config in result.configs:
+        if config.diverged:
+            paths += write_reports(config.report, out_dir / SUITE_DIR / slug(config.spec))
+    return paths
+
+
+def clear_divergence_folders(suite_dir):
+    """Remove the reports (and then the emptied folders) that an earlier suite run wrote under ``suite_dir``."""
+    if not suite_dir.is_dir():
+        return
+    for folder in suite_dir.iterdir():
+        if not folder.is_dir():
+            continue
+        for name in (DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV):
+            (folder / name).unlink(missing_ok=True)
+        for picture in folder.glob("heatmap-*.png"):
+            picture.unlink()
+        if not any(folder.iterdir()):
+            folder.rmdir()
