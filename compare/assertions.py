@@ -1,0 +1,101 @@
+"""``assert_lstm_matches``: the whole comparison as one assertion, for a person's own pytest suite.
+
+    from compare import assert_lstm_matches
+
+    def test_my_lstm():
+        assert_lstm_matches("my_lstm.py", steps=12, hidden=5, inputs=3, outputs=1, dtype="float64", seed=0)
+
+It returns quietly when every reference and mode matches, and raises ``AssertionError`` otherwise, with the
+first divergence spelled out (mode, phase, step, gate, tensor, worst index, both values, tolerance) and the path
+to the full report.  A file that cannot be compared at all raises ``compare.UsageError`` with one sentence.
+"""
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from compare.engine import MODES, Config, run
+from compare.errors import UsageError
+from compare.problem import ProblemSpec
+from references import REFERENCES
+
+
+def compare_lstm(impl, *, steps=12, hidden=5, inputs=3, outputs=1, dtype="float64", seed=0, batch=None,
+                 zero_state=False, references=REFERENCES, modes=MODES):
+    """Run the comparison on ``impl`` (a path or a module) for one problem: a ``compare.Report``.
+
+    A ``UsageError`` (the file does not import, a wrong interface) is raised afresh, without the internal
+    traceback, so that a test shows the one sentence that matters.
+    """
+    __tracebackhide__ = True
+    spec = ProblemSpec(steps=steps, hidden=hidden, inputs=inputs, outputs=outputs, batch=batch, dtype=dtype,
+                       seed=seed, zero_state=zero_state)
+    try:
+        return run(impl, Config(spec=spec, references=tuple(references), modes=tuple(modes)))
+    except UsageError as error:
+        raise UsageError(str(error)) from None
+
+
+def assert_lstm_matches(impl, steps=12, hidden=5, inputs=3, outputs=1, dtype="float64", seed=0, *, batch=None,
+                        zero_state=False, references=REFERENCES, modes=MODES, report_dir=None):
+    """Raise ``AssertionError`` unless ``impl`` matches every reference in every mode; otherwise return None.
+
+    The problem (parameters, inputs, targets, initial state) is drawn from ``seed`` exactly as
+    ``lstm-compare report`` draws it.  Reports are written to ``report_dir`` when it is given, and on a failure
+    to a fresh temporary folder otherwise (the message names it).
+    """
+    __tracebackhide__ = True
+    report = compare_lstm(impl, steps=steps, hidden=hidden, inputs=inputs, outputs=outputs, dtype=dtype, seed=seed,
+                          batch=batch, zero_state=zero_state, references=references, modes=modes)
+    if report_dir is not None or report.diverged:
+        from compare.report import write_reports  # pandas, only when a report is written
+
+        out = Path(report_dir) if report_dir is not None else Path(tempfile.mkdtemp(prefix="lstm-compare-"))
+        paths = write_reports(report, out)
+    if report.diverged:
+        raise AssertionError(mismatch_message(report, paths[0]))
+
+
+def mismatch_message(report, report_path=None):
+    """A message in the spirit of ``torch.testing.assert_close`` for a report that diverged."""
+    findings = sorted(report.findings, key=lambda f: f.mode != "isolated")  # isolated points at the line
+    first = findings[0]
+    lines = [f"{report.implementation} does not match the references ({report.config.spec.label()})!",
+             f"First divergence against {first.reference}, {first.mode} mode: {_where(first)}"]
+    if first.tensor == "exception":
+        lines.append(first.message)
+    else:
+        diff, k = _diff_at(report, first)
+        index = ", ".join(str(i) for i in first.worst_index)
+        lines += [
+            f"Mismatched elements: {int(diff.n_mismatch[k])} / {diff.n_total} "
+            f"({100 * diff.n_mismatch[k] / max(diff.n_total, 1):.1f}%)",
+            f"Greatest absolute difference: {first.max_abs_err:.2e} at index ({index}) "
+            f"(up to {first.tolerance:.2e} allowed)",
+            f"Greatest relative difference: {first.max_rel_err:.2e} (norm-wise: |error| / max |expected|)",
+            f"Actual {first.tensor}[{index}] = {first.actual!r}, expected {first.expected!r}",
+            first.message,
+        ]
+    others = [f"{f.reference} {f.mode} ({_where(f)})" for f in findings[1:]]
+    if others:
+        lines.append(f"Also diverged: {'; '.join(others)}")
+    if report_path is not None:
+        lines.append(f"Full report: {report_path} (first_divergence.csv beside it)")
+    return "\n".join(lines)
+
+
+def _where(finding):
+    step = "whole sequence" if finding.step is None else f"step {finding.step}"
+    gate = f", gate {finding.gate}" if finding.gate else ""
+    return f"{finding.phase} {step}{gate}, tensor {finding.tensor}"
+
+
+def _diff_at(report, finding):
+    """The ``TensorDiff`` behind a finding and the position of its step within it."""
+    step = -1 if finding.step is None else finding.step
+    for diff in report.diffs:
+        if (diff.reference, diff.mode, diff.phase, diff.tensor) == (finding.reference, finding.mode,
+                                                                     finding.phase, finding.tensor):
+            return diff, int(np.flatnonzero(diff.steps == step)[0])
+    raise LookupError(f"no measurement behind the finding {finding}")

@@ -1,0 +1,90 @@
+"""Accuracy baselines: a report's worst error per tensor saved as a golden CSV, and a check against it.
+
+Matching within tolerance is not the whole story: a refactor that makes every gradient 100x less accurate can
+still sit far inside a float64 tolerance.  The baseline records, per reference x mode x phase x tensor, the worst
+norm-wise relative error over the steps; a later run fails when any of them grows past
+
+    allowed = factor * max(baseline, eps(dtype))
+
+(``eps`` so that an error recorded as exactly zero still allows rounding-level noise).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from compare.report import write_csv_atomically
+
+BASELINE_COLUMNS = ["configuration", "reference", "mode", "phase", "tensor", "max_rel_err"]
+DEFAULT_FACTOR = 10.0
+
+
+@dataclass(frozen=True)
+class Regression:
+    """One tensor whose error grew past what its baseline allows."""
+
+    reference: str
+    mode: str
+    phase: str
+    tensor: str
+    baseline: float  # NaN: the tensor is not in the current report at all
+    current: float
+    allowed: float
+
+    def describe(self):
+        if np.isnan(self.current):
+            return f"{self.reference} {self.mode} {self.phase} {self.tensor}: in the baseline but no longer compared"
+        growth = self.current / max(self.baseline, np.finfo(np.float64).tiny)
+        return (f"{self.reference} {self.mode} {self.phase} {self.tensor}: max rel err {self.current:.2e}, "
+                f"baseline {self.baseline:.2e} ({growth:.3g}x; up to {self.allowed:.2e} allowed)")
+
+
+def baseline_frame(report):
+    """The worst relative error over the steps of every compared tensor, three significant digits."""
+    rows = [{"configuration": report.config.spec.label(), "reference": d.reference, "mode": d.mode,
+             "phase": d.phase, "tensor": d.tensor, "max_rel_err": f"{float(np.max(d.max_rel_err)):.2e}"}
+            for d in report.diffs]
+    return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
+
+
+def write_baseline(report, path):
+    write_csv_atomically(baseline_frame(report), path)
+    return Path(path)
+
+
+def read_baseline(path):
+    return pd.read_csv(path, dtype={"configuration": str, "max_rel_err": float}, keep_default_na=False)
+
+
+def regressions(report, baseline, factor=DEFAULT_FACTOR):
+    """Every tensor of ``baseline`` (a frame from ``read_baseline``) whose error in ``report`` grew past
+    ``factor`` times its baseline, worst growth first.  Raises ``ValueError`` when the baseline was recorded
+    for a different problem (sizes, dtype, seed), where its errors say nothing about this one.
+    """
+    label = report.config.spec.label()
+    recorded = set(baseline["configuration"])
+    if recorded != {label}:
+        raise ValueError(f"the baseline was recorded for {', '.join(sorted(recorded))}, not {label}")
+    eps = float(np.finfo(np.dtype(report.config.spec.dtype)).eps)
+    current = {(d.reference, d.mode, d.phase, d.tensor): float(np.max(d.max_rel_err)) for d in report.diffs}
+    found = []
+    for row in baseline.itertuples(index=False):
+        key = (row.reference, row.mode, row.phase, row.tensor)
+        allowed = factor * max(row.max_rel_err, eps)
+        now = current.get(key, np.nan)
+        if np.isnan(now) or not now <= allowed:
+            found.append(Regression(*key, row.max_rel_err, now, allowed))
+    return sorted(found, key=lambda r: (0, 0.0) if np.isnan(r.current) else (1, -r.current / r.allowed))
+
+
+def regression_message(found, path, factor, limit=10):
+    """'accuracy regressed against tests/baselines/x.csv (more than 10x): ...' for a failing check."""
+    lines = [f"LSTM accuracy regressed against the baseline {path}: {len(found)} tensor(s) grew more than "
+             f"{factor:g}x, though still within tolerance."]
+    lines += [f"  {r.describe()}" for r in found[:limit]]
+    if len(found) > limit:
+        lines.append(f"  ... and {len(found) - limit} more")
+    lines.append("If the change is intended, record a new baseline with --lstm-compare-update-baseline.")
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""pytest plugin (registered through the ``pytest11`` entry point): the ``lstm_compare`` fixture and its options.
+
+    def test_my_lstm(lstm_compare):
+        lstm_compare("my_lstm.py", steps=12, hidden=5, inputs=3, outputs=1, dtype="float64", seed=0)
+
+The fixture asserts a match exactly like ``compare.assert_lstm_matches`` and, when a baseline folder is set
+(``--lstm-compare-baseline DIR`` or ``lstm_compare_baseline = DIR`` in the ini file), also checks each tensor's
+worst error against the golden CSV ``DIR/<test name>.csv``: growing more than ``--lstm-compare-factor`` times
+(default 10) fails, even inside tolerance.  ``--lstm-compare-update-baseline`` records the golden files instead.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+# The comparison (numpy, pandas, and torch and JAX on first use) is imported inside the fixture only, so that
+# this plugin, loaded by every pytest run in the environment, costs nothing where it is not used.
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("lstm-compare", "LSTM comparison against PyTorch and JAX")
+    group.addoption("--lstm-compare-reports", metavar="DIR",
+                    help="write every lstm_compare call's divergence reports to DIR/<test name>/ "
+                         "(default: only on a failure, under pytest's temporary folder)")
+    group.addoption("--lstm-compare-baseline", metavar="DIR",
+                    help="check each lstm_compare call against the golden CSV DIR/<test name>.csv "
+                         "(overrides the lstm_compare_baseline ini setting)")
+    group.addoption("--lstm-compare-update-baseline", action="store_true",
+                    help="record the golden CSVs instead of checking them (only for calls that match)")
+    group.addoption("--lstm-compare-factor", type=float, metavar="F",
+                    help="how many times a tensor's error may grow past its baseline (default 10)")
+    parser.addini("lstm_compare_baseline", "folder of lstm_compare's golden CSVs, relative to the ini file")
+    parser.addini("lstm_compare_factor", "allowed error growth over the baseline (default 10)")
+
+
+def pytest_configure(config):
+    if config.getoption("--lstm-compare-update-baseline") and _baseline_dir(config) is None:
+        raise pytest.UsageError("--lstm-compare-update-baseline needs --lstm-compare-baseline DIR "
+                                "(or lstm_compare_baseline in the ini file)")
+
+
+def _baseline_dir(config):
+    option = config.getoption("--lstm-compare-baseline")
+    if option:
+        return Path(option).resolve()
+    ini = config.getini("lstm_compare_baseline")
+    if not ini:
+        return None
+    base = config.inipath.parent if config.inipath else config.rootpath
+    return (base / ini).resolve()
+
+
+def _factor(config):
+    """The --lstm-compare-factor option, else the ini setting, else None (the default)."""
+    option = config.getoption("--lstm-compare-factor")
+    if option is not None:
+        return option
+    ini = config.getini("lstm_compare_factor")
+    try:
+        return float(ini) if ini else None
+    except ValueError:
+        raise pytest.UsageError(f"lstm_compare_factor = {ini!r} is not a number") from None
+
+
+class LstmCompare:
+    """The fixture's value: call it like ``assert_lstm_matches``; it returns the ``compare.Report``."""
+
+    def __init__(self, request, tmp_path_factory):
+        self._config = request.config
+        self._name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name).strip("_")
+        self._tmp = tmp_path_factory
+        self._calls = 0
+
+    def __call__(self, impl, *, baseline=None, **problem):
+        """Compare ``impl`` on the problem given by ``problem`` (the keywords of ``assert_lstm_matches``).
+
+        ``baseline`` names the golden CSV (default: the test's name, with -2, -3 ... for further calls in the
+        same test); ``baseline=False`` skips the baseline check for this call.
+        """
+        __tracebackhide__ = True
+        from compare.assertions import compare_lstm, mismatch_message
+        from compare.report import write_reports
+
+        self._calls += 1
+        name = self._name if self._calls == 1 else f"{self._name}-{self._calls}"
+        report = compare_lstm(impl, **problem)
+        reports_dir = self._config.getoption("--lstm-compare-reports")
+        paths = None
+        if reports_dir:
+            paths = write_reports(report, Path(reports_dir) / name)
+        if report.diverged:
+            paths = paths or write_reports(report, self._tmp.mktemp(f"lstm-compare-{name}", numbered=True))
+            raise AssertionError(mismatch_message(report, paths[0]))
+        folder = _baseline_dir(self._config)
+        if baseline is not False and folder is not None:
+            self._check_baseline(report, folder / f"{baseline or name}.csv")
+        return report
+
+    def _check_baseline(self, report, path):
+        __tracebackhide__ = True
+        from compare.baseline import DEFAULT_FACTOR, read_baseline, regression_message, regressions, write_baseline
+
+        if self._config.getoption("--lstm-compare-update-baseline"):
+            write_baseline(report, path)
+            return
+        if not path.is_file():
+            raise AssertionError(f"no lstm-compare baseline at {path}; record one with "
+                                 f"pytest --lstm-compare-update-baseline")
+        factor = _factor(self._config) or DEFAULT_FACTOR
+        try:
+            found = regressions(report, read_baseline(path), factor)
+        except ValueError as error:
+            raise AssertionError(f"{path}: {error}; record it again with --lstm-compare-update-baseline") from None
+        if found:
+            raise AssertionError(regression_message(found, path, factor))
+
+
+@pytest.fixture
+def lstm_compare(request, tmp_path_factory):
+    """Compare a seed-convention LSTM with PyTorch and JAX; fails on a divergence or an accuracy regression."""
+    return LstmCompare(request, tmp_path_factory)
