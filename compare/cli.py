@@ -5,9 +5,11 @@ import importlib
 import sys
 
 from compare.errors import EXIT_UNUSABLE, UsageError
+from references import ReferenceRefused
 
 # Subcommand name -> module in compare.commands with HELP, add_arguments(parser) and execute(args).
-COMMANDS = {"report": "compare.commands.report", "run": "compare.commands.run"}
+COMMANDS = {"report": "compare.commands.report", "run": "compare.commands.run",
+            "gradcheck": "compare.commands.gradcheck"}
 
 
 def build_parser():
@@ -28,7 +30,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         code = modules[args.command].execute(args)
-    except UsageError as error:
+    except (UsageError, ReferenceRefused) as error:  # ReferenceRefused: e.g. too large for finite differences
         print(f"lstm-compare: error: {error}", file=sys.stderr)
         code = EXIT_UNUSABLE
     sys.exit(code)

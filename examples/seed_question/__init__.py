@@ -1,0 +1,1 @@
+"""The seed question answered end to end; see run.py and README.md beside this file."""

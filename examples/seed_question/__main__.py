@@ -1,0 +1,3 @@
+from examples.seed_question.run import main
+
+main()
