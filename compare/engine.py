@@ -12,7 +12,7 @@ from compare.measure import TensorDiff, expectation, measure, tensor_diff
 from compare.problem import ProblemSpec, make_problem
 from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS, gate_of
 from compare.tolerance import Tolerance, tolerance_for
-from references import REFERENCES, ReferenceUnavailable, load
+from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
 
 MODES = ("isolated", "chained", "sequence")
 
@@ -94,7 +94,7 @@ def _trace_reference(name, problem, truth_problem):
         module = load(name)
         expected = module.trace(problem)
         truth = expected if problem.dtype == np.float64 else module.trace(truth_problem)
-    except (ReferenceUnavailable, ValueError) as error:  # unavailable, or a size it refuses
+    except (ReferenceUnavailable, ReferenceRefused) as error:  # not installed, or a size it refuses
         raise UsageError(f"{error}".rstrip(".") + ".") from None
     return ReferenceRun(name, expected, truth, reference_tolerance(module, problem.dtype))
 

@@ -47,7 +47,7 @@ def summarize(report, paths=()):
     for f in report.findings:
         lines.append(f"{f.reference}, {f.mode}: {f.message}")
     if not report.findings:
-        lines.append("No divergence: every compared tensor is within tolerance of both references.")
+        lines.append(f"No divergence: every compared tensor is within tolerance of {_references(report)}.")
     if paths:
         lines.append("Reports: " + ", ".join(str(p) for p in paths))
     return "\n".join(lines)
@@ -57,3 +57,8 @@ def _where(finding):
     step = " (whole sequence)" if finding.step is None else f" step {finding.step}"
     gate = f", gate {finding.gate}" if finding.gate else ""
     return f"{finding.phase}{step}{gate}, {finding.tensor}"
+
+
+def _references(report):
+    names = report.config.references
+    return {1: f"the {names[0]} reference", 2: "both references"}.get(len(names), f"all {len(names)} references")

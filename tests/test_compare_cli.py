@@ -107,7 +107,7 @@ def test_divergence_exits_1_and_whole_sequence_findings_have_an_empty_step(tmp_p
                                        "dWy, dby, dWo, dbo, dWf, dbf, dWi, dbi, dWg, dbg diverge: the sequence loop")
         assert float(r["max_abs_err"]) > 1e6 * float(r["tolerance"])
         assert f"{r['reference']}, sequence: {r['message']}" in out.splitlines()
-    assert "  torch  sequence  DIVERGED" in out and "first: backward, dWy" in out
+    assert "  torch  sequence  DIVERGED" in out and "first: backward (whole sequence), dWy" in out
 
 
 def test_zero_state_moves_a_c_prev_path_bug_from_step_0_to_step_1(tmp_path, capsys):
