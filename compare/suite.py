@@ -207,10 +207,10 @@ def slug(spec):
 
 
 def where(finding):
-    """'backward step 11, gate f, dWf' (or '' when nothing diverged)."""
+    """'backward step 11, gate f, dWf', 'backward (whole sequence), gate o, dWo', or '' for no divergence."""
     if finding is None:
         return ""
-    step = "" if finding.step is None else f" step {finding.step}"
+    step = " (whole sequence)" if finding.step is None else f" step {finding.step}"
     gate = f", gate {finding.gate}" if finding.gate else ""
     return f"{finding.phase}{step}{gate}, {finding.tensor}"
 
@@ -219,7 +219,7 @@ def describe_location(location, mode=True):
     """'isolated backward step 11, dWf' for a ``catalog.Location`` (or 'not found' for None)."""
     if location is None:
         return "not found"
-    step = "" if location.step is None else f" step {location.step}"
+    step = " (whole sequence)" if location.step is None else f" step {location.step}"
     return f"{location.mode + ' ' if mode else ''}{location.phase}{step}, {location.tensor}"
 
 

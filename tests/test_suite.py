@@ -136,6 +136,7 @@ def test_a_diverging_file_exits_1_with_a_divergence_report_per_configuration(tin
     isolated = suite[(suite["mode"] == "isolated")]
     assert set(isolated["first_divergence"]) == {"backward step 11, gate f, dWf"}
     assert set(isolated["report"]) == {"suite/T12-H5-X3-O1-float64-seed0", "suite/T12-H5-X3-O1-B4-float64-seed0"}
+    assert set(suite.loc[suite["mode"] == "sequence", "first_divergence"]) == {"backward (whole sequence), gate o, dWo"}
     folder = tmp_path / "out" / "suite" / "T12-H5-X3-O1-B4-float64-seed0"
     first = pd.read_csv(folder / "first_divergence.csv")
     assert set(first.loc[first["mode"] == "isolated", "tensor"]) == {"dWf"}

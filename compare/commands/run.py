@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -46,7 +47,7 @@ def execute(args):
         paths += _plot(result, Path(args.out))
     console.print(summary_table(result))
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}")
     _print_verdict(console, result, args.out)
     console.print("Reports: " + ", ".join(str(p) for p in paths[:2])
                   + (f", and {len(paths) - 2} more under {Path(args.out) / SUITE_DIR}" if len(paths) > 2 else ""))
@@ -65,7 +66,7 @@ def summary_table(result):
     A configuration where every reference and mode matches takes one row (its worst error over all of them);
     one with a divergence gets a row per reference x mode.  suite.csv always has every row.
     """
-    table = Table(title=f"lstm-compare suite ({result.grid} grid): {result.implementation} against "
+    table = Table(title=f"lstm-compare suite ({result.grid} grid): {escape(result.implementation)} against "
                         f"{', '.join(result.references)}", title_justify="left")
     for name, justify in (("configuration", "left"), ("reference", "left"), ("mode", "left"),
                           ("worst rel err", "right"), ("err / allowed", "right"), ("first divergence", "left"),
