@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from compare.engine import MODES
 from compare.report import write_csv_atomically
+from compare.tensors import rank
+from references import REFERENCES
 
 BASELINE_COLUMNS = ["configuration", "reference", "mode", "phase", "tensor", "max_rel_err"]
 DEFAULT_FACTOR = 10.0
@@ -60,8 +63,10 @@ def read_baseline(path):
 
 def regressions(report, baseline, factor=DEFAULT_FACTOR):
     """Every tensor of ``baseline`` (a frame from ``read_baseline``) whose error in ``report`` grew past
-    ``factor`` times its baseline, worst growth first.  Raises ``ValueError`` when the baseline was recorded
-    for a different problem (sizes, dtype, seed), where its errors say nothing about this one.
+    ``factor`` times its baseline, listed in the order the computation runs (so the first is where it starts).
+
+    Raises ``ValueError`` when the baseline was recorded for a different problem (sizes, dtype, seed), where
+    its errors say nothing about this one.
     """
     label = report.config.spec.label()
     recorded = set(baseline["configuration"])
@@ -74,9 +79,20 @@ def regressions(report, baseline, factor=DEFAULT_FACTOR):
         key = (row.reference, row.mode, row.phase, row.tensor)
         allowed = factor * max(row.max_rel_err, eps)
         now = current.get(key, np.nan)
-        if np.isnan(now) or not now <= allowed:
+        if not now <= allowed:  # also NaN: missing now, or NaN in the implementation
             found.append(Regression(*key, row.max_rel_err, now, allowed))
-    return sorted(found, key=lambda r: (0, 0.0) if np.isnan(r.current) else (1, -r.current / r.allowed))
+    return sorted(found, key=_computation_order)
+
+
+def _computation_order(r):
+    """Missing tensors first, then isolated mode (where a loss of accuracy starts), in the order the LSTM runs."""
+    mode = MODES.index(r.mode) if r.mode in MODES else len(MODES)
+    reference = REFERENCES.index(r.reference) if r.reference in REFERENCES else len(REFERENCES)
+    try:
+        position = rank(r.phase, r.tensor)
+    except ValueError:  # a tensor this version no longer compares (only in an old baseline)
+        position = -1
+    return (not np.isnan(r.current), mode, r.phase != "forward", position, reference)
 
 
 def regression_message(found, path, factor, limit=10):
