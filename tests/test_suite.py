@@ -1,6 +1,6 @@
 """`lstm-compare run`: the grid it covers, what it writes, what it skips and says, and its exit codes.
 
-The runs here use a two- or three-configuration grid at T=12, H=5, X=3, O=1 (shapes that JAX has compiled for the
+The runs here use a one- or two-configuration grid at T=12, H=5, X=3, O=1 (shapes that JAX has compiled for the
 other tests already) and one or two catalog bugs, monkeypatched in; the default grid itself runs in `make suite`.
 """
 
