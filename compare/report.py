@@ -65,6 +65,12 @@ def first_divergence_frame(report):
     return frame
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_csv_atomically(frame, path):
     """Write ``frame`` to a temporary file beside ``path`` and move it into place in one step."""
     path = Path(path)
@@ -73,6 +79,7 @@ def write_csv_atomically(frame, path):
     try:
         with os.fdopen(descriptor, "w", newline="") as handle:
             frame.to_csv(handle, index=False, lineterminator="\n")
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a report is an ordinary file
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
