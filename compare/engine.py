@@ -256,7 +256,7 @@ class _Collector:
 
     def backward_steps(self, reference, mode, steps, results, expected):
         for name in BACKWARD_ORDER:
-            actual = np.stack([result[name] for result in results])  # (S, *shape)
+            actual = results[0][name][None] if len(results) == 1 else np.stack([r[name] for r in results])  # (S, ...)
             done_steps, stats, _ = self._backward.setdefault((reference, mode, name), ([], [], actual.shape[1:]))
             done_steps.extend(steps)
             stats.append(measure(actual, expected[name]))

@@ -87,8 +87,12 @@ def measure(actual, expected):
     """
     S, n = expected.shape
     rows = np.arange(S)
-    err = np.asarray(actual).reshape(S, n).astype(np.float64)  # (S, n): a copy, then in place
-    err -= expected.truth
+    a = np.asarray(actual).reshape(S, n)
+    if a.dtype == np.float64:
+        err = np.subtract(a, expected.truth)  # (S, n)
+    else:  # cast first: NumPy's mixed-dtype subtract takes a slow buffered path
+        err = a.astype(np.float64)
+        err -= expected.truth
     np.abs(err, out=err)
     if n == 0:
         zeros = np.zeros(S)
@@ -105,7 +109,7 @@ def measure(actual, expected):
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(expected.scale > 0, max_abs / expected.scale, np.where(max_abs > 0, np.inf, 0.0))
     return dict(max_abs_err=max_abs, max_rel_err=rel, worst_index=worst,
-                actual=np.asarray(actual).reshape(S, n)[rows, worst].astype(np.float64),
+                actual=a[rows, worst].astype(np.float64),
                 expected=expected.truth[rows, worst], n_mismatch=n_mismatch, tolerance=expected.tolerance,
                 noise_floor=expected.noise_floor, diverged=n_mismatch > 0)
 
