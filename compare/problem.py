@@ -24,7 +24,8 @@ class ProblemSpec:
     def label(self):
         batch = "" if self.batch is None else f" B={self.batch}"
         state = " zero-state" if self.zero_state else ""
-        return f"T={self.steps} H={self.hidden} X={self.inputs} O={self.outputs}{batch} {self.dtype} seed={self.seed}{state}"
+        sizes = f"T={self.steps} H={self.hidden} X={self.inputs} O={self.outputs}{batch}"
+        return f"{sizes} {self.dtype} seed={self.seed}{state}"
 
 
 def make_problem(spec):

@@ -6,18 +6,14 @@ the default sizes T=12 H=5 X=3 O=1 (one JAX compile per dtype).  A step is singl
 input's first element, which the user's code sees and which differs at every step.
 """
 
-import csv
-import inspect
 
 import numpy as np
 import pytest
 
 import compare
-import handrolled.seed_lstm
 from compare import Config, ProblemSpec, make_problem
-from compare.cli import main
+from helpers import read_csv, report_cli, write_impl
 
-SEED_SOURCE = inspect.getsource(handrolled.seed_lstm)
 T = ProblemSpec().steps  # 12
 REFERENCES = ("torch", "jax")
 INPUTS = make_problem(ProblemSpec()).inputs  # (T, X), the values the user's code is called with in float64
@@ -25,15 +21,6 @@ LSTM_FIRST_LINE = "    xh = np.concatenate([x, h_prev], axis=-1)  # ([B,] X+H)\n
 DLSTM_RETURN = "    return dparams, dxh[..., -H:], dc * f\n"
 
 
-def write_impl(tmp_path, name, *edits):
-    """handrolled/seed_lstm.py with each (old, new) replacement made exactly once, as tmp_path/<name>.py."""
-    text = SEED_SOURCE
-    for old, new in edits:
-        assert text.count(old) == 1, f"{old!r} must occur exactly once in handrolled/seed_lstm.py"
-        text = text.replace(old, new)
-    path = tmp_path / f"{name}.py"
-    path.write_text(text)
-    return path
 
 
 def line_of(path, text):
@@ -47,17 +34,8 @@ def at_step(t):
     return f"x[0] == {float(INPUTS[t, 0])!r}"
 
 
-def report_cli(capsys, *args):
-    """Run ``lstm-compare report`` in-process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(["report", *map(str, args)])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 # --- exceptions in the user's code are findings ---------------------------------------------------------------

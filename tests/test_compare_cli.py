@@ -5,8 +5,6 @@ Most runs call ``compare.cli.main`` in-process (it ends in ``sys.exit``); two ru
 subprocess, where stderr shows everything a person would see.
 """
 
-import csv
-import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +12,12 @@ from pathlib import Path
 import pytest
 
 import compare
-import handrolled.seed_lstm
 from compare import ProblemSpec
 from compare.cli import main
 from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS
+from helpers import read_csv, report_cli, write_impl
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_SOURCE = inspect.getsource(handrolled.seed_lstm)
 T = ProblemSpec().steps  # 12
 DIVERGENCE_HEADER = ("reference,mode,phase,step,gate,tensor,shape,max_abs_err,max_rel_err,worst_index,actual,"
                      "expected,n_mismatch,n_total,tolerance,noise_floor,diverged")
@@ -30,28 +27,10 @@ C_FROM_H = ("c = f * c_prev + i * g", "c = f * h_prev + i * g")  # the c_prev pa
 DH_PREV_WHOLE_DXH = ("    return dparams, dxh[..., -H:], dc * f\n", "    return dparams, dxh, dc * f\n")
 
 
-def write_impl(tmp_path, name, *edits):
-    """handrolled/seed_lstm.py with each (old, new) replacement made exactly once, as tmp_path/<name>.py."""
-    text = SEED_SOURCE
-    for old, new in edits:
-        assert text.count(old) == 1, f"{old!r} must occur exactly once in handrolled/seed_lstm.py"
-        text = text.replace(old, new)
-    path = tmp_path / f"{name}.py"
-    path.write_text(text)
-    return path
 
 
-def report_cli(capsys, *args):
-    """Run ``lstm-compare report`` in-process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(["report", *map(str, args)])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def first_rows(out_dir):

@@ -6,7 +6,6 @@ temporary file.  Sizes stay at the default T=12 H=5 X=3 O=1 (one JAX compile per
 for the one float32 run over 300 steps with H = 64 that the issue names.
 """
 
-import inspect
 import re
 
 import numpy as np
@@ -19,21 +18,12 @@ import handrolled.seed_lstm
 from compare import Config, ProblemSpec, make_problem
 from compare.report import divergence_frame, write_reports
 from references import torch_lstm
+from helpers import write_impl
 
-SEED_SOURCE = inspect.getsource(handrolled.seed_lstm)
 T = ProblemSpec().steps  # 12
 REFERENCES = ("torch", "jax")
 
 
-def write_impl(tmp_path, name, *edits):
-    """handrolled/seed_lstm.py with each (old, new) replacement made exactly once, as tmp_path/<name>.py."""
-    text = SEED_SOURCE
-    for old, new in edits:
-        assert text.count(old) == 1, f"{old!r} must occur exactly once in handrolled/seed_lstm.py"
-        text = text.replace(old, new)
-    path = tmp_path / f"{name}.py"
-    path.write_text(text)
-    return path
 
 
 def findings_by_key(report):

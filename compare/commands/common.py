@@ -36,6 +36,25 @@ def add_problem_arguments(parser, steps=12, hidden=5, inputs=3, outputs=1):
     parser.add_argument("--zero-state", action="store_true", help="start from h0 = c0 = 0 (default: random)")
 
 
+def parse_references(text):
+    """An argparse type: a comma-separated list of reference names."""
+    from references import MODULES
+
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in MODULES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose one or more of {', '.join(MODULES)}")
+    return names
+
+
+def add_output_arguments(parser, plot_help):
+    """--reference, --out and --plot, shared by report and run."""
+    parser.add_argument("--reference", type=parse_references, default=("torch", "jax"), metavar="torch,jax",
+                        help="references to compare against (default: torch,jax)")
+    parser.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default: reports/)")
+    parser.add_argument("--plot", action="store_true", help=plot_help)
+
+
 def spec_from_args(args):
     return ProblemSpec(steps=args.steps, hidden=args.hidden, inputs=args.inputs, outputs=args.outputs,
                        batch=args.batch, dtype=args.dtype, seed=args.seed, zero_state=args.zero_state)

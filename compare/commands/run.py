@@ -7,8 +7,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from compare.commands.report import parse_references
+from compare.commands.common import add_output_arguments, implementation_from_args
 from compare.errors import EXIT_DIVERGED, EXIT_MATCH
+from compare.report import check_output_dir
 from compare.suite import GRIDS, SUITE_DIR, describe_location, run_suite, slug, where, write_suite
 
 HELP = ("run the comparison suite: a grid of sizes, dtypes, batches, initial states and seeds against PyTorch and "
@@ -23,16 +24,13 @@ def add_arguments(parser):
     size.add_argument("--full", dest="grid", action="store_const", const="full",
                       help="a larger grid: more seeds, T up to 1000, H up to 64")
     parser.set_defaults(grid="default")
-    parser.add_argument("--reference", type=parse_references, default=("torch", "jax"), metavar="torch,jax",
-                        help="references to compare against (default: torch,jax)")
-    parser.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default: reports/)")
-    parser.add_argument("--plot", action="store_true",
-                        help="also draw a heatmap PNG per reference x mode for each configuration that diverged")
+    add_output_arguments(parser, "also draw a heatmap PNG per reference x mode for each configuration that diverged")
 
 
 def execute(args):
+    check_output_dir(args.out)
     console = Console(width=None if Console().is_terminal else 150)
-    impl = args.impl or _handrolled()
+    impl = implementation_from_args(args)
     grid = GRIDS[args.grid]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
@@ -52,12 +50,6 @@ def execute(args):
     console.print("Reports: " + ", ".join(str(p) for p in paths[:2])
                   + (f", and {len(paths) - 2} more under {Path(args.out) / SUITE_DIR}" if len(paths) > 2 else ""))
     return EXIT_MATCH if result.ok else EXIT_DIVERGED
-
-
-def _handrolled():
-    import handrolled
-
-    return handrolled
 
 
 def summary_table(result):
