@@ -12,8 +12,15 @@ COMMANDS = {"report": "compare.commands.report", "run": "compare.commands.run",
             "gradcheck": "compare.commands.gradcheck"}
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (and exit 2), pointing at --help instead of the usage block."""
+
+    def error(self, message):
+        self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {message} (see {self.prog} --help).\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="lstm-compare", description="Locate where a hand-written NumPy LSTM "
+    parser = OneLineParser(prog="lstm-compare", description="Locate where a hand-written NumPy LSTM "
                                      "departs from PyTorch and JAX: phase, step, gate, tensor.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = {}

@@ -134,10 +134,9 @@ def test_batch_4_on_handrolled_exits_0_with_batched_shapes(tmp_path, capsys):
 def test_bad_flag_exits_2_with_one_clear_error_line(tmp_path, capsys, flags, error):
     code, out, err = report_cli(capsys, *flags, "--out", tmp_path / "out")
     assert (code, out) == (2, "")
-    *usage, last = err.splitlines()
-    assert last.startswith(f"lstm-compare report: error: {error}")
-    # argparse's usage block comes first: no other error text, no traceback.
-    assert usage[0].startswith("usage: lstm-compare report ") and all(line.startswith(" ") for line in usage[1:])
+    # One line, no usage block, no traceback: the error, then where to read more.
+    assert err.count("\n") == 1 and err.startswith(f"lstm-compare report: error: {error}")
+    assert err.endswith("(see lstm-compare report --help).\n")
     assert not (tmp_path / "out").exists()
 
 
