@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv suite test bench clean
+.PHONY: venv suite test bench example clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,9 @@ test: venv
 
 bench: venv
 	$(PY) bench/bench_report.py
+
+example: venv
+	$(PY) -m examples.seed_question
 
 clean:
 	rm -rf $(VENV) reports/*.csv reports/*.png reports/suite

@@ -39,10 +39,11 @@ def summarize(report, paths=()):
     spec = report.config.spec
     lines = [f"lstm-compare: {report.implementation} against {', '.join(report.config.references)} "
              f"({spec.label()})"]
+    width = max(6, *(len(name) + 1 for name in report.config.references))
     for s in mode_summaries(report):
         status = "DIVERGED" if s.finding else "match"
         where = f"  first: {_where(s.finding)}" if s.finding else ""
-        lines.append(f"  {s.reference:<6} {s.mode:<9} {status:<8} worst rel err {s.worst_rel_err:.1e}{where}")
+        lines.append(f"  {s.reference:<{width}} {s.mode:<9} {status:<8} worst rel err {s.worst_rel_err:.1e}{where}")
     lines += [f"  {note}" for note in report.skipped]
     for f in report.findings:
         lines.append(f"{f.reference}, {f.mode}: {f.message}")
