@@ -277,3 +277,20 @@ def test_missing_jax_is_reported_in_one_line_while_torch_still_loads(monkeypatch
     assert "\n" not in message and "'jax'" in message and "unavailable" in message
     assert references.load("torch").NAME == "torch"
     assert references.available() == ["torch"]
+
+
+@grid
+def test_torch_instrumented_twin_agrees_with_the_official_lstm_on_outputs_and_totals(spec, normwise):
+    """The twin's per-step values add up to the official nn.LSTM's: outputs, final state, the gradient of every
+    parameter (the sum of the per-step contributions), and dL/dh0, dL/dc0 (what enters step 0)."""
+    problem, _ = problems(spec, "float64")
+    twin, authority = references.load("torch").trace(problem), official(problem)
+    summed = {name: sum(twin.step_param_grads(t, problem.inputs)[name] for t in range(spec.steps))
+              for name in handrolled.PARAM_NAMES}
+    errors = {"outputs": normwise(twin.forward["y"], authority.outputs),
+              "h_last": normwise(twin.forward["h"][-1], authority.h_last),
+              "c_last": normwise(twin.forward["c"][-1], authority.c_last),
+              "dh0": normwise(twin.backward["dh_prev"][0], authority.dh0),
+              "dc0": normwise(twin.backward["dc_prev"][0], authority.dc0),
+              **{f"d{name}": normwise(summed[name], authority.grads[name]) for name in handrolled.PARAM_NAMES}}
+    assert_all_within(errors, FLOAT64_TOLERANCE, "torch instrumented sums against torch official")
