@@ -187,10 +187,13 @@ def _measure_pending(refs, pending, problem, truth_problem, collector):
         steps = sorted({t for key in keys for t, _ in pending[key]}, reverse=True)
         expected = _backward_expectations(ref, steps, problem, truth_problem)
         for key in keys:
-            rows = [steps.index(t) for t, _ in pending[key]]
+            key_steps = [t for t, _ in pending[key]]
             results = [result for _, result in pending[key]]
-            collector.backward_steps(*key, [t for t, _ in pending[key]], results,
-                                     {name: e.rows(rows) for name, e in expected.items()})
+            mine = expected
+            if key_steps != steps:  # a mode that stopped early: only its steps (indexing copies, so only then)
+                rows = [steps.index(t) for t in key_steps]
+                mine = {name: e.rows(rows) for name, e in expected.items()}
+            collector.backward_steps(*key, key_steps, results, mine)
             pending[key] = []
 
 
