@@ -62,7 +62,7 @@ def mismatch_message(report, report_path=None):
     findings = sorted(report.findings, key=lambda f: f.mode != "isolated")  # isolated points at the line
     first = findings[0]
     lines = [f"{report.implementation} does not match the references ({report.config.spec.label()})!",
-             f"First divergence against {first.reference}, {first.mode} mode: {_where(first)}"]
+             f"First divergence against {first.reference}, {first.mode} mode: {first.where(name_tensor=True)}"]
     if first.tensor == "exception":
         lines.append(first.message)
     else:
@@ -77,18 +77,13 @@ def mismatch_message(report, report_path=None):
             f"Actual {first.tensor}[{index}] = {first.actual!r}, expected {first.expected!r}",
             first.message,
         ]
-    others = [f"{f.reference} {f.mode} ({_where(f)})" for f in findings[1:]]
+    others = [f"{f.reference} {f.mode} ({f.where(name_tensor=True)})" for f in findings[1:]]
     if others:
         lines.append(f"Also diverged: {'; '.join(others)}")
     if report_path is not None:
         lines.append(f"Full report: {report_path} (first_divergence.csv beside it)")
     return "\n".join(lines)
 
-
-def _where(finding):
-    step = "whole sequence" if finding.step is None else f"step {finding.step}"
-    gate = f", gate {finding.gate}" if finding.gate else ""
-    return f"{finding.phase} {step}{gate}, tensor {finding.tensor}"
 
 
 def _diff_at(report, finding):

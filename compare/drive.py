@@ -4,13 +4,13 @@ Everything here talks to the user's code through ``implementation.call`` (copies
 findings) and checks what comes back (count, floating dtype, shape) before anything is compared.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from compare.errors import ImplementationRaised, UsageError
 from compare.implementation import as_float_array, call, unpack
-from compare.tensors import CACHE_CHECKS, CACHE_FROM_CACHE, PARAM_GRADS
+from compare.tensors import CACHE_CHECKS, CACHE_FROM_CACHE
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,9 @@ def backward_step(impl, problem, t, dy, dh_next, dc_next, cache):
 def _param_grads(dparams, params, what):
     if not isinstance(dparams, dict):
         raise UsageError(f"{what} is a {type(dparams).__name__}; a dict with keys Wf ... by is required.")
+    unknown = sorted(set(dparams) - set(params), key=str)
+    if unknown:
+        raise UsageError(f"{what} has an entry {unknown[0]!r} that is not a parameter (Wf ... by).")
     out = {}
     for name, shape in _param_grad_shapes(params).items():
         if name[1:] not in dparams:
@@ -123,4 +126,24 @@ def sequence(impl, problem):
     return SequenceRun(outputs, loss, _param_grads(dparams, problem.params, "dparams returned by dlstm_loss"), None)
 
 
-__all__ = ["ForwardRun", "SequenceRun", "backward_step", "forward", "output_gradient", "sequence", "PARAM_GRADS"]
+
+def batch_support(impl, problem):
+    """None when ``lstm`` and ``dlstm`` take (B, X) batches; otherwise why not, in a few words.
+
+    One step forward and backward of a batched ``problem``: anything raised, or a result without the batch
+    axis (or with parameter gradients not summed over it), means the file is written for single vectors only.
+    """
+    B, X = problem.inputs.shape[1:]
+    probe = f"a one-step probe with a ({B}, {X}) batch"
+    try:
+        forward_run = forward(impl, replace(problem, inputs=problem.inputs[:1], targets=problem.targets[:1]))
+        if forward_run.failure is not None:
+            return f"{probe} failed: {forward_run.failure.message.rstrip('.')}"
+        y = forward_run.tensors["y"][0]
+        backward_step(impl, problem, 0, np.ones_like(y), np.zeros_like(problem.h0), np.zeros_like(problem.c0),
+                      forward_run.caches[0])
+    except ImplementationRaised as raised:
+        return f"{probe} failed: {raised.message.rstrip('.')}"
+    except UsageError as error:
+        return f"{probe} failed: {str(error).rstrip('.')}"
+    return None

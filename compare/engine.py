@@ -28,11 +28,11 @@ class Config:
 
 @dataclass(frozen=True)
 class ReferenceRun:
-    """One reference traced in the run's dtype (``expected``) and in float64 (``truth``)."""
+    """One reference traced in the run's dtype (``same_dtype``) and in float64 (``truth``)."""
 
     name: str
-    expected: object  # references.Trace
-    truth: object
+    same_dtype: object  # references.Trace, run in the implementation's dtype
+    truth: object  # references.Trace, run in float64 (the same object in a float64 run)
     tolerance: Tolerance  # for comparisons against this reference
 
 
@@ -44,6 +44,7 @@ class Report:
     config: Config
     diffs: tuple[TensorDiff, ...]
     findings: tuple[Finding, ...]  # the first divergence of each (reference, mode) that diverged
+    failures: tuple[Finding, ...]  # every exception raised in the implementation, located
     skipped: tuple[str, ...]  # one sentence per mode that could not run, and why
 
     @property
@@ -61,6 +62,10 @@ def run(impl, config=Config()):
     truth_problem = make_problem(spec)
     problem = truth_problem.astype(np.dtype(spec.dtype))
     problem = replace(problem, params={k: read_only(v) for k, v in problem.params.items()})
+    if spec.batch is not None:
+        reason = drive.batch_support(implementation, problem)
+        if reason:
+            raise UsageError(f"{implementation.name} takes single vectors only ({reason}); leave out --batch.")
     refs = [_trace_reference(name, problem, truth_problem) for name in config.references]
     collector = _Collector()
     skipped = []
@@ -69,7 +74,7 @@ def run(impl, config=Config()):
     isolated = {}
     if "isolated" in config.modes:
         for ref in refs:
-            fed = (ref.expected.forward["h_prev"], ref.expected.forward["c_prev"])
+            fed = (ref.same_dtype.forward["h_prev"], ref.same_dtype.forward["c_prev"])
             isolated[ref.name] = drive.forward(implementation, problem, fed_states=fed)
     for ref in refs:
         expected = _forward_expectations(ref, problem, truth_problem)
@@ -84,19 +89,22 @@ def run(impl, config=Config()):
         else:
             skipped.append(f"sequence mode skipped: {implementation.name} defines no lstm_loss and dlstm_loss.")
     diffs = collector.finish()
-    findings = first_divergence(diffs, tuple(collector.failures), spec.steps)
-    findings = tuple(sorted(findings, key=lambda f: (config.references.index(f.reference), MODES.index(f.mode))))
-    return Report(implementation.name, config, diffs, findings, tuple(skipped))
+    order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
+    failures = tuple(sorted(collector.failures, key=order))
+    findings = tuple(sorted(first_divergence(diffs, failures, spec.steps), key=order))
+    return Report(implementation.name, config, diffs, findings, failures, tuple(skipped))
 
 
 def _trace_reference(name, problem, truth_problem):
     try:
         module = load(name)
-        expected = module.trace(problem)
-        truth = expected if problem.dtype == np.float64 else module.trace(truth_problem)
+        if problem.dtype == np.float64 or getattr(module, "COMPUTES_IN_FLOAT64", False):
+            same_dtype = truth = module.trace(truth_problem)  # one run serves as both
+        else:
+            same_dtype, truth = module.trace(problem), module.trace(truth_problem)
     except (ReferenceUnavailable, ReferenceRefused) as error:  # not installed, or a size it refuses
         raise UsageError(f"{error}".rstrip(".") + ".") from None
-    return ReferenceRun(name, expected, truth, reference_tolerance(module, problem.dtype))
+    return ReferenceRun(name, same_dtype, truth, reference_tolerance(module, problem.dtype))
 
 
 def reference_tolerance(module, dtype):
@@ -114,7 +122,7 @@ def reference_tolerance(module, dtype):
 def _paired(ref, build):
     """``build(trace, ...)`` for the float64 truth and the same-dtype run, computed once when they coincide."""
     truth = build(ref.truth, True)
-    return truth, (truth if ref.expected is ref.truth else build(ref.expected, False))
+    return truth, (truth if ref.same_dtype is ref.truth else build(ref.same_dtype, False))
 
 
 def _forward_expectations(ref, problem, truth_problem):
@@ -199,7 +207,7 @@ def _measure_pending(refs, pending, problem, truth_problem, collector):
 
 def _isolated_step(impl, problem, t, ref, isolated):
     """Step t's backward fed the reference's dy, dh_next and dc_next, with the cache its own forward made."""
-    b = ref.expected.backward
+    b = ref.same_dtype.backward
     cache = isolated[ref.name].caches[t]
     try:
         return drive.backward_step(impl, problem, t, b["dy"][t], b["dh_next"][t], b["dc_next"][t], cache)
@@ -226,13 +234,13 @@ def _sequence(impl, problem, refs, collector):
 
         if result.outputs is not None:
             add("forward", "y", np.arange(problem.steps), result.outputs, ref.truth.forward["y"],
-                ref.expected.forward["y"])
+                ref.same_dtype.forward["y"])
             add("forward", "loss", [-1], np.array([result.loss]), np.array([ref.truth.totals.loss]),
-                np.array([ref.expected.totals.loss]))
+                np.array([ref.same_dtype.totals.loss]))
         if result.grads is not None:
             for name in PARAM_GRADS:
                 add("backward", name, [-1], result.grads[name][None], ref.truth.totals.grads[name[1:]][None],
-                    ref.expected.totals.grads[name[1:]][None])
+                    ref.same_dtype.totals.grads[name[1:]][None])
         if result.failure is not None:
             collector.failures.append(failure_finding(ref.name, "sequence", result.failure))
 

@@ -46,6 +46,7 @@ def _import_file(path):
         raise UsageError(f"{path} cannot be imported as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
+    sys.path.insert(0, str(path.resolve().parent))  # as `python my_lstm.py` would: its sibling modules import
     try:
         spec.loader.exec_module(module)
     except BaseException as error:  # noqa: BLE001 - the user's module-level code may raise anything
@@ -53,11 +54,20 @@ def _import_file(path):
         if isinstance(error, KeyboardInterrupt):
             raise
         raise UsageError(f"{path} does not import: {_describe(error, str(path))}.") from None
+    finally:
+        sys.path.remove(str(path.resolve().parent))
     return module
 
 
+SIGNATURES = {"lstm": REQUIRED["lstm"], "dlstm": REQUIRED["dlstm"],
+              "lstm_loss": "lstm_loss(params, h, c, inputs, targets)",
+              "dlstm_loss": "dlstm_loss(params, inputs, targets, outputs, caches)"}
+
+
 def load_implementation(source):
-    """An ``Implementation`` from a path to a ``.py`` file or from a module object."""
+    """An ``Implementation`` from a path to a ``.py`` file, a module object, or an ``Implementation``."""
+    if isinstance(source, Implementation):
+        return source
     if isinstance(source, types.ModuleType):
         module, name = source, source.__name__
     else:
@@ -65,17 +75,37 @@ def load_implementation(source):
     for function, signature in REQUIRED.items():
         if not callable(getattr(module, function, None)):
             raise UsageError(f"{name} has no function {signature}, which the seed convention requires.")
-    fields = tuple(getattr(module, "CACHE_FIELDS", SEED_CACHE_FIELDS))
-    if not all(isinstance(field, str) for field in fields):
-        raise UsageError(f"{name}: CACHE_FIELDS must be a sequence of names (strings).")
     optional = {f: getattr(module, f, None) for f in ("lstm_loss", "dlstm_loss")}
     optional = {f: fn if callable(fn) else None for f, fn in optional.items()}
+    for function in ("lstm", "dlstm", *(f for f, fn in optional.items() if fn)):
+        _check_arity(name, function, getattr(module, function))
     try:
         file = inspect.getsourcefile(module.lstm)
     except TypeError:
         file = None
     return Implementation(name, module.lstm, module.dlstm, optional["lstm_loss"], optional["dlstm_loss"],
-                          fields, file)
+                          _cache_fields(name, module), file)
+
+
+def _check_arity(name, function, fn):
+    """A function that cannot be called with the convention's arguments is a usage error, not a finding."""
+    wanted = SIGNATURES[function]
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or C function: nothing to check
+        return
+    try:
+        signature.bind(*range(wanted.count(",") + 1))
+    except TypeError:
+        raise UsageError(f"{name}: {function}{signature} cannot be called as {wanted}.") from None
+
+
+def _cache_fields(name, module):
+    fields = getattr(module, "CACHE_FIELDS", SEED_CACHE_FIELDS)
+    if (not isinstance(fields, (tuple, list)) or not all(isinstance(f, str) for f in fields)
+            or len(set(fields)) != len(fields)):
+        raise UsageError(f"{name}: CACHE_FIELDS must be a tuple of distinct names (strings), one per cache entry.")
+    return tuple(fields)
 
 
 def _describe(error, source):
@@ -114,9 +144,10 @@ def call(impl, function, args, phase, step):
     writable copy, so it too gets copies and nothing it does can reach the references or later steps.
     """
     params, rest = args[0], args[1:]
+    shared = all(isinstance(v, np.ndarray) and not v.flags.writeable for v in params.values())
     try:
         try:
-            return getattr(impl, function)(dict(params), *private_copy(rest))
+            return getattr(impl, function)(dict(params) if shared else private_copy(params), *private_copy(rest))
         except ValueError as error:
             if "read-only" not in str(error):
                 raise

@@ -29,6 +29,12 @@ class Finding:
     expected: float
     message: str
 
+    def where(self, name_tensor=False):
+        """'backward step 11, gate f, dWf' ('..., tensor dWf' with ``name_tensor``); 'whole sequence' for totals."""
+        step = " (whole sequence)" if self.step is None else f" step {self.step}"
+        gate = f", gate {self.gate}" if self.gate else ""
+        return f"{self.phase}{step}{gate}, {'tensor ' if name_tensor else ''}{self.tensor}"
+
 
 def failure_finding(reference, mode, raised):
     """An exception in the user's code, located at its mode, phase and step."""
@@ -80,7 +86,8 @@ def _finding(diff, k, diverged_here, steps_diverge):
         hint = _sequence_hint(diff, steps_diverge) if diff.mode == "sequence" else suggest(diff.phase, diverged_here)
         cause += f": {hint}" if hint else ""
     a, e = _distinct(actual, expected)
-    detail = (f"worst {diff.tensor}{list(index)} = {a}, expected {e} "
+    element = f"{diff.tensor}{list(index)}" if index else diff.tensor
+    detail = (f"worst {element} = {a}, expected {e} "
               f"(|err| {diff.max_abs_err[k]:.2e}, allowed {diff.tolerance[k]:.2e})")
     return Finding(diff.reference, diff.mode, diff.phase, step if step >= 0 else None, diff.gate, diff.tensor,
                    float(diff.max_abs_err[k]), float(diff.max_rel_err[k]), float(diff.tolerance[k]), index,

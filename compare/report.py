@@ -40,13 +40,12 @@ def divergence_frame(report):
             "diverged": d.diverged.astype(bool),
             "_order": [order_key(d.phase, int(s), d.tensor, T) for s in steps],
         }))
-    for f in report.findings:
-        if f.tensor == "exception":
-            frames.append(pd.DataFrame([{
-                "reference": f.reference, "mode": f.mode, "phase": f.phase, "step": f.step, "gate": "",
-                "tensor": "exception", "shape": "", "max_abs_err": np.nan, "max_rel_err": np.nan, "worst_index": "",
-                "actual": np.nan, "expected": np.nan, "n_mismatch": 0, "n_total": 0, "tolerance": np.nan,
-                "noise_floor": np.nan, "diverged": True, "_order": order_key(f.phase, f.step, f.tensor, T)}]))
+    for f in report.failures:  # every exception in the user's code, also those after an earlier divergence
+        frames.append(pd.DataFrame([{
+            "reference": f.reference, "mode": f.mode, "phase": f.phase, "step": f.step, "gate": "",
+            "tensor": "exception", "shape": "", "max_abs_err": np.nan, "max_rel_err": np.nan, "worst_index": "",
+            "actual": np.nan, "expected": np.nan, "n_mismatch": 0, "n_total": 0, "tolerance": np.nan,
+            "noise_floor": np.nan, "diverged": True, "_order": order_key(f.phase, f.step, f.tensor, T)}]))
     if not frames:
         return pd.DataFrame(columns=DIVERGENCE_COLUMNS)
     frame = pd.concat(frames, ignore_index=True)

@@ -8,7 +8,7 @@ shape (steps, batch, sizes, dtype), which dominates the run time of short sequen
 
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,8 @@ import pandas as pd
 
 from compare.catalog import CATALOG, check
 from compare.engine import Config, run
-from compare.implementation import load_implementation
+from compare.drive import batch_support
+from compare.implementation import load_implementation, read_only
 from compare.problem import ProblemSpec, make_problem
 from compare.report import DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV, write_csv_atomically, write_reports
 from compare.summary import mode_summaries
@@ -135,27 +136,10 @@ class SuiteResult:
 
 
 def probe_batches(implementation, spec=ProblemSpec(steps=1, batch=2)):
-    """None when ``lstm`` and ``dlstm`` take (B, X) batches; otherwise why not, in a few words.
-
-    One step forward and backward on a tiny batch: anything raised, or a result without the batch axis (or
-    with parameter gradients not summed over it), means the file is written for single vectors only.
-    """
+    """None when the implementation takes (B, X) batches; otherwise why not (see ``drive.batch_support``)."""
     problem = make_problem(spec)
-    B, H, O = spec.batch, spec.hidden, spec.outputs
-    try:
-        y, h, c, cache = implementation.lstm(dict(problem.params), problem.inputs[0], problem.h0, problem.c0)
-        shapes = {"y": (np.shape(y), (B, O)), "h": (np.shape(h), (B, H)), "c": (np.shape(c), (B, H))}
-        dy = np.ones((B, O))
-        dparams, dh_prev, dc_prev = implementation.dlstm(dict(problem.params), dy, np.ones((B, H)),
-                                                         np.ones((B, H)), cache)
-        shapes.update({"dh_prev": (np.shape(dh_prev), (B, H)), "dc_prev": (np.shape(dc_prev), (B, H))})
-        shapes.update({f"d{k}": (np.shape(dparams.get(k)), v.shape) for k, v in problem.params.items()})
-    except Exception as error:  # noqa: BLE001 - any failure on a batch means batches are not supported
-        return f"a one-step probe with a ({B}, {spec.inputs}) batch raised {type(error).__name__}"
-    for name, (got, want) in shapes.items():
-        if got != want:
-            return f"a one-step probe with a ({B}, {spec.inputs}) batch gave {name} of shape {got}, not {want}"
-    return None
+    params = {name: read_only(value) for name, value in problem.params.items()}
+    return batch_support(implementation, replace(problem, params=params))
 
 
 def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, progress=None):
@@ -178,7 +162,7 @@ def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, 
         if progress:
             progress(spec.label(), k, total)
         start = time.perf_counter()
-        report = run(impl, Config(spec=spec, references=tuple(references)))
+        report = run(implementation, Config(spec=spec, references=tuple(references)))
         configs.append(ConfigResult(spec, report, time.perf_counter() - start))
         notes += [note for note in report.skipped if note not in notes]
     results = []
@@ -206,13 +190,6 @@ def slug(spec):
     return f"T{spec.steps}-H{spec.hidden}-X{spec.inputs}-O{spec.outputs}{batch}-{spec.dtype}-seed{spec.seed}{zero}"
 
 
-def where(finding):
-    """'backward step 11, gate f, dWf', 'backward (whole sequence), gate o, dWo', or '' for no divergence."""
-    if finding is None:
-        return ""
-    step = " (whole sequence)" if finding.step is None else f" step {finding.step}"
-    gate = f", gate {finding.gate}" if finding.gate else ""
-    return f"{finding.phase}{step}{gate}, {finding.tensor}"
 
 
 def describe_location(location, mode=True):
@@ -232,7 +209,8 @@ def suite_frame(result):
             rows.append({"configuration": config.spec.label(), "reference": s.reference, "mode": s.mode,
                          "status": "diverged" if s.finding else "match",
                          "worst_rel_err": _number(s.worst_rel_err), "worst_err_over_allowed": _number(s.worst_ratio),
-                         "first_divergence": where(s.finding), "report": folder if s.finding else ""})
+                         "first_divergence": s.finding.where() if s.finding else "",
+                         "report": folder if s.finding else ""})
     return pd.DataFrame(rows, columns=SUITE_COLUMNS)
 
 

@@ -42,22 +42,20 @@ def summarize(report, paths=()):
     width = max(6, *(len(name) + 1 for name in report.config.references))
     for s in mode_summaries(report):
         status = "DIVERGED" if s.finding else "match"
-        where = f"  first: {_where(s.finding)}" if s.finding else ""
+        where = f"  first: {s.finding.where()}" if s.finding else ""
         lines.append(f"  {s.reference:<{width}} {s.mode:<9} {status:<8} worst rel err {s.worst_rel_err:.1e}{where}")
     lines += [f"  {note}" for note in report.skipped]
     for f in report.findings:
         lines.append(f"{f.reference}, {f.mode}: {f.message}")
+    for f in report.failures:
+        if f not in report.findings:  # raised after an earlier divergence: still worth knowing
+            lines.append(f"{f.reference}, {f.mode}, later: {f.message}")
     if not report.findings:
         lines.append(f"No divergence: every compared tensor is within tolerance of {_references(report)}.")
     if paths:
         lines.append("Reports: " + ", ".join(str(p) for p in paths))
     return "\n".join(lines)
 
-
-def _where(finding):
-    step = " (whole sequence)" if finding.step is None else f" step {finding.step}"
-    gate = f", gate {finding.gate}" if finding.gate else ""
-    return f"{finding.phase}{step}{gate}, {finding.tensor}"
 
 
 def _references(report):

@@ -12,7 +12,6 @@ FORWARD_ORDER = ("f_pre", "i_pre", "g_pre", "o_pre", "f", "i", "g", "o", "c", "c
 # then what flows to the previous step.
 BACKWARD_ORDER = ("dWy", "dby", "dWo", "dbo", "dWf", "dbf", "dWi", "dbi", "dWg", "dbg", "dh_prev", "dc_prev")
 PARAM_GRADS = ("dWf", "dWi", "dWg", "dWo", "dWy", "dbf", "dbi", "dbg", "dbo", "dby")
-SEQUENCE_FORWARD = ("y", "loss")
 
 
 def gate_of(tensor):

@@ -8,7 +8,6 @@ batch.  Only NumPy is needed, exactly like a user's own file.
 
 import numpy as np
 
-GATES = ("f", "i", "g", "o")
 PARAM_NAMES = ("Wf", "Wi", "Wg", "Wo", "Wy", "bf", "bi", "bg", "bo", "by")
 CACHE_FIELDS = ("xh", "f_pre", "f", "i_pre", "i", "g_pre", "g", "o_pre", "o", "c", "c_tanh", "c_prev", "h")
 

@@ -38,9 +38,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from references import ReferenceRefused
+from references.layout import PARAM_NAMES
 from references.records import FORWARD_TENSORS, STATE_TENSORS, Totals, Trace, grads_entering_later_steps
 
 NAME = "numeric"
+COMPUTES_IN_FLOAT64 = True  # whatever the problem's dtype: its float64 run is its same-dtype run too
 STEP = 1e-5  # the central-difference step
 FLOOR_PER_LOSS = 1e-4  # relative errors are taken against at least this times max(|loss|, 1)
 RTOL = 1e-5  # a gradient entry whose relative error exceeds this disagrees
@@ -48,7 +50,6 @@ MAX_STEPS = 200
 MAX_WORK = 5e9  # multiply-adds; report's default T=12 H=5 X=3 needs 1.6e6, T=100 H=64 X=8 needs 1.4e11
 CHUNK = 4_000_000  # floats held per batch of perturbed copies
 COPIES_PER_BATCH = 1024  # probe copies run together, to amortise NumPy's per-call cost over many of them
-PARAM_NAMES = ("Wf", "Wi", "Wg", "Wo", "Wy", "bf", "bi", "bg", "bo", "by")
 SITES = ("x", "h_prev", "c_prev", "f_pre", "i_pre", "g_pre", "o_pre", "y")  # where probes enter, per step
 
 
@@ -167,6 +168,7 @@ def _with_copy_axis(params):
 
 
 def _sigmoid(z):
+    """Overflow-free logistic; written here, not imported from handrolled, so the reference stays independent."""
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 

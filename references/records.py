@@ -75,10 +75,6 @@ class Trace:
         object.__setattr__(self, "forward", MappingProxyType(dict(self.forward)))
         object.__setattr__(self, "backward", MappingProxyType(dict(self.backward)))
 
-    @property
-    def steps(self):
-        return self.forward["h"].shape[0]
-
     def step_param_grads(self, t, inputs):
         """Step t's contribution to every parameter's gradient (seed layout), from ``inputs`` (T, [B,] X)."""
         return {name: grads[0] for name, grads in self.param_grads_at([t], inputs).items()}

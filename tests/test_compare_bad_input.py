@@ -12,7 +12,7 @@ import pytest
 
 import compare
 from compare import Config, ProblemSpec, make_problem
-from helpers import read_csv, report_cli, write_impl
+from helpers import SEED_SOURCE, read_csv, report_cli, write_impl
 
 T = ProblemSpec().steps  # 12
 REFERENCES = ("torch", "jax")
@@ -161,6 +161,7 @@ def test_module_that_does_not_import_is_one_line_and_exit_2(tmp_path, capsys, na
     assert not (tmp_path / "out").exists()
 
 
+CACHE_FIELDS_LINE = next(line for line in SEED_SOURCE.splitlines(keepends=True) if line.startswith("CACHE_FIELDS"))
 BROKEN = {
     "no_lstm": ([("def lstm(params", "def lstm_step(params")],
                 "{path} has no function lstm(params, inp, h_old, c_old), which the seed convention requires."),
@@ -179,6 +180,20 @@ BROKEN = {
                       "y returned by lstm at step 0 has dtype int64; a floating-point array is required."),
     "dparams_without_by": ([('        "by": _sum_batch(dy),\n', "")],
                            f"dparams returned by dlstm at step {T - 1} has no entry 'by'."),
+    "dparams_with_a_typo_key": ([('        "by": _sum_batch(dy),\n', '        "by": _sum_batch(dy), "bY": dy,\n')],
+                                f"dparams returned by dlstm at step {T - 1} has an entry 'bY' that is not a "
+                                "parameter (Wf ... by)."),
+    "lstm_of_two_arguments": ([("def lstm(params, x, h_prev, c_prev):", "def lstm(params, x):")],
+                              "{path}: lstm(params, x) cannot be called as lstm(params, inp, h_old, c_old)."),
+    "cache_fields_a_number": ([(CACHE_FIELDS_LINE, "CACHE_FIELDS = 5\n")],
+                              "{path}: CACHE_FIELDS must be a tuple of distinct names (strings), one per cache "
+                              "entry."),
+    "cache_fields_a_string": ([(CACHE_FIELDS_LINE, 'CACHE_FIELDS = "xh"\n')],
+                              "{path}: CACHE_FIELDS must be a tuple of distinct names (strings), one per cache "
+                              "entry."),
+    "cache_fields_repeated": ([(CACHE_FIELDS_LINE, 'CACHE_FIELDS = ("h", "h")\n')],
+                              "{path}: CACHE_FIELDS must be a tuple of distinct names (strings), one per cache "
+                              "entry."),
 }
 
 
@@ -205,3 +220,38 @@ def test_float64_returned_in_a_float32_run_is_fine(tmp_path):
     path = write_impl(tmp_path, "promotes", (LSTM_FIRST_LINE, LSTM_FIRST_LINE + "    xh = xh.astype(np.float64)\n"))
     report = compare.run(path, Config(spec=ProblemSpec(dtype="float32")))
     assert [f.message for f in report.findings] == []
+
+
+def test_batch_flag_on_a_file_for_single_vectors_is_one_line_and_exit_2(tmp_path, capsys):
+    unbatched = ("    xh = np.concatenate([x, h_prev], axis=-1)  # ([B,] X+H)\n",
+                 "    assert x.ndim == 1, 'one vector at a time'\n    xh = np.concatenate([x, h_prev], axis=-1)\n")
+    path = write_impl(tmp_path, "unbatched", unbatched)
+    code, out, err = report_cli(capsys, "--impl", path, "--batch", "4", "--out", tmp_path / "out")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"lstm-compare: error: {path} takes single vectors only (a one-step probe with a (4, 3) "
+                          "batch failed: lstm raised AssertionError: one vector at a time")
+    assert err.endswith("; leave out --batch.\n") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_imports_its_sibling_module_loads(tmp_path):
+    (tmp_path / "my_gates.py").write_text("import numpy as np\n\ndef squash(z):\n    return np.tanh(z)\n")
+    path = write_impl(tmp_path, "with_sibling",
+                      ("import numpy as np\n", "import numpy as np\nfrom my_gates import squash\n"),
+                      ("c_tanh = np.tanh(c)", "c_tanh = squash(c)"))
+    report = compare.run(path, Config(references=("torch",), modes=("isolated",)))
+    assert report.findings == ()
+
+
+def test_an_exception_after_an_earlier_divergence_is_still_reported(tmp_path, capsys):
+    """The first finding is the forward divergence; dlstm's exception comes later and must not vanish."""
+    path = write_impl(tmp_path, "diverges_then_raises", ("c = f * c_prev + i * g", "c = f * c_prev + g"),
+                      (DLSTM_RETURN, "    raise RuntimeError('backward not written yet')\n"))
+    code, out, _ = report_cli(capsys, "--impl", path, "--reference", "torch", "--out", tmp_path / "out")
+    assert code == 1
+    rows = [r for r in read_csv(tmp_path / "out" / "divergence.csv") if r["tensor"] == "exception"]
+    assert {(r["mode"], r["phase"], r["step"]) for r in rows} == {("isolated", "backward", str(T - 1)),
+                                                                  ("chained", "backward", str(T - 1)),
+                                                                  ("sequence", "backward", "")}
+    assert ("torch, isolated, later: isolated backward step 11: dlstm raised RuntimeError: backward not written "
+            "yet") in out

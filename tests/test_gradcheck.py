@@ -135,3 +135,11 @@ def test_unusable_input_is_one_line_with_exit_2(tmp_path, capsys, case, expected
 def test_the_python_api_raises_usage_error_for_float32():
     with pytest.raises(UsageError):
         gradcheck(handrolled, ProblemSpec(dtype="float32"))
+
+
+def test_code_that_modifies_params_in_place_gets_copies_and_still_agrees(tmp_path, capsys):
+    """Every loss evaluation gets its own parameters: a scribble cannot drift into the next perturbed loss."""
+    scribbles = write(tmp_path, "scribbles", "    return y, h, c, cache\n",
+                      '    params["bf"] += 1e-3\n    return y, h, c, cache\n')
+    code, out, _ = cli(capsys, "--impl", scribbles, *SMALL)
+    assert code == 0, out

@@ -86,7 +86,8 @@ def test_probe_accepts_handrolled_and_names_why_a_file_takes_no_batches(tmp_path
     path = tmp_path / "unbatched.py"
     path.write_text(UNBATCHED_ONLY)
     reason = probe_batches(load_implementation(path))
-    assert reason == "a one-step probe with a (2, 3) batch raised ValueError"
+    assert reason == ("a one-step probe with a (2, 3) batch failed: lstm raised ValueError: one vector at a time "
+                      "(line 7 of unbatched.py)")
 
 
 def test_handrolled_passes_the_tiny_suite_and_the_forget_gate_bug_is_found_where_expected():
@@ -167,7 +168,8 @@ def test_a_file_without_batches_or_sequence_functions_runs_the_rest_and_says_wha
     path.write_text(UNBATCHED_ONLY)
     assert run_cli("--quick", "--impl", str(path), "--out", str(tmp_path)) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "batched configurations skipped: a one-step probe with a (2, 3) batch raised ValueError." in out
+    assert ("batched configurations skipped: a one-step probe with a (2, 3) batch failed: lstm raised ValueError: "
+            "one vector at a time (line 7 of unbatched.py).") in out
     assert "sequence mode skipped" in out
     suite = pd.read_csv(tmp_path / "suite.csv", keep_default_na=False)
     assert set(suite["configuration"]) == {"T=12 H=5 X=3 O=1 float64 seed=0"}
@@ -198,3 +200,10 @@ def test_quick_and_full_exclude_each_other(capsys):
     assert run_cli("--quick", "--full") == 2
     assert "not allowed with argument" in capsys.readouterr().err
 
+
+
+def test_probe_reports_a_sys_exit_in_the_users_code_instead_of_exiting(tmp_path):
+    path = tmp_path / "exits.py"
+    path.write_text(UNBATCHED_ONLY.replace('raise ValueError("one vector at a time")', "raise SystemExit(3)"))
+    reason = probe_batches(load_implementation(path))
+    assert reason.startswith("a one-step probe with a (2, 3) batch failed: lstm raised SystemExit: 3")

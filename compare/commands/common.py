@@ -40,7 +40,7 @@ def parse_references(text):
     """An argparse type: a comma-separated list of reference names."""
     from references import MODULES
 
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))  # once each
     unknown = [name for name in names if name not in MODULES]
     if not names or unknown:
         raise argparse.ArgumentTypeError(f"{text!r}: choose one or more of {', '.join(MODULES)}")

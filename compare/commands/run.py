@@ -10,7 +10,7 @@ from rich.table import Table
 from compare.commands.common import add_output_arguments, implementation_from_args
 from compare.errors import EXIT_DIVERGED, EXIT_MATCH
 from compare.report import check_output_dir
-from compare.suite import GRIDS, SUITE_DIR, describe_location, run_suite, slug, where, write_suite
+from compare.suite import GRIDS, SUITE_DIR, describe_location, run_suite, slug, write_suite
 
 HELP = ("run the comparison suite: a grid of sizes, dtypes, batches, initial states and seeds against PyTorch and "
         "JAX in every mode, then check that every catalog bug is found where expected")
@@ -83,7 +83,7 @@ def _add_config(table, config, references):
         return
     previous = None
     for k, s in enumerate(summaries):
-        status = f"[bold red]{where(s.finding)}[/]" if s.finding else "[green]none[/]"
+        status = f"[bold red]{s.finding.where()}[/]" if s.finding else "[green]none[/]"
         reference, previous = ("" if s.reference == previous else s.reference), s.reference
         table.add_row(config.spec.label() if k == 0 else "", reference, s.mode, f"{s.worst_rel_err:.1e}",
                       f"{s.worst_ratio:.0e}", status, seconds if k == 0 else "",
