@@ -58,31 +58,12 @@ def run(impl, config=Config()):
     unknown = [mode for mode in config.modes if mode not in MODES]
     if unknown:
         raise UsageError(f"unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}.")
-    spec = config.spec
-    truth_problem = make_problem(spec)
-    problem = truth_problem.astype(np.dtype(spec.dtype))
-    problem = replace(problem, params={k: read_only(v) for k, v in problem.params.items()})
-    if spec.batch is not None:
-        reason = drive.batch_support(implementation, problem)
-        if reason:
-            raise UsageError(f"{implementation.name} takes single vectors only ({reason}); leave out --batch.")
+    problem, truth_problem = _problems(implementation, config.spec)
     refs = [_trace_reference(name, problem, truth_problem) for name in config.references]
     collector = _Collector()
-    skipped = []
-
-    chained = drive.forward(implementation, problem) if "chained" in config.modes else None
-    isolated = {}
-    if "isolated" in config.modes:
-        for ref in refs:
-            fed = (ref.same_dtype.forward["h_prev"], ref.same_dtype.forward["c_prev"])
-            isolated[ref.name] = drive.forward(implementation, problem, fed_states=fed)
-    for ref in refs:
-        expected = _forward_expectations(ref, problem, truth_problem)
-        for mode, run_ in (("isolated", isolated.get(ref.name)), ("chained", chained)):
-            if run_ is not None:
-                collector.forward(ref.name, mode, run_, expected)
+    chained, isolated = _forward(implementation, problem, truth_problem, refs, config.modes, collector)
     _backward(implementation, problem, truth_problem, refs, chained, isolated, collector)
-
+    skipped = []
     if "sequence" in config.modes:
         if implementation.has_sequence:
             _sequence(implementation, problem, refs, collector)
@@ -91,8 +72,36 @@ def run(impl, config=Config()):
     diffs = collector.finish()
     order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
     failures = tuple(sorted(collector.failures, key=order))
-    findings = tuple(sorted(first_divergence(diffs, failures, spec.steps), key=order))
+    findings = tuple(sorted(first_divergence(diffs, failures, config.spec.steps), key=order))
     return Report(implementation.name, config, diffs, findings, failures, tuple(skipped))
+
+
+def _problems(implementation, spec):
+    """The run's problem (its dtype, parameters read-only) and its float64 truth; refuses --batch it cannot take."""
+    truth_problem = make_problem(spec)
+    problem = truth_problem.astype(np.dtype(spec.dtype))
+    problem = replace(problem, params={k: read_only(v) for k, v in problem.params.items()})
+    if spec.batch is not None:
+        reason = drive.batch_support(implementation, problem)
+        if reason:
+            raise UsageError(f"{implementation.name} takes single vectors only ({reason}); leave out --batch.")
+    return problem, truth_problem
+
+
+def _forward(implementation, problem, truth_problem, refs, modes, collector):
+    """Run and measure the forward of the chained mode (once) and of the isolated mode (once per reference)."""
+    chained = drive.forward(implementation, problem) if "chained" in modes else None
+    isolated = {}
+    if "isolated" in modes:
+        for ref in refs:
+            fed = (ref.same_dtype.forward["h_prev"], ref.same_dtype.forward["c_prev"])
+            isolated[ref.name] = drive.forward(implementation, problem, fed_states=fed)
+    for ref in refs:
+        expected = _forward_expectations(ref, problem, truth_problem)
+        for mode, run_ in (("isolated", isolated.get(ref.name)), ("chained", chained)):
+            if run_ is not None:
+                collector.forward(ref.name, mode, run_, expected)
+    return chained, isolated
 
 
 def _trace_reference(name, problem, truth_problem):
