@@ -95,6 +95,17 @@ def output_gradient(y, target):
     return 2 * (y - target) / y.shape[-1]
 
 
+def backward_chain(impl, problem, run_):
+    """Yield (t, step's backward) for t = T-1 ... 0 on the implementation's own chain: dy_t from its own y_t,
+    dh_next and dc_next from its own step t+1.  An exception in the user's code ends it (ImplementationRaised)."""
+    dh_next, dc_next = np.zeros_like(problem.h0), np.zeros_like(problem.c0)
+    for t in reversed(range(problem.steps)):
+        dy = output_gradient(run_.tensors["y"][t], problem.targets[t])
+        result = backward_step(impl, problem, t, dy, dh_next, dc_next, run_.caches[t])
+        dh_next, dc_next = result["dh_prev"], result["dc_prev"]
+        yield t, result
+
+
 @dataclass(frozen=True)
 class SequenceRun:
     """What the implementation's own ``lstm_loss``/``dlstm_loss`` returned."""

@@ -174,12 +174,15 @@ def _backward(impl, problem, truth_problem, refs, chained, isolated, collector):
         alive.update({(ref.name, "chained"): chained for ref in refs})
     alive = {key: run_ for key, run_ in alive.items() if run_.failure is None}
     pending = {key: [] for key in alive}  # (reference, mode) -> [(t, result)] not yet measured
-    chained_state = [np.zeros_like(problem.h0), np.zeros_like(problem.c0)]  # dh_next, dc_next
+    chain = drive.backward_chain(impl, problem, chained) if chained is not None else None
     batch = steps_per_batch(problem.params)
     for t in reversed(range(problem.steps)):
         chained_result = None
         if any(mode == "chained" for _, mode in alive):
-            chained_result = _chained_step(impl, problem, t, chained, chained_state)
+            try:
+                _, chained_result = next(chain)
+            except ImplementationRaised as raised:
+                chained_result = raised
         for ref in refs:
             for mode in ("isolated", "chained"):
                 if (ref.name, mode) not in alive:
@@ -222,17 +225,6 @@ def _isolated_step(impl, problem, t, ref, isolated):
         return drive.backward_step(impl, problem, t, b["dy"][t], b["dh_next"][t], b["dc_next"][t], cache)
     except ImplementationRaised as raised:
         return raised
-
-
-def _chained_step(impl, problem, t, run_, state):
-    """Step t's backward on the implementation's own chain: dy from its own y, dh_next from its own step t+1."""
-    dy = drive.output_gradient(run_.tensors["y"][t], problem.targets[t])
-    try:
-        result = drive.backward_step(impl, problem, t, dy, state[0], state[1], run_.caches[t])
-    except ImplementationRaised as raised:
-        return raised
-    state[:] = [result["dh_prev"], result["dc_prev"]]
-    return result
 
 
 def _sequence(impl, problem, refs, collector):

@@ -179,12 +179,8 @@ def _driven_gradient(impl, problem):
     run = drive.forward(impl, problem)
     if run.failure is not None:
         raise run.failure
-    dh, dc = np.zeros_like(problem.h0), np.zeros_like(problem.c0)
     total = {name: np.zeros_like(value) for name, value in problem.params.items()}
-    for t in reversed(range(problem.steps)):
-        dy = drive.output_gradient(run.tensors["y"][t], problem.targets[t])
-        step = drive.backward_step(impl, problem, t, dy, dh, dc, run.caches[t])
-        dh, dc = step["dh_prev"], step["dc_prev"]
+    for _, step in drive.backward_chain(impl, problem, run):
         for name in PARAMS:
             total[name] = total[name] + step[f"d{name}"]
     return total
