@@ -22,10 +22,6 @@ class ForwardRun:
     failure: ImplementationRaised | None
 
 
-def _param_grad_shapes(params):
-    return {f"d{name}": value.shape for name, value in params.items()}
-
-
 def forward(impl, problem, fed_states=None):
     """Run ``lstm`` over the sequence; with ``fed_states`` (h_prev, c_prev stacked), each step gets those.
 
@@ -83,10 +79,10 @@ def _param_grads(dparams, params, what):
     if unknown:
         raise UsageError(f"{what} has an entry {unknown[0]!r} that is not a parameter (Wf ... by).")
     out = {}
-    for name, shape in _param_grad_shapes(params).items():
-        if name[1:] not in dparams:
-            raise UsageError(f"{what} has no entry {name[1:]!r}.")
-        out[name] = as_float_array(dparams[name[1:]], shape, f"{what}[{name[1:]!r}]")
+    for name, value in params.items():
+        if name not in dparams:
+            raise UsageError(f"{what} has no entry {name!r}.")
+        out[f"d{name}"] = as_float_array(dparams[name], value.shape, f"{what}[{name!r}]")
     return out
 
 
