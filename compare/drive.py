@@ -1,6 +1,6 @@
 """Drive the implementation under test: one forward/backward step at a time, or its own sequence loop.
 
-Everything here talks to the user's code through ``implementation.call`` (copies in, exceptions become
+Everything here talks to the user's code through ``guard.call`` (copies in, exceptions become
 findings) and checks what comes back (count, floating dtype, shape) before anything is compared.
 """
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from compare.errors import ImplementationRaised, UsageError
-from compare.implementation import as_float_array, call, unpack
+from compare.guard import as_float_array, call, unpack
 from compare.tensors import CACHE_CHECKS, CACHE_FROM_CACHE
 
 

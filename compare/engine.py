@@ -6,7 +6,8 @@ import numpy as np
 
 from compare import drive
 from compare.errors import ImplementationRaised, UsageError
-from compare.implementation import load_implementation, read_only
+from compare.guard import read_only
+from compare.implementation import load_implementation
 from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import TensorDiff, expectation, measure, tensor_diff
 from compare.problem import ProblemSpec, make_problem

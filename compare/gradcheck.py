@@ -21,7 +21,8 @@ import numpy as np
 
 from compare import drive
 from compare.errors import ImplementationRaised, UsageError
-from compare.implementation import as_float_array, call, load_implementation, unpack
+from compare.guard import as_float_array, call, unpack
+from compare.implementation import load_implementation
 from compare.problem import ProblemSpec, make_problem
 from compare.tensors import PARAM_GRADS
 from references.numeric import RTOL, STEP, central_differences, floor_for, relative_error

@@ -17,7 +17,8 @@ import pandas as pd
 from compare.catalog import CATALOG, check
 from compare.engine import Config, run
 from compare.drive import batch_support
-from compare.implementation import load_implementation, read_only
+from compare.guard import read_only
+from compare.implementation import load_implementation
 from compare.problem import ProblemSpec, make_problem
 from compare.report import DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV, write_csv_atomically, write_reports
 from compare.summary import mode_summaries
