@@ -6,8 +6,8 @@ import numpy as np
 
 from compare import drive
 from compare.errors import ImplementationRaised, UsageError
+from compare.conventions import bind
 from compare.guard import read_only
-from compare.implementation import load_implementation
 from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import TensorDiff, expectation, measure, tensor_diff
 from compare.problem import ProblemSpec, make_problem
@@ -25,6 +25,7 @@ class Config:
     spec: ProblemSpec = field(default_factory=ProblemSpec)
     references: tuple[str, ...] = REFERENCES
     modes: tuple[str, ...] = MODES
+    convention: str = "auto"  # compare.conventions.CHOICES: how the user's file is written
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ class Report:
 
 
 def run(impl, config=Config()):
-    """Compare ``impl`` (a path to a seed-convention file, or a module) with the references: a ``Report``."""
-    implementation = load_implementation(impl)
+    """Compare ``impl`` (a path to an LSTM file, a module, or a ``Binding``) with the references: a ``Report``."""
+    implementation = bind(impl, config.convention)
     unknown = [mode for mode in config.modes if mode not in MODES]
     if unknown:
         raise UsageError(f"unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}.")
@@ -65,11 +66,15 @@ def run(impl, config=Config()):
     chained, isolated = _forward(implementation, problem, truth_problem, refs, config.modes, collector)
     _backward(implementation, problem, truth_problem, refs, chained, isolated, collector)
     skipped = []
+    if implementation.has_sequence and implementation.sequence_zero_c0:
+        skipped.append(f"c0 = 0 in every mode: the whole-sequence forward of {implementation.name} takes no "
+                       f"initial cell state.")
     if "sequence" in config.modes:
         if implementation.has_sequence:
             _sequence(implementation, problem, refs, collector)
         else:
-            skipped.append(f"sequence mode skipped: {implementation.name} defines no lstm_loss and dlstm_loss.")
+            skipped.append(f"sequence mode skipped: {implementation.name} defines no "
+                           f"{implementation.sequence_functions}.")
     diffs = collector.finish()
     order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
     failures = tuple(sorted(collector.failures, key=order))
@@ -80,6 +85,8 @@ def run(impl, config=Config()):
 def _problems(implementation, spec):
     """The run's problem (its dtype, parameters read-only) and its float64 truth; refuses --batch it cannot take."""
     truth_problem = make_problem(spec)
+    if implementation.has_sequence and implementation.sequence_zero_c0:  # its whole-sequence code takes no c0
+        truth_problem = replace(truth_problem, c0=np.zeros_like(truth_problem.c0))
     problem = truth_problem.astype(np.dtype(spec.dtype))
     problem = replace(problem, params={k: read_only(v) for k, v in problem.params.items()})
     if spec.batch is not None:
@@ -98,7 +105,7 @@ def _forward(implementation, problem, truth_problem, refs, modes, collector):
             fed = (ref.same_dtype.forward["h_prev"], ref.same_dtype.forward["c_prev"])
             isolated[ref.name] = drive.forward(implementation, problem, fed_states=fed)
     for ref in refs:
-        expected = _forward_expectations(ref, problem, truth_problem)
+        expected = _forward_expectations(ref, problem, truth_problem, implementation.forward_names)
         for mode, run_ in (("isolated", isolated.get(ref.name)), ("chained", chained)):
             if run_ is not None:
                 collector.forward(ref.name, mode, run_, expected)
@@ -135,28 +142,30 @@ def _paired(ref, build):
     return truth, (truth if ref.same_dtype is ref.truth else build(ref.same_dtype, False))
 
 
-def _forward_expectations(ref, problem, truth_problem):
-    """Per forward tensor, over all steps: what this reference expects (see tensors.FORWARD_ORDER)."""
+def _forward_expectations(ref, problem, truth_problem, names):
+    """Per forward tensor in ``names``, over all steps: what this reference expects (tensors.FORWARD_ORDER)."""
     def arrays(trace, is_truth):
         inputs = truth_problem.inputs if is_truth else problem.inputs
         f = trace.forward
-        return {**{name: f[name] for name in FORWARD_ORDER if name in f},
-                "cache.xh": np.concatenate([inputs, f["h_prev"]], axis=-1), "cache.c_prev": f["c_prev"],
-                "cache.c": f["c"], "cache.h": f["h"]}
+        cache = {"cache.xh": lambda: np.concatenate([inputs, f["h_prev"]], axis=-1), "cache.c_prev": lambda: f["c_prev"],
+                 "cache.c": lambda: f["c"], "cache.h": lambda: f["h"]}
+        return {name: cache[name]() if name in cache else f[name] for name in names}
 
     truth, same = _paired(ref, arrays)
     return {name: expectation(truth[name], same[name], ref.tolerance) for name in truth}
 
 
-def _backward_expectations(ref, steps, problem, truth_problem):
-    """Per backward tensor at ``steps``: what this reference expects (dWf ... dby contributions, dh_prev, dc_prev)."""
+def _backward_expectations(ref, steps, problem, truth_problem, names):
+    """Per backward tensor in ``names`` at ``steps``: what this reference expects (each step's dWf ... dby
+    contribution, dx, dh_prev, dc_prev)."""
     def arrays(trace, is_truth):
         inputs = truth_problem.inputs if is_truth else problem.inputs
         grads = {f"d{name}": value for name, value in trace.param_grads_at(steps, inputs).items()}
-        return {**grads, "dh_prev": trace.backward["dh_prev"][steps], "dc_prev": trace.backward["dc_prev"][steps]}
+        return {**grads, "dx": trace.totals.dinputs[steps], "dh_prev": trace.backward["dh_prev"][steps],
+                "dc_prev": trace.backward["dc_prev"][steps]}
 
     truth, same = _paired(ref, arrays)
-    return {name: expectation(truth[name], same[name], ref.tolerance) for name in BACKWARD_ORDER}
+    return {name: expectation(truth[name], same[name], ref.tolerance) for name in names}
 
 
 # Backward steps are measured in batches of about this many elements per tensor: small tensors gain from
@@ -195,18 +204,18 @@ def _backward(impl, problem, truth_problem, refs, chained, isolated, collector):
                 else:
                     pending[(ref.name, mode)].append((t, result))
         if t == 0 or not alive or max(len(p) for p in pending.values()) >= batch:
-            _measure_pending(refs, pending, problem, truth_problem, collector)
+            _measure_pending(refs, pending, problem, truth_problem, collector, impl.backward_names)
         if not alive:
             return
 
 
-def _measure_pending(refs, pending, problem, truth_problem, collector):
+def _measure_pending(refs, pending, problem, truth_problem, collector, names):
     for ref in refs:
         keys = [key for key in pending if key[0] == ref.name and pending[key]]
         if not keys:
             continue
         steps = sorted({t for key in keys for t, _ in pending[key]}, reverse=True)
-        expected = _backward_expectations(ref, steps, problem, truth_problem)
+        expected = _backward_expectations(ref, steps, problem, truth_problem, names)
         for key in keys:
             key_steps = [t for t, _ in pending[key]]
             results = [result for _, result in pending[key]]
@@ -228,21 +237,29 @@ def _isolated_step(impl, problem, t, ref, isolated):
         return raised
 
 
+def _sequence_expected(trace, name):
+    """What a reference expects of one whole-sequence result: (steps, array stacked over them)."""
+    t = trace.totals
+    if name in trace.forward:
+        return np.arange(trace.forward[name].shape[0]), trace.forward[name]
+    if name == "dx":
+        return np.arange(t.dinputs.shape[0]), t.dinputs
+    whole = {"loss": np.array(t.loss), "dh0": t.dh0, "dc0": t.dc0}
+    return [-1], (whole[name] if name in whole else t.grads[name[1:]])[None]
+
+
 def _sequence(impl, problem, refs, collector):
     result = drive.sequence(impl, problem)
     for ref in refs:
-        def add(phase, tensor, steps, actual, truth, same):
-            collector.add(ref.name, "sequence", phase, tensor, steps, actual, expectation(truth, same, ref.tolerance))
-
-        if result.outputs is not None:
-            add("forward", "y", np.arange(problem.steps), result.outputs, ref.truth.forward["y"],
-                ref.same_dtype.forward["y"])
-            add("forward", "loss", [-1], np.array([result.loss]), np.array([ref.truth.totals.loss]),
-                np.array([ref.same_dtype.totals.loss]))
-        if result.grads is not None:
-            for name in PARAM_GRADS:
-                add("backward", name, [-1], result.grads[name][None], ref.truth.totals.grads[name[1:]][None],
-                    ref.same_dtype.totals.grads[name[1:]][None])
+        for phase, values, order in (("forward", result.forward, FORWARD_ORDER + ("loss",)),
+                                     ("backward", result.backward, PARAM_GRADS + BACKWARD_ORDER)):
+            for name in dict.fromkeys(n for n in order if n in values):
+                steps, truth = _sequence_expected(ref.truth, name)
+                same = _sequence_expected(ref.same_dtype, name)[1]
+                actual = np.asarray(values[name])
+                actual = actual if len(steps) > 1 or steps[0] >= 0 else actual[None]
+                collector.add(ref.name, "sequence", phase, name, steps, actual,
+                              expectation(truth, same, ref.tolerance))
         if result.failure is not None:
             collector.failures.append(failure_finding(ref.name, "sequence", result.failure))
 
@@ -260,7 +277,7 @@ class _Collector:
 
     def forward(self, reference, mode, run_, expected):
         for name in FORWARD_ORDER:
-            if name in run_.tensors:
+            if name in expected and name in run_.tensors:
                 actual = run_.tensors[name]  # (steps that ran, [B,] n)
                 ran = len(actual)
                 self.add(reference, mode, "forward", name, np.arange(ran), actual, expected[name].first(ran))
@@ -268,7 +285,7 @@ class _Collector:
             self.failures.append(failure_finding(reference, mode, run_.failure))
 
     def backward_steps(self, reference, mode, steps, results, expected):
-        for name in BACKWARD_ORDER:
+        for name in expected:
             actual = results[0][name][None] if len(results) == 1 else np.stack([r[name] for r in results])  # (S, ...)
             done_steps, stats, _ = self._backward.setdefault((reference, mode, name), ([], [], actual.shape[1:]))
             done_steps.extend(steps)

@@ -165,7 +165,7 @@ def _sequence_gradient(impl, problem):
     run = drive.sequence(impl, problem)
     if run.failure is not None:
         raise run.failure
-    return {name[1:]: value for name, value in run.grads.items()}
+    return {name[1:]: value for name, value in run.backward.items()}
 
 
 def _driven_loss(impl, problem):

@@ -64,25 +64,36 @@ def read_only(array):
 
 
 def call(impl, function, args, phase, step):
-    """Call one of the user's functions, ``args = (params, ...)``, on copies; its exceptions become findings.
+    """Call one of the user's functions on copies of ``args``; its exceptions become findings.
 
-    Every argument but the parameters is copied for each call.  The parameters (read-only arrays) are shared
-    to save copying them at every step; code that writes to them in place is simply called again with a
-    writable copy, so it too gets copies and nothing it does can reach the references or later steps.
+    Every argument is copied for each call, except read-only arrays (and dicts of them: the parameters), which
+    are shared to save copying them at every step; code that writes to them in place is simply called again
+    with writable copies, so it too gets copies and nothing it does can reach the references or later steps.
     """
-    params, rest = args[0], args[1:]
-    shared = all(isinstance(v, np.ndarray) and not v.flags.writeable for v in params.values())
     try:
         try:
-            return getattr(impl, function)(dict(params) if shared else private_copy(params), *private_copy(rest))
+            return getattr(impl, function)(*(_shared(value) for value in args))
         except ValueError as error:
             if "read-only" not in str(error):
                 raise
-        return getattr(impl, function)(private_copy(params), *private_copy(rest))
+        return getattr(impl, function)(*private_copy(tuple(args)))
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # noqa: BLE001 - anything the user's code raises (SystemExit too) is a finding
         raise ImplementationRaised(phase, step, f"{function} raised {describe(error, impl.source)}.") from None
+
+
+def _read_only(value):
+    return isinstance(value, np.ndarray) and not value.flags.writeable
+
+
+def _shared(value):
+    """A read-only array (or a dict of them) as it is, anything else as a private copy."""
+    if _read_only(value):
+        return value
+    if isinstance(value, dict) and value and all(_read_only(v) for v in value.values()):
+        return dict(value)
+    return private_copy(value)
 
 
 def unpack(result, count, what):

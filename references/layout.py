@@ -11,11 +11,9 @@ torch stacks its gates in the order i, f, g, o and adds two biases; going back, 
 
 import numpy as np
 
-SEED_GATES = ("f", "i", "g", "o")
+from references.cell import PARAM_NAMES
+
 TORCH_GATES = ("i", "f", "g", "o")
-PARAM_NAMES = ("Wf", "Wi", "Wg", "Wo", "Wy", "bf", "bi", "bg", "bo", "by")
-GATE_WEIGHTS = tuple(f"W{gate}" for gate in SEED_GATES)
-GATE_BIASES = tuple(f"b{gate}" for gate in SEED_GATES)
 TORCH_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "head.weight", "head.bias")
 
 

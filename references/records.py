@@ -6,12 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
-from references.layout import GATE_BIASES, GATE_WEIGHTS, SEED_GATES
-
-# Per-step tensors, each stored stacked over steps as (T, [B,] n).
-FORWARD_TENSORS = ("f_pre", "i_pre", "g_pre", "o_pre", "f", "i", "g", "o", "c", "c_tanh", "h", "y")
-STATE_TENSORS = ("h_prev", "c_prev")  # the state entering each step
-BACKWARD_TENSORS = ("dy", "df_pre", "di_pre", "dg_pre", "do_pre", "dh_next", "dc_next", "dh_prev", "dc_prev")
+from references.cell import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS, param_grads_at
 
 
 @dataclass(frozen=True)
@@ -81,24 +76,7 @@ class Trace:
 
     def param_grads_at(self, steps, inputs):
         """The contributions of several steps at once: each (len(steps), *parameter shape)."""
-        steps = np.asarray(steps)
-        xh = np.concatenate([inputs[steps], self.forward["h_prev"][steps]], axis=-1)  # (S, [B,] X+H)
-        grads = {}
-        for gate, weight, bias in zip(SEED_GATES, GATE_WEIGHTS, GATE_BIASES):
-            d_pre = self.backward[f"d{gate}_pre"][steps]  # (S, [B,] H)
-            grads[weight] = stepwise_outer(xh, d_pre)
-            grads[bias] = d_pre if d_pre.ndim == 2 else d_pre.sum(axis=1)
-        dy = self.backward["dy"][steps]
-        grads["Wy"] = stepwise_outer(self.forward["h"][steps], dy)
-        grads["by"] = dy if dy.ndim == 2 else dy.sum(axis=1)
-        return grads
-
-
-def stepwise_outer(a, b):
-    """Per step s: a_s^T b_s summed over the batch, i.e. outer(a_s, b_s) unbatched."""  # (S, [B,] A), (S, [B,] C)
-    if a.ndim == 2:
-        return a[:, :, None] * b[:, None, :]  # (S, A, C)
-    return np.swapaxes(a, 1, 2) @ b  # (S, A, C)
+        return param_grads_at(steps, inputs, self.forward, self.backward)
 
 
 def grads_entering_later_steps(d_prev):

@@ -14,7 +14,9 @@ import pytest
 import compare
 from compare import ProblemSpec
 from compare.cli import main
-from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS
+import handrolled
+from compare.conventions import bind
+from compare.tensors import FORWARD_ORDER, PARAM_GRADS
 from helpers import read_csv, report_cli, write_impl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +58,8 @@ def test_correct_lstm_exits_0_with_header_only_first_divergence_and_every_row(tm
     rows = read_csv(out_dir / "divergence.csv")
     # One row per reference x mode x phase x step x tensor: every tensor at every step, then the sequence mode's
     # per-step y, its loss and its ten gradient totals.
-    per_reference = 2 * T * (len(FORWARD_ORDER) + len(BACKWARD_ORDER)) + T + 1 + len(PARAM_GRADS)
+    backward = bind(handrolled).backward_names  # the question's: dWf ... dby, dh_prev, dc_prev
+    per_reference = 2 * T * (len(FORWARD_ORDER) + len(backward)) + T + 1 + len(PARAM_GRADS)
     assert len(rows) == 2 * per_reference
     assert {r["diverged"] for r in rows} == {"False"}
     assert {r["n_mismatch"] for r in rows} == {"0"}

@@ -1,0 +1,62 @@
+"""Conventions: how people write a hand-written LSTM, each bound to the internal layout by one module.
+
+``bind(source, convention="auto")`` loads a user's file (or takes a module) and returns the ``Binding`` of the
+convention it follows: named with ``convention``, or detected from the names the file defines.
+"""
+
+import inspect
+import types
+
+from compare.conventions import coursera, cs231n, karpathy, question
+from compare.conventions.base import Binding
+from compare.errors import UsageError
+from compare.guard import import_file
+
+# name -> module with ``detect(module) -> reason | None`` and a ``Binding`` subclass; detection tries them in order.
+CONVENTIONS = {"question": question, "cs231n": cs231n, "coursera": coursera, "karpathy": karpathy}
+CHOICES = ("auto", *CONVENTIONS)
+
+
+def binding_class(module):
+    return next(value for value in vars(module).values()
+                if isinstance(value, type) and issubclass(value, Binding) and value is not Binding
+                and value.__module__ == module.__name__)
+
+
+def detect(module):
+    """(convention name, reason) for the first convention whose names the module defines, or (None, None)."""
+    for name, convention in CONVENTIONS.items():
+        reason = convention.detect(module)
+        if reason:
+            return name, reason
+    return None, None
+
+
+def load_module(source):
+    """(module, display name) from a path to a ``.py`` file or a module object."""
+    if isinstance(source, types.ModuleType):
+        return source, source.__name__
+    return import_file(source), str(source)
+
+
+def bind(source, convention="auto"):
+    """The ``Binding`` of ``source`` (a path, a module, or a ``Binding`` already made) under ``convention``."""
+    if isinstance(source, Binding):
+        return source
+    if convention not in CHOICES:
+        raise UsageError(f"unknown convention {convention!r}: choose from {', '.join(CHOICES)}.")
+    module, name = load_module(source)
+    if convention == "auto":
+        convention = detect(module)[0] or closest(module)
+    try:
+        file = inspect.getsourcefile(module)
+    except TypeError:
+        file = None
+    return binding_class(CONVENTIONS[convention])(module, name, file)
+
+
+def closest(module):
+    """The convention whose function names the module defines most of (the question's on a tie): its binding
+    then says exactly which function is missing."""
+    defined = lambda c: sum(hasattr(module, n) for n in c.NAMES)  # noqa: E731
+    return max(CONVENTIONS, key=lambda name: (defined(CONVENTIONS[name]), name == "question"))

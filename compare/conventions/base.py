@@ -1,0 +1,207 @@
+"""What every convention offers the engine, and the pieces conventions share.
+
+A ``Binding`` ties one user file to the internal layout: it calls the user's step forward and backward (and its
+whole-sequence functions, if any) on internal tensors and returns internal tensors, named with the cell
+description's vocabulary (``references/cell.py``).  The engine never learns which convention it got.
+
+Conventions without the question's dense head leave the head and the loss to the harness: their step backward
+gets dL/dh_t = dy_t @ Wy.T + dh_next, the same signal the question's ``dlstm`` builds itself.
+"""
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+
+from compare.conventions.layout import Sizes, to_internal, to_user, user_shape
+from compare.errors import ImplementationRaised, UsageError
+from compare.guard import as_float_array, call, read_only
+from references.cell import BACKWARD_ORDER, FORWARD_ORDER, GATE_PARAM_GRADS, GATES
+
+# Gates a cache does not name are observed by saturating the other gates through their biases.
+SATURATED = 1e4  # sigmoid(+-1e4) and tanh(1e4) are exactly 1 or 0 in float32 and float64
+
+
+@dataclass(frozen=True)
+class StepForward:
+    """One forward step as the engine sees it."""
+
+    tensors: dict  # internal name -> ([B,] n): what is compared (gates, c, h, y, cache.*)
+    y: np.ndarray  # ([B,] O): the output, the user's own or the harness's head on the user's h
+    h: np.ndarray
+    c: np.ndarray
+    cache: object  # exactly what the user's forward returned, for its backward
+
+
+@dataclass(frozen=True)
+class SequenceRun:
+    """What the user's whole-sequence functions returned, in internal names.
+
+    ``forward``: per-step tensors (T, [B,] n) such as ``y`` or ``h`` and ``c``, and ``loss`` (a float) when the
+    code computes one; ``backward``: per-step ``dx`` (T, [B,] X) and whole-sequence totals (``dWf``, ...,
+    ``dh0``, ``dc0``).  ``failure`` is the exception that stopped it, if any.
+    """
+
+    forward: dict
+    backward: dict
+    failure: ImplementationRaised | None
+
+
+class Binding:
+    """The base of every convention: the user's module, its name, and the shared helpers."""
+
+    convention = ""
+    has_head = False  # the question's convention: the user computes y, gets dy and returns dWy, dby
+    layout = ()  # the user's parameters (layout.Matrix)
+    head_layout = ()  # head parameters the user's forward takes but never differentiates
+    returns_dx = True  # the step backward returns dL/dx_t
+    columns = False  # vectors are columns (n, B) instead of rows (B, n)
+    sequence_zero_c0 = False  # the whole-sequence forward takes no initial cell state
+    sequence_functions = ""  # what enables the sequence mode, in words
+
+    def __init__(self, module, name, source):
+        self.module, self.name, self.source = module, name, source
+        self._params_for = None
+
+    # --- what the engine reads ---
+    @property
+    def has_sequence(self):
+        return False
+
+    @property
+    def forward_names(self):
+        """The forward tensors this binding compares, in computation order."""
+        return tuple(name for name in FORWARD_ORDER if name in self.observed_forward())
+
+    def observed_forward(self):
+        raise NotImplementedError
+
+    @property
+    def backward_names(self):
+        """The per-step backward tensors this binding compares, in computation order."""
+        names = set(GATE_PARAM_GRADS) | {"dh_prev", "dc_prev"}
+        names |= {"dWy", "dby"} if self.has_head else set()
+        names |= {"dx"} if self.returns_dx else set()
+        return tuple(name for name in BACKWARD_ORDER if name in names)
+
+    # --- parameters in the user's layout, converted once per problem ---
+    def user_params(self, params):
+        """The internal ``params`` in the user's layout (read-only, shared), converted once per parameter set."""
+        if self._params_for is None or self._params_for[0] is not params:
+            user = {k: read_only(v) for k, v in to_user(self.layout + self.head_layout, params).items()}
+            self._params_for = (params, user, {})
+        return self._params_for[1]
+
+    def saturated_params(self, params, gate):
+        """User parameters with every gate but ``gate`` saturated so that next_c / next_h expose ``gate``."""
+        self.user_params(params)
+        probes = self._params_for[2]
+        if gate not in probes:
+            biases = dict(SATURATION[gate])
+            changed = dict(params)
+            for k, value in biases.items():
+                changed[f"b{k}"] = np.full_like(params[f"b{k}"], value * SATURATED)
+            probes[gate] = {k: read_only(v) for k, v in to_user(self.layout + self.head_layout, changed).items()}
+        return probes[gate]
+
+    def grads_to_internal(self, grads, params):
+        """The user's parameter gradients (keyed by matrix name) in internal names: {dWf: ..., ...}."""
+        return {f"d{name}": value for name, value in to_internal(self.layout, grads, Sizes.of(params)).items()}
+
+    def check_user_grads(self, grads, params, what):
+        """Each user gradient checked against its parameter's shape (UsageError otherwise)."""
+        sizes = Sizes.of(params)
+        return {m.name: as_float_array(grads[m.name], user_shape(m, sizes), f"d{m.name} {what}")
+                for m in self.layout}
+
+    @staticmethod
+    def states_like(problem):
+        """A (T, [B,] H) array shaped like the per-step states of ``problem``."""
+        return np.broadcast_to(problem.h0, (problem.steps, *problem.h0.shape))
+
+    @staticmethod
+    def x_like(params, h):
+        """A zero internal x shaped like ``h``'s batch (the shape a returned dx must have)."""
+        return np.zeros((*h.shape[:-1], params["Wf"].shape[0] - h.shape[-1]), h.dtype)
+
+    # --- vectors: internal ([B,] n) <-> the user's (N, n) rows or (n, N) columns ---
+    def to_user_vector(self, v):
+        rows = v[None] if v.ndim == 1 else v
+        return np.ascontiguousarray(rows.T) if self.columns else rows
+
+    def from_user_vector(self, u, like, what):
+        """The user's vector back in internal shape (checked: floating point, the shape ``like`` implies)."""
+        rows = like[None] if like.ndim == 1 else like
+        shape = rows.shape[::-1] if self.columns else rows.shape
+        u = as_float_array(u, shape, what)
+        u = u.T if self.columns else u
+        return u[0] if like.ndim == 1 else u
+
+    # --- sequences: internal (T, [B,] n) <-> the user's axes, e.g. "NTn" for (N, T, n) ---
+    sequence_axes = "TNn"
+
+    def to_sequence(self, values):
+        rows = values[:, None] if values.ndim == 2 else values  # (T, N, n)
+        return np.ascontiguousarray(np.transpose(rows, ["TNn".index(a) for a in self.sequence_axes]))
+
+    def from_sequence(self, value, like, what):
+        """The user's whole-sequence array back in internal (T, [B,] n), checked against ``like``'s shape."""
+        rows = like[:, None] if like.ndim == 2 else like  # (T, N, n)
+        order = ["TNn".index(a) for a in self.sequence_axes]
+        value = as_float_array(value, tuple(rows.shape[k] for k in order), what)
+        out = np.transpose(value, np.argsort(order))
+        return out[:, 0] if like.ndim == 2 else out
+
+    # --- the harness-owned head (conventions without one) ---
+    @staticmethod
+    def head(params, h):
+        return h @ params["Wy"] + params["by"]
+
+    @staticmethod
+    def head_backward(params, dy):
+        return dy @ params["Wy"].T
+
+    def call(self, function, args, phase, step):
+        return call(self, function, args, phase, step)
+
+    def observe_by_saturation(self, params, forward, x, h, c, t):
+        """Each gate's activation, read off ``forward(user_params, x, h, c) -> (next_h, next_c)`` with the other
+        gates saturated: f = next_c when i = 0 and c_prev = 1; i = next_c when f = 0, g = 1; g = next_c when
+        f = 0, i = 1; o = next_h / tanh(1) when f = 0, i = g = 1 (so c = 1)."""
+        gates = {}
+        ones = np.ones_like(c)
+        with np.errstate(all="ignore"):
+            for gate in GATES:
+                next_h, next_c = forward(self.saturated_params(params, gate), x, h, ones if gate == "f" else c, t)
+                gates[gate] = next_h / np.tanh(np.asarray(1.0, next_h.dtype)) if gate == "o" else next_c
+        return gates
+
+
+# Biases (in units of SATURATED) that expose one gate through next_c or next_h.
+SATURATION = {"f": {"i": -1, "o": 1}, "i": {"f": -1, "g": 1, "o": 1}, "g": {"f": -1, "i": 1, "o": 1},
+              "o": {"f": -1, "i": 1, "g": 1}}
+
+
+def accepts(fn, count):
+    """Whether ``fn`` can be called with ``count`` positional arguments."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or C function: nothing to check
+        return True
+    try:
+        signature.bind(*range(count))
+    except TypeError:
+        return False
+    return True
+
+
+def require(module, name, functions):
+    """Each (attribute, signature text) of ``functions`` must be callable on ``module`` with that many arguments."""
+    for attribute, signature in functions:
+        fn = getattr(module, attribute, None)
+        if not callable(fn):
+            raise UsageError(f"{name} has no function {signature}, which its convention requires.")
+        count = signature.count(",") + 1
+        if not accepts(fn, count):
+            raise UsageError(f"{name}: {attribute}{inspect.signature(fn)} cannot be called as {signature}.")
+

@@ -1,0 +1,134 @@
+"""The question's own convention (the "seed"): ``lstm``/``dlstm`` on 1-D vectors or (B, X) batches.
+
+    lstm(params, inp, h_old, c_old) -> (y, h, c, cache)
+    dlstm(params, dy, dh_next, dc_next, cache) -> (dparams, dh_prev, dc_prev)      dparams: this step's, Wf ... by
+    lstm_loss(params, h, c, inputs, targets) -> (y, outputs, loss, h, c, caches)   optional, with dlstm_loss:
+    dlstm_loss(params, inputs, targets, outputs, caches) -> dparams                 the sequence mode
+
+``params`` is the internal dict itself (``Wf`` ... ``Wo`` (X+H, H) on ``[x, h]``, biases (H,), ``Wy``, ``by``);
+the cache's entries are named by the file's ``CACHE_FIELDS`` (default: the question's order).
+"""
+
+import numpy as np
+
+from compare.conventions.base import Binding, SequenceRun, StepForward, require
+from compare.conventions.layout import Matrix
+from compare.errors import ImplementationRaised, UsageError
+from compare.guard import as_float_array, unpack
+from references.cell import CACHE_CHECKS, CACHE_FROM_CACHE, GATES, SEED_CACHE_FIELDS
+
+REQUIRED = (("lstm", "lstm(params, inp, h_old, c_old)"), ("dlstm", "dlstm(params, dy, dh_next, dc_next, cache)"))
+SEQUENCE = (("lstm_loss", "lstm_loss(params, h, c, inputs, targets)"),
+            ("dlstm_loss", "dlstm_loss(params, inputs, targets, outputs, caches)"))
+NAMES = ("lstm", "dlstm")
+
+
+def detect(module):
+    """Why this module follows the question's convention, or None."""
+    if all(callable(getattr(module, name, None)) for name in NAMES):
+        return "it defines lstm and dlstm"
+    return None
+
+
+class Question(Binding):
+    convention = "question"
+    has_head = True
+    returns_dx = False
+    sequence_functions = "lstm_loss and dlstm_loss"
+    layout = tuple(Matrix(f"W{g}", ("x", "h"), g) for g in GATES) + (Matrix("Wy", ("h",), "y"),) \
+        + tuple(Matrix(f"b{g}", ("1",), g, vector=True) for g in GATES) + (Matrix("by", ("1",), "y", vector=True),)
+
+    def __init__(self, module, name, source):
+        super().__init__(module, name, source)
+        try:
+            require(module, name, REQUIRED)
+        except UsageError as error:
+            raise UsageError(str(error).replace("its convention", "the seed convention")) from None
+        self.lstm, self.dlstm = module.lstm, module.dlstm
+        self.lstm_loss = self.dlstm_loss = None
+        if all(callable(getattr(module, f, None)) for f, _ in SEQUENCE):
+            require(module, name, SEQUENCE)
+            self.lstm_loss, self.dlstm_loss = module.lstm_loss, module.dlstm_loss
+        self.cache_fields = _cache_fields(name, module)
+
+    @property
+    def has_sequence(self):
+        return self.lstm_loss is not None and self.dlstm_loss is not None
+
+    def observed_forward(self):
+        checks = {name for name in CACHE_CHECKS if name.removeprefix("cache.") in self.cache_fields}
+        return {name for name in CACHE_FROM_CACHE if name in self.cache_fields} | {"c", "h", "y"} | checks
+
+    def user_params(self, params):
+        return params  # the internal layout is this convention's
+
+    def step_forward(self, params, x, h, c, t):
+        lead, H = h.shape[:-1], h.shape[-1]
+        X, O = x.shape[-1], params["Wy"].shape[-1]
+        y, h, c, cache = unpack(self.call("lstm", (params, x, h, c), "forward", t), 4, "lstm")
+        tensors = {"y": as_float_array(y, (*lead, O), f"y returned by lstm at step {t}"),
+                   "h": as_float_array(h, (*lead, H), f"h returned by lstm at step {t}"),
+                   "c": as_float_array(c, (*lead, H), f"c returned by lstm at step {t}")}
+        entries = unpack(cache, len(self.cache_fields),
+                         f"lstm's cache (CACHE_FIELDS names {len(self.cache_fields)} entries)")
+        named = dict(zip(self.cache_fields, entries))
+        for name in self.forward_names:
+            field = name.removeprefix("cache.")
+            if name in tensors or field not in named:
+                continue
+            shape = (*lead, X + H) if name == "cache.xh" else (*lead, H)
+            what = f"cache entry {field!r} returned by lstm at step {t}"
+            tensors[name] = as_float_array(named[field], shape, what)
+        return StepForward(tensors, tensors["y"], tensors["h"], tensors["c"], cache)
+
+    def step_backward(self, params, dy, dh_next, dc_next, cache, t):
+        result = self.call("dlstm", (params, dy, dh_next, dc_next, cache), "backward", t)
+        dparams, dh_prev, dc_prev = unpack(result, 3, "dlstm")
+        out = param_grads(dparams, params, f"dparams returned by dlstm at step {t}")
+        out["dh_prev"] = as_float_array(dh_prev, dh_next.shape, f"dh_prev returned by dlstm at step {t}")
+        out["dc_prev"] = as_float_array(dc_prev, dh_next.shape, f"dc_prev returned by dlstm at step {t}")
+        return out
+
+    def sequence(self, problem):
+        lead, O = problem.h0.shape[:-1], problem.targets.shape[-1]
+        args = (problem.params, problem.h0, problem.c0, problem.inputs, problem.targets)
+        try:
+            result = self.call("lstm_loss", args, "forward", None)
+        except ImplementationRaised as raised:
+            return SequenceRun({}, {}, raised)
+        _, outputs, loss, _, _, caches = unpack(result, 6, "lstm_loss")
+        if not isinstance(outputs, (list, tuple, np.ndarray)) or len(outputs) != problem.steps:
+            raise UsageError(f"lstm_loss must return the {problem.steps} per-step outputs as its second value.")
+        outputs = np.stack([as_float_array(y, (*lead, O), f"output {t} of lstm_loss") for t, y in enumerate(outputs)])
+        loss = float(as_float_array(loss, np.shape(loss), "the loss returned by lstm_loss").sum())
+        forward = {"y": outputs, "loss": loss}
+        try:
+            dparams = self.call("dlstm_loss", (problem.params, problem.inputs, problem.targets, list(outputs), caches),
+                                "backward", None)
+        except ImplementationRaised as raised:
+            return SequenceRun(forward, {}, raised)
+        return SequenceRun(forward, param_grads(dparams, problem.params, "dparams returned by dlstm_loss"), None)
+
+
+def param_grads(dparams, params, what):
+    """The user's ``dparams`` dict checked (every parameter, nothing else, right shapes): {dWf: ..., ...}."""
+    if not isinstance(dparams, dict):
+        raise UsageError(f"{what} is a {type(dparams).__name__}; a dict with keys Wf ... by is required.")
+    unknown = sorted(set(dparams) - set(params), key=str)
+    if unknown:
+        raise UsageError(f"{what} has an entry {unknown[0]!r} that is not a parameter (Wf ... by).")
+    out = {}
+    for name, value in params.items():
+        if name not in dparams:
+            raise UsageError(f"{what} has no entry {name!r}.")
+        out[f"d{name}"] = as_float_array(dparams[name], value.shape, f"{what}[{name!r}]")
+    return out
+
+
+def _cache_fields(name, module):
+    fields = getattr(module, "CACHE_FIELDS", SEED_CACHE_FIELDS)
+    if (not isinstance(fields, (tuple, list)) or not all(isinstance(f, str) for f in fields)
+            or len(set(fields)) != len(fields)):
+        raise UsageError(f"{name}: CACHE_FIELDS must be a tuple of distinct names (strings), one per cache entry.")
+    return tuple(fields)
+

@@ -1,0 +1,95 @@
+"""The LSTM cell, described once: gates, parameters, the tensors a step computes, the order they are computed in,
+what each one's divergence suggests, and the per-step parameter-gradient formula.
+
+Everything else (the references, the weight layouts, the comparison engine, the conventions that bind a user's
+file) names tensors with this vocabulary.  The internal layout is the question's ("seed") convention:
+
+    xh = [x, h_prev]                                   ([B,] X+H)
+    k_pre = xh @ Wk + bk   for k in f, i, g, o         Wk (X+H, H), bk (H,)
+    f, i, o = sigmoid(f_pre, i_pre, o_pre);  g = tanh(g_pre)
+    c = f * c_prev + i * g;  c_tanh = tanh(c);  h = o * c_tanh
+    y = h @ Wy + by                                     the dense head: Wy (H, O), by (O,)
+    loss = sum over steps (and batch) of mean over outputs of (y - target)**2
+"""
+
+import numpy as np
+
+GATES = ("f", "i", "g", "o")  # the internal order of the per-gate parameters
+GATE_NAMES = {"f": "forget", "i": "input", "g": "candidate", "o": "output"}
+GATE_WEIGHTS = tuple(f"W{gate}" for gate in GATES)
+GATE_BIASES = tuple(f"b{gate}" for gate in GATES)
+HEAD = ("Wy", "by")
+PARAM_NAMES = (*GATE_WEIGHTS, "Wy", *GATE_BIASES, "by")
+
+# Per-step tensors, each stored stacked over steps as (T, [B,] n).
+PRE_ACTIVATIONS = tuple(f"{gate}_pre" for gate in GATES)
+FORWARD_TENSORS = (*PRE_ACTIVATIONS, *GATES, "c", "c_tanh", "h", "y")
+STATE_TENSORS = ("h_prev", "c_prev")  # the state entering each step
+BACKWARD_TENSORS = ("dy", "df_pre", "di_pre", "dg_pre", "do_pre", "dh_next", "dc_next", "dh_prev", "dc_prev")
+
+# What a cache may hold, by these names (the question's order, which is also its default CACHE_FIELDS).
+SEED_CACHE_FIELDS = ("xh", "f_pre", "f", "i_pre", "i", "g_pre", "g", "o_pre", "o", "c", "c_tanh", "c_prev", "h")
+CACHE_FROM_CACHE = (*PRE_ACTIVATIONS, *GATES, "c_tanh")  # compared only as read from a cache
+CACHE_CHECKS = ("cache.xh", "cache.c_prev", "cache.c", "cache.h")  # the cache's own copies, which backward reads
+
+# The computation order.  Forward, within a step: pre-activations, activations, c, c_tanh, h, y (c, h, y as the
+# step returns them), then the cache's own copies; the whole-sequence loss last.  Backward, within a step, in
+# dependency order: the head, the output gate (needs dh), the gates that need dc, then what flows out of the
+# step (dx, dh_prev, dc_prev); the whole-sequence dh0, dc0 last.
+FORWARD_ORDER = (*PRE_ACTIVATIONS, *GATES, "c", "c_tanh", "h", "y", *CACHE_CHECKS)
+BACKWARD_ORDER = ("dWy", "dby", "dWo", "dbo", "dWf", "dbf", "dWi", "dbi", "dWg", "dbg", "dx", "dh_prev",
+                  "dc_prev", "dh0", "dc0")
+PARAM_GRADS = tuple(f"d{name}" for name in (*GATE_WEIGHTS, "Wy", *GATE_BIASES, "by"))
+GATE_PARAM_GRADS = tuple(name for name in PARAM_GRADS if name not in ("dWy", "dby"))
+
+# What a divergence first seen in one forward tensor suggests.
+FORWARD_HINTS = {"c": "the cell update c = f * c_prev + i * g", "c_tanh": "tanh(c)", "h": "h = o * tanh(c)",
+                 "y": "the output head y = h @ Wy + by", "loss": "the loss (sum over steps of the mean squared error)"}
+
+
+def output_gradient(y, target):
+    """dL/dy_t of the loss above: 2 (y_t - target_t) / O."""
+    return 2 * (y - target) / y.shape[-1]
+
+
+def gate_of(tensor):
+    """'f', 'i', 'g' or 'o' for a tensor that belongs to one gate, '' otherwise."""
+    if tensor in PRE_ACTIVATIONS:
+        return tensor[0]
+    if tensor in GATE_NAMES:
+        return tensor
+    if tensor[:2] in ("dW", "db") and tensor[2:] in GATE_NAMES:
+        return tensor[2]
+    return ""
+
+
+def rank(phase, tensor):
+    """Position of ``tensor`` within a step of ``phase``; exceptions come first (nothing after them ran)."""
+    order = FORWARD_ORDER + ("loss",) if phase == "forward" else BACKWARD_ORDER
+    return -1 if tensor == "exception" else order.index(tensor)
+
+
+def param_grads_at(steps, inputs, forward, backward):
+    """Each parameter's gradient contribution at several steps, from a trace's per-step tensors.
+
+    dWk = xh^T dk_pre and dbk = dk_pre (summed over the batch); dWy = h^T dy, dby = dy.  Each result is
+    (len(steps), *parameter shape).
+    """
+    steps = np.asarray(steps)
+    xh = np.concatenate([inputs[steps], forward["h_prev"][steps]], axis=-1)  # (S, [B,] X+H)
+    grads = {}
+    for gate, weight, bias in zip(GATES, GATE_WEIGHTS, GATE_BIASES):
+        d_pre = backward[f"d{gate}_pre"][steps]  # (S, [B,] H)
+        grads[weight] = stepwise_outer(xh, d_pre)
+        grads[bias] = d_pre if d_pre.ndim == 2 else d_pre.sum(axis=1)
+    dy = backward["dy"][steps]
+    grads["Wy"] = stepwise_outer(forward["h"][steps], dy)
+    grads["by"] = dy if dy.ndim == 2 else dy.sum(axis=1)
+    return grads
+
+
+def stepwise_outer(a, b):
+    """Per step s: a_s^T b_s summed over the batch, i.e. outer(a_s, b_s) unbatched."""  # (S, [B,] A), (S, [B,] C)
+    if a.ndim == 2:
+        return a[:, :, None] * b[:, None, :]  # (S, A, C)
+    return np.swapaxes(a, 1, 2) @ b  # (S, A, C)
