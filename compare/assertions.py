@@ -22,7 +22,7 @@ from references import REFERENCES
 
 
 def compare_lstm(impl, *, steps=12, hidden=5, inputs=3, outputs=1, dtype="float64", seed=0, batch=None,
-                 zero_state=False, references=REFERENCES, modes=MODES):
+                 zero_state=False, references=REFERENCES, modes=MODES, convention="auto"):
     """Run the comparison on ``impl`` (a path or a module) for one problem: a ``compare.Report``.
 
     A ``UsageError`` (the file does not import, a wrong interface) is raised afresh, without the internal
@@ -32,13 +32,13 @@ def compare_lstm(impl, *, steps=12, hidden=5, inputs=3, outputs=1, dtype="float6
     spec = ProblemSpec(steps=steps, hidden=hidden, inputs=inputs, outputs=outputs, batch=batch, dtype=dtype,
                        seed=seed, zero_state=zero_state)
     try:
-        return run(impl, Config(spec=spec, references=tuple(references), modes=tuple(modes)))
+        return run(impl, Config(spec=spec, references=tuple(references), modes=tuple(modes), convention=convention))
     except UsageError as error:
         raise UsageError(str(error)) from None
 
 
 def assert_lstm_matches(impl, steps=12, hidden=5, inputs=3, outputs=1, dtype="float64", seed=0, *, batch=None,
-                        zero_state=False, references=REFERENCES, modes=MODES, report_dir=None):
+                        zero_state=False, references=REFERENCES, modes=MODES, convention="auto", report_dir=None):
     """Raise ``AssertionError`` unless ``impl`` matches every reference in every mode; otherwise return None.
 
     The problem (parameters, inputs, targets, initial state) is drawn from ``seed`` exactly as
@@ -47,7 +47,8 @@ def assert_lstm_matches(impl, steps=12, hidden=5, inputs=3, outputs=1, dtype="fl
     """
     __tracebackhide__ = True
     report = compare_lstm(impl, steps=steps, hidden=hidden, inputs=inputs, outputs=outputs, dtype=dtype, seed=seed,
-                          batch=batch, zero_state=zero_state, references=references, modes=modes)
+                          batch=batch, zero_state=zero_state, references=references, modes=modes,
+                          convention=convention)
     if report_dir is not None or report.diverged:
         from compare.report import write_reports  # pandas, only when a report is written
 
@@ -74,7 +75,8 @@ def mismatch_message(report, report_path=None):
             f"Greatest absolute difference: {first.max_abs_err:.2e} at index ({index}) "
             f"(up to {first.tolerance:.2e} allowed)",
             f"Greatest relative difference: {first.max_rel_err:.2e} (norm-wise: |error| / max |expected|)",
-            f"Actual {first.tensor}[{index}] = {first.actual!r}, expected {first.expected!r}",
+            f"Actual {first.tensor}[{index}] = {first.actual!r}, expected {first.expected!r}"
+            + (f" (yours: {first.user_tensor})" if first.user_tensor else ""),
             first.message,
         ]
     others = [f"{f.reference} {f.mode} ({f.where(name_tensor=True)})" for f in findings[1:]]

@@ -7,6 +7,7 @@ import numpy as np
 from compare import drive
 from compare.errors import ImplementationRaised, UsageError
 from compare.conventions import bind
+from compare.conventions.naming import Naming
 from compare.guard import read_only
 from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import TensorDiff, expectation, measure, tensor_diff
@@ -48,6 +49,7 @@ class Report:
     findings: tuple[Finding, ...]  # the first divergence of each (reference, mode) that diverged
     failures: tuple[Finding, ...]  # every exception raised in the implementation, located
     skipped: tuple[str, ...]  # one sentence per mode that could not run, and why
+    naming: Naming | None = None  # the user's own names for the tensors (its convention's)
 
     @property
     def diverged(self):
@@ -78,8 +80,10 @@ def run(impl, config=Config()):
     diffs = collector.finish()
     order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
     failures = tuple(sorted(collector.failures, key=order))
-    findings = tuple(sorted(first_divergence(diffs, failures, config.spec.steps), key=order))
-    return Report(implementation.name, config, diffs, findings, failures, tuple(skipped))
+    naming = implementation.naming(config.spec)
+    findings = first_divergence(diffs, failures, config.spec.steps, not implementation.has_head, naming)
+    findings = tuple(sorted(findings, key=order))
+    return Report(implementation.name, config, diffs, findings, failures, tuple(skipped), naming)
 
 
 def _problems(implementation, spec):

@@ -4,11 +4,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compare.tensors import GATE_NAMES, gate_of, rank
+from compare.tensors import FORWARD_HINTS, GATE_NAMES, gate_of, rank
 
 UPSTREAM = {"forward": "h_prev and c_prev", "backward": "dy, dh_next and dc_next"}
-FORWARD_HINTS = {"c": "the cell update c = f * c_prev + i * g", "c_tanh": "tanh(c)", "h": "h = o * tanh(c)",
-                 "y": "the output head y = h @ Wy + by", "loss": "the loss (sum over steps of the mean squared error)"}
+OUTFLOW = {"dx", "dh_prev", "dc_prev"}  # what leaves a backward step: every gate's contribution adds into them
 
 
 @dataclass(frozen=True)
@@ -28,12 +27,14 @@ class Finding:
     actual: float
     expected: float
     message: str
+    user_tensor: str = ""  # the worst element in the user's own names, where they differ (e.g. 'dWx[3, 11] (o block)')
 
     def where(self, name_tensor=False):
         """'backward step 11, gate f, dWf' ('..., tensor dWf' with ``name_tensor``); 'whole sequence' for totals."""
         step = " (whole sequence)" if self.step is None else f" step {self.step}"
         gate = f", gate {self.gate}" if self.gate else ""
-        return f"{self.phase}{step}{gate}, {'tensor ' if name_tensor else ''}{self.tensor}"
+        yours = f" (yours: {self.user_tensor})" if self.user_tensor else ""
+        return f"{self.phase}{step}{gate}, {'tensor ' if name_tensor else ''}{self.tensor}{yours}"
 
 
 def failure_finding(reference, mode, raised):
@@ -50,8 +51,12 @@ def order_key(phase, step, tensor, steps):
     return (1, steps if step is None or step < 0 else steps - 1 - step, rank(phase, tensor))
 
 
-def first_divergence(diffs, failures, steps):
-    """One ``Finding`` per (reference, mode) that diverged or raised: the earliest in computation order."""
+def first_divergence(diffs, failures, steps, dh_given=False, naming=None):
+    """One ``Finding`` per (reference, mode) that diverged or raised: the earliest in computation order.
+
+    ``dh_given``: the step backward receives dL/dh itself (conventions without a head), rather than computing
+    it from dy and dh_next.  ``naming`` (``conventions.naming.Naming``) names the worst element the user's way.
+    """
     candidates = {}
     for diff in diffs:
         for k in np.flatnonzero(diff.diverged):
@@ -69,11 +74,11 @@ def first_divergence(diffs, failures, steps):
             continue
         diverged_here = [d.tensor for key, d, _ in found if key[:2] == first_key[:2]]
         steps_diverge = (reference, "isolated") in candidates  # the step functions themselves are wrong
-        findings.append(_finding(first, k, diverged_here, steps_diverge))
+        findings.append(_finding(first, k, diverged_here, steps_diverge, steps, dh_given, naming))
     return tuple(findings)
 
 
-def _finding(diff, k, diverged_here, steps_diverge):
+def _finding(diff, k, diverged_here, steps_diverge, steps, dh_given, naming):
     step = int(diff.steps[k])
     index = tuple(int(i) for i in np.unravel_index(int(diff.worst_index[k]), diff.shape)) if diff.shape else ()
     where = f"{diff.phase} step {step}" if step >= 0 else f"{diff.phase} (whole sequence)"
@@ -82,34 +87,47 @@ def _finding(diff, k, diverged_here, steps_diverge):
         cause = f"{'NaN' if np.isnan(actual) else 'Inf'} first appears in {diff.tensor}"
     else:
         verb = "diverges" if len(diverged_here) == 1 else "diverge"
-        cause = f"{_upstream(diff.mode, diff.phase, step)}{', '.join(diverged_here)} {verb}"
-        hint = _sequence_hint(diff, steps_diverge) if diff.mode == "sequence" else suggest(diff.phase, diverged_here)
+        cause = f"{_upstream(diff.mode, diff.phase, step, steps)}{', '.join(diverged_here)} {verb}"
+        if diff.mode == "sequence":
+            hint = _sequence_hint(diff, step, steps_diverge)
+        else:
+            hint = suggest(diff.phase, diverged_here, dh_given)
         cause += f": {hint}" if hint else ""
     a, e = _distinct(actual, expected)
     element = f"{diff.tensor}{list(index)}" if index else diff.tensor
     detail = (f"worst {element} = {a}, expected {e} "
               f"(|err| {diff.max_abs_err[k]:.2e}, allowed {diff.tolerance[k]:.2e})")
+    yours = naming.element(diff.tensor, index) if naming is not None else element
+    if yours != element:
+        detail += f" (yours: {yours})"
     return Finding(diff.reference, diff.mode, diff.phase, step if step >= 0 else None, diff.gate, diff.tensor,
                    float(diff.max_abs_err[k]), float(diff.max_rel_err[k]), float(diff.tolerance[k]), index,
-                   actual, expected, f"{diff.mode} {where}: {cause}. {detail}.")
+                   actual, expected, f"{diff.mode} {where}: {cause}. {detail}.",
+                   yours if yours != element else "")
 
 
-def _sequence_hint(diff, steps_diverge):
+def _sequence_hint(diff, step, steps_diverge):
     if steps_diverge:
         return "it follows from the step functions, which diverge in isolated mode too"
     if diff.phase == "backward":
-        return ("the sequence loop (the order of steps, accumulating dparams, or dy), "
-                "unless the step functions diverge too: isolated mode tells")
+        return ("the sequence loop (the order of steps, accumulating dparams, dy, or gradients not carried "
+                "between steps: dh_prev and dc_prev into the step before), unless the step functions diverge too: "
+                "isolated mode tells")
     if diff.tensor == "loss":
         return FORWARD_HINTS["loss"]
+    if step == 0:
+        return ("the whole-sequence code may ignore the initial state (h0, c0) it is given: "
+                "a run with --zero-state tells")
     return "the sequence loop's forward (the state passed from step to step)"
 
 
-def _upstream(mode, phase, step):
+def _upstream(mode, phase, step, steps):
     """What is known to match on the way into the diverging step."""
     if step < 0:
         return "the outputs and the loss match; " if phase == "backward" else "the per-step outputs match; "
     if mode == "sequence":
+        if phase == "backward":
+            return f"steps after {step} match; " if step < steps - 1 else ""
         return f"outputs before step {step} match; " if step else ""
     return f"{UPSTREAM[phase]} entering step {step} match; "
 
@@ -123,7 +141,7 @@ def _distinct(actual, expected):
     return a, e
 
 
-def suggest(phase, tensors):
+def suggest(phase, tensors, dh_given=False):
     """A short guess at the line to look at, from which tensors diverge together at one step."""
     gates = {gate_of(t) for t in tensors} - {""}
     if phase == "forward":
@@ -140,12 +158,16 @@ def suggest(phase, tensors):
     if len(names) == 1 and next(iter(names))[:2] == "db" and gates:
         gate = gates.pop()
         return f"the {GATE_NAMES[gate]} gate's bias gradient itself: dW{gate} matches, so d{gate}_pre is right"
-    if len(gates) == 1 and names - {"dh_prev", "dc_prev"} <= {f"dW{g}" for g in gates} | {f"db{g}" for g in gates}:
+    if len(gates) == 1 and names - OUTFLOW <= {f"dW{g}" for g in gates} | {f"db{g}" for g in gates}:
         return f"the {GATE_NAMES[gates.pop()]}-gate derivative"
     if {"f", "i", "g"} <= gates and "o" not in gates:
         return "dc, the gradient reaching the cell state (shared by the f, i and g gates)"
     if {"f", "i", "g", "o"} <= gates:
-        return "dh, the gradient reaching h (all four gates depend on it)"
+        if dh_given:
+            return ("the per-gate derivatives (the dh entering the step matches, so it is not dh): each gate's "
+                    "activation derivative, or the gate blocks' order in the fused gradient")
+        return ("dh = dy @ Wy.T + dh_next, computed inside the step from inputs that match (all four gates "
+                "depend on it), or each gate's own derivative")
     if names == {"dh_prev"}:
         return "dh_prev: the gates' contributions to [x, h], or the slice that keeps h's part"
     if names == {"dc_prev"}:

@@ -12,8 +12,8 @@ from compare.errors import UsageError
 from compare.locate import order_key
 
 DIVERGENCE_COLUMNS = ["reference", "mode", "phase", "step", "gate", "tensor", "shape", "max_abs_err",
-                      "max_rel_err", "worst_index", "actual", "expected", "n_mismatch", "n_total", "tolerance",
-                      "noise_floor", "diverged"]
+                      "max_rel_err", "worst_index", "user_element", "actual", "expected", "n_mismatch", "n_total",
+                      "tolerance", "noise_floor", "diverged"]
 FIRST_DIVERGENCE_COLUMNS = ["reference", "mode", "phase", "step", "gate", "tensor", "max_abs_err", "max_rel_err",
                             "tolerance", "message"]
 DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV = "divergence.csv", "first_divergence.csv"
@@ -21,6 +21,14 @@ DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV = "divergence.csv", "first_divergence.csv"
 
 def _index_text(flat, shape):
     return str(tuple(int(i) for i in np.unravel_index(int(flat), shape))) if shape else "()"
+
+
+def _user_element(report, diff, flat):
+    """The worst element in the user's own names, e.g. 'dWx[3, 11] (o block)'."""
+    index = tuple(int(i) for i in np.unravel_index(int(flat), diff.shape)) if diff.shape else ()
+    if report.naming is None:
+        return f"{diff.tensor}{list(index)}" if index else diff.tensor
+    return report.naming.element(diff.tensor, index)
 
 
 def divergence_frame(report):
@@ -35,6 +43,7 @@ def divergence_frame(report):
             "gate": d.gate, "tensor": d.tensor, "shape": str(d.shape),
             "max_abs_err": d.max_abs_err, "max_rel_err": d.max_rel_err,
             "worst_index": [_index_text(i, d.shape) for i in d.worst_index],
+            "user_element": [_user_element(report, d, i) for i in d.worst_index],
             "actual": d.actual, "expected": d.expected, "n_mismatch": d.n_mismatch.astype(int),
             "n_total": d.n_total, "tolerance": d.tolerance, "noise_floor": d.noise_floor,
             "diverged": d.diverged.astype(bool),
@@ -44,6 +53,7 @@ def divergence_frame(report):
         frames.append(pd.DataFrame([{
             "reference": f.reference, "mode": f.mode, "phase": f.phase, "step": f.step, "gate": "",
             "tensor": "exception", "shape": "", "max_abs_err": np.nan, "max_rel_err": np.nan, "worst_index": "",
+            "user_element": "",
             "actual": np.nan, "expected": np.nan, "n_mismatch": 0, "n_total": 0, "tolerance": np.nan,
             "noise_floor": np.nan, "diverged": True, "_order": order_key(f.phase, f.step, f.tensor, T)}]))
     if not frames:

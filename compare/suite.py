@@ -18,7 +18,7 @@ from compare.catalog import CATALOG, check
 from compare.engine import Config, run
 from compare.drive import batch_support
 from compare.guard import read_only
-from compare.implementation import load_implementation
+from compare.conventions import bind
 from compare.problem import ProblemSpec, make_problem
 from compare.report import DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV, write_csv_atomically, write_reports
 from compare.summary import mode_summaries
@@ -143,13 +143,13 @@ def probe_batches(implementation, spec=ProblemSpec(steps=1, batch=2)):
     return batch_support(implementation, replace(problem, params=params))
 
 
-def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, progress=None):
+def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, progress=None, convention="auto"):
     """Run ``grid`` on ``impl`` (a path or a module), then the self-check of ``catalog`` (default: the whole
     public ``CATALOG``): a ``SuiteResult``.
 
     ``progress(label, done, total)``, if given, is called before each configuration and each catalog bug.
     """
-    implementation = load_implementation(impl)  # a bad file is a UsageError before anything runs
+    implementation = bind(impl, convention)  # a bad file is a UsageError before anything runs
     catalog = CATALOG if catalog is None else catalog
     specs, notes = grid.specs(), []
     if any(spec.batch is not None for spec in specs):

@@ -36,6 +36,14 @@ def add_problem_arguments(parser, steps=12, hidden=5, inputs=3, outputs=1):
     parser.add_argument("--zero-state", action="store_true", help="start from h0 = c0 = 0 (default: random)")
 
 
+def add_convention_argument(parser):
+    """--convention, shared by report and run."""
+    from compare.conventions import CHOICES
+
+    parser.add_argument("--convention", choices=CHOICES, default="auto",
+                        help="how --impl is written (default: auto, detected from the names it defines)")
+
+
 def parse_references(text):
     """An argparse type: a comma-separated list of reference names."""
     from references import MODULES

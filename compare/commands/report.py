@@ -1,7 +1,7 @@
 """`lstm-compare report`: compare one implementation with the references and write the divergence reports."""
 
-from compare.commands.common import (add_output_arguments, add_problem_arguments, implementation_from_args,
-                                     spec_from_args)
+from compare.commands.common import (add_convention_argument, add_output_arguments, add_problem_arguments,
+                                     implementation_from_args, spec_from_args)
 from compare.engine import Config, run
 from compare.errors import EXIT_DIVERGED, EXIT_MATCH
 from compare.report import check_output_dir, write_reports
@@ -12,12 +12,14 @@ HELP = "compare an LSTM with PyTorch and JAX and write divergence.csv and first_
 
 def add_arguments(parser):
     add_problem_arguments(parser)
+    add_convention_argument(parser)
     add_output_arguments(parser, "also draw heatmap-<reference>-<mode>.png: log10(error / allowed) per step and tensor")
 
 
 def execute(args):
     check_output_dir(args.out)
-    report = run(implementation_from_args(args), Config(spec=spec_from_args(args), references=args.reference))
+    config = Config(spec=spec_from_args(args), references=args.reference, convention=args.convention)
+    report = run(implementation_from_args(args), config)
     paths = write_reports(report, args.out)
     if args.plot:
         from compare.plot import write_heatmaps

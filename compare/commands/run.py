@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from compare.commands.common import add_output_arguments, implementation_from_args
+from compare.commands.common import add_convention_argument, add_output_arguments, implementation_from_args
 from compare.errors import EXIT_DIVERGED, EXIT_MATCH
 from compare.report import check_output_dir
 from compare.suite import GRIDS, SUITE_DIR, describe_location, run_suite, slug, write_suite
@@ -17,7 +17,8 @@ HELP = ("run the comparison suite: a grid of sizes, dtypes, batches, initial sta
 
 
 def add_arguments(parser):
-    parser.add_argument("--impl", metavar="FILE.py", help="a seed-convention LSTM file (default: handrolled)")
+    parser.add_argument("--impl", metavar="FILE.py", help="an LSTM file (default: handrolled)")
+    add_convention_argument(parser)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="grid", action="store_const", const="quick",
                       help="a smaller grid: T in {1, 12}, one size and seed")
@@ -39,7 +40,7 @@ def execute(args):
         def progress(label, done, total):
             bar.update(task, description=label, completed=done, total=total)
 
-        result = run_suite(impl, grid, references=args.reference, progress=progress)
+        result = run_suite(impl, grid, references=args.reference, progress=progress, convention=args.convention)
     paths = write_suite(result, args.out)
     if args.plot:
         paths += _plot(result, Path(args.out))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compare.conventions.layout import Sizes, to_internal, to_user, user_shape
+from compare.conventions.naming import Naming
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import as_float_array, call, read_only
 from references.cell import BACKWARD_ORDER, FORWARD_ORDER, GATE_PARAM_GRADS, GATES
@@ -59,9 +60,17 @@ class Binding:
     sequence_zero_c0 = False  # the whole-sequence forward takes no initial cell state
     sequence_functions = ""  # what enables the sequence mode, in words
 
+    vector_names = {}  # internal per-step tensor -> the user's name for it
+    always_batched = True  # the user's vectors always carry a batch axis (of 1 for single vectors)
+
     def __init__(self, module, name, source):
         self.module, self.name, self.source = module, name, source
         self._params_for = None
+
+    def naming(self, spec):
+        """How this convention names tensors in a problem of ``spec``'s sizes (a small record, kept in reports)."""
+        sizes = Sizes(spec.inputs, spec.hidden, spec.outputs)
+        return Naming(self.convention, self.layout, dict(self.vector_names), self.columns, self.always_batched, sizes)
 
     # --- what the engine reads ---
     @property

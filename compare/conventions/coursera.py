@@ -39,6 +39,8 @@ class Coursera(Binding):
     head_layout = (Matrix("Wy", ("h",), "y", left=True), Matrix("by", ("1",), "y", left=True))
     sequence_zero_c0 = True
     sequence_axes = "nNT"
+    vector_names = {"h": "a_next", "c": "c_next", "f": "ft", "i": "it", "g": "cct", "o": "ot", "cache.h": "cache[0]",
+                    "cache.c": "cache[1]", "cache.c_prev": "cache[3]", "dx": "dxt", "dh_prev": "da_prev", "dh0": "da0"}
     sequence_functions = "lstm_forward and lstm_backward"
 
     def __init__(self, module, name, source):

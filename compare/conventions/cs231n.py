@@ -35,6 +35,7 @@ class Cs231n(Binding):
     layout = (Matrix("Wx", ("x",), IFOG), Matrix("Wh", ("h",), IFOG), Matrix("b", ("1",), IFOG, vector=True))
     sequence_zero_c0 = True
     sequence_axes = "NTn"
+    vector_names = {"h": "next_h", "c": "next_c", "dh_prev": "dprev_h", "dc_prev": "dprev_c"}
     sequence_functions = "lstm_forward and lstm_backward"
 
     def __init__(self, module, name, source):

@@ -34,6 +34,7 @@ class Karpathy(Binding):
     convention = "karpathy"
     layout = (Matrix("WLSTM", ("1", "x", "h"), IFOG),)
     sequence_functions = "LSTM.forward and LSTM.backward"
+    vector_names = {"h": "h_last", "c": "c_last", "dx": "dX", "dh_prev": "dh0", "dc_prev": "dc0"}
 
     def __init__(self, module, name, source):
         super().__init__(module, name, source)

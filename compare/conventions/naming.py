@@ -1,0 +1,37 @@
+"""The user's own names for the internal tensors, e.g. internal ``dWo[3, 1]`` is cs231n's ``dWx[3, 11]`` (o block)."""
+
+from dataclasses import dataclass, field
+
+from compare.conventions.layout import Sizes, locate_entry
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How one convention names parameters (through its layout) and per-step vectors."""
+
+    convention: str
+    layout: tuple = ()  # layout.Matrix, the user's parameters
+    vectors: dict = field(default_factory=dict)  # internal tensor -> the user's name ('h' -> 'next_h')
+    columns: bool = False  # the user's vectors are (n, N) columns
+    batched: bool = True  # the user's vectors always have a batch axis (N = 1 for single vectors)
+    sizes: Sizes = Sizes(1, 1, 1)  # the problem's X, H, O
+
+    def element(self, tensor, index):
+        """'dWx[3, 11] (o block)' for the internal ``tensor`` at ``index``; the internal name when unchanged."""
+        if tensor[:2] in ("dW", "db"):
+            found = locate_entry(self.layout, tensor[1:], index, self.sizes)
+            if found is not None:
+                matrix, user_index, gate = found
+                block = f" ({gate} block)" if len(matrix.gates) > 1 else ""
+                return f"d{matrix.name}{list(user_index)}{block}"
+        if tensor not in self.vectors and tensor not in ("dx", "dh0", "dc0"):
+            return f"{tensor}{list(index)}" if index else tensor  # no name of the user's (e.g. an observed gate)
+        name = self.vectors.get(tensor, tensor)
+        if not index:
+            return name
+        if self.batched and len(index) == 1:
+            index = (0, *index)
+        if self.columns:
+            index = index[::-1]
+        return f"{name}{list(index)}"
+
