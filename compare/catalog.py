@@ -1,15 +1,16 @@
-"""A public catalog of known hand-written-LSTM bugs, each a one-line mutation of ``handrolled/seed_lstm.py``.
+"""A public catalog of known hand-written-LSTM bugs, each a one-line mutation of ``handrolled/seed_lstm.py``
+(the other conventions' catalogs, of the other files in ``handrolled/``, are in ``compare/catalog_conventions.py``).
 
 Each ``Bug`` names where the harness must find it (``Location``); ``check(bug)`` runs the comparison and
 says whether every reference located it exactly there.  The suite's self-check and the tests use it.
 """
 
+import importlib
 import inspect
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import handrolled.seed_lstm
 from compare.engine import Config, run
 from compare.problem import ProblemSpec
 
@@ -31,7 +32,7 @@ class Location:
 
 @dataclass(frozen=True)
 class Bug:
-    """One mutation: replace ``old`` (which must occur exactly once) with ``new`` in handrolled/seed_lstm.py."""
+    """One mutation: replace ``old`` (which must occur exactly once) with ``new`` in the module ``base``."""
 
     name: str
     description: str
@@ -39,10 +40,11 @@ class Bug:
     new: str
     expected: Location
     spec: ProblemSpec = field(default_factory=ProblemSpec)
+    base: str = "handrolled.seed_lstm"  # the correct implementation it mutates
 
     def source(self):
         """The mutated source text."""
-        original = inspect.getsource(handrolled.seed_lstm)
+        original = inspect.getsource(importlib.import_module(self.base))
         if original.count(self.old) != 1:
             raise ValueError(f"bug {self.name!r}: {self.old!r} occurs {original.count(self.old)} times, not once")
         return original.replace(self.old, self.new)

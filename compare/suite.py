@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from compare.catalog import CATALOG, check
+from compare.catalog import CATALOG as QUESTION_CATALOG
+from compare.catalog import check
+from compare.catalog_conventions import CONVENTION_CATALOG
 from compare.engine import Config, run
 from compare.drive import batch_support
 from compare.guard import read_only
@@ -65,6 +67,7 @@ class Grid:
         return tuple(dict.fromkeys(spec for block in self.blocks for spec in block.specs()))
 
 
+CATALOG = QUESTION_CATALOG + CONVENTION_CATALOG  # every built-in convention's bugs, for the self-check
 SEED_QUESTION = Size(hidden=5, inputs=1, outputs=1)  # the sizes of the question this project started from
 
 GRIDS = {

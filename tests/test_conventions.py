@@ -1,0 +1,97 @@
+"""Built-in conventions: each correct implementation in handrolled/ matches both references in every mode, each
+convention's catalog bug is located where expected, and the weight layouts convert exactly both ways."""
+
+import numpy as np
+import pytest
+
+import handrolled.coursera_lstm
+import handrolled.cs231n_lstm
+import handrolled.karpathy_lstm
+import handrolled.seed_lstm
+from compare import Config, ProblemSpec, UsageError, run
+from compare.catalog import check
+from compare.catalog_conventions import CONVENTION_CATALOG
+from compare.conventions import CONVENTIONS, bind, detect
+from compare.conventions.layout import Sizes, locate_entry, to_internal, to_user
+from compare.problem import make_problem
+from references.cell import PARAM_NAMES
+
+MODULES = {"question": handrolled.seed_lstm, "cs231n": handrolled.cs231n_lstm,
+           "coursera": handrolled.coursera_lstm, "karpathy": handrolled.karpathy_lstm}
+REFERENCES = ("torch", "jax")
+
+
+@pytest.mark.parametrize("convention", MODULES)
+def test_each_convention_is_detected_from_the_names_its_file_defines(convention):
+    assert detect(MODULES[convention])[0] == convention
+    assert bind(MODULES[convention]).convention == convention
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("batch", [None, 4])
+@pytest.mark.parametrize("convention", ["cs231n", "coursera", "karpathy"])
+def test_correct_implementation_matches_both_references_in_every_mode(convention, batch, dtype):
+    report = run(MODULES[convention], Config(spec=ProblemSpec(batch=batch, dtype=dtype), references=REFERENCES))
+    assert report.findings == () and report.failures == ()
+    compared = {(d.reference, d.mode, d.phase) for d in report.diffs}
+    assert compared == {(r, m, p) for r in REFERENCES for m in ("isolated", "chained", "sequence")
+                        for p in ("forward", "backward")}
+    tensors = {d.tensor for d in report.diffs if d.mode == "isolated"}
+    assert {"f", "i", "g", "o", "c", "h", "dWf", "dWi", "dWg", "dWo", "dbf", "dx", "dh_prev", "dc_prev"} <= tensors
+    assert not {"y", "dWy", "dby"} & tensors  # the harness owns the head of head-less conventions
+    sequence_totals = {d.tensor for d in report.diffs if d.mode == "sequence" and (d.steps < 0).all()}
+    assert {"dWf", "dbo", "dh0"} <= sequence_totals
+
+
+@pytest.mark.parametrize("bug", CONVENTION_CATALOG, ids=[bug.name for bug in CONVENTION_CATALOG])
+def test_convention_catalog_bug_is_located_exactly_where_it_must_be(bug):
+    result = check(bug, REFERENCES)
+    assert result.ok, f"{bug.name}: expected {result.expected}, found {result.found}"
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_layout_round_trip_is_exact_and_every_entry_is_located(convention):
+    layout = bind(MODULES[convention]).layout
+    params = make_problem(ProblemSpec(hidden=4, inputs=3, outputs=2, seed=3)).params
+    user = to_user(layout, params)
+    back = to_internal(layout, user, Sizes.of(params))
+    assert back.keys() <= set(PARAM_NAMES) and {"Wf", "Wi", "Wg", "Wo", "bf", "bi", "bg", "bo"} <= back.keys()
+    for name, value in back.items():
+        np.testing.assert_array_equal(value, params[name])
+        for index in np.ndindex(value.shape):
+            matrix, user_index, gate = locate_entry(layout, name, index, Sizes.of(params))
+            assert user[matrix.name][user_index] == value[index]
+
+
+def test_cs231n_blocks_are_ordered_i_f_o_g_and_coursera_acts_on_a_then_x_from_the_left():
+    params = make_problem(ProblemSpec(hidden=4, inputs=3, seed=1)).params
+    cs = to_user(bind(handrolled.cs231n_lstm).layout, params)
+    np.testing.assert_array_equal(cs["Wx"][:, 8:12], params["Wo"][:3])  # the third block is o
+    np.testing.assert_array_equal(cs["Wh"][:, 4:8], params["Wf"][3:])  # the second block is f
+    co = to_user(bind(handrolled.coursera_lstm).layout, params)
+    np.testing.assert_array_equal(co["Wc"], np.concatenate([params["Wg"][3:], params["Wg"][:3]]).T)
+    assert co["bf"].shape == (4, 1)
+    ka = to_user(bind(handrolled.karpathy_lstm).layout, params)
+    np.testing.assert_array_equal(ka["WLSTM"][0, 4:8], params["bf"])  # row 0 is the bias
+
+
+def test_a_divergence_names_the_users_own_element():
+    bug = next(b for b in CONVENTION_CATALOG if b.name == "cs231n_forget_derivative_missing_prev_c")
+    report = run(bug.module(), Config(references=("torch",), modes=("isolated",)))
+    finding = report.findings[0]
+    row, col = finding.worst_index  # internal dWf[row, col]: the x rows of Wx, the f block (second of i, f, o, g)
+    assert finding.tensor == "dWf" and row < 3
+    assert finding.user_tensor == f"dWx[{row}, {5 + col}] (f block)"
+    assert f"(yours: dWx[{row}, {5 + col}] (f block))" in finding.message
+
+
+def test_whole_sequence_code_without_c0_runs_every_mode_from_a_zero_cell_state():
+    report = run(handrolled.cs231n_lstm, Config(references=("jax",)))
+    assert any("c0 = 0 in every mode" in note for note in report.skipped)
+
+
+def test_forcing_a_convention_the_file_does_not_follow_is_one_clear_sentence():
+    with pytest.raises(UsageError, match=r"has no function lstm_step_forward\(x, prev_h, prev_c, Wx, Wh, b\)"):
+        bind(handrolled.seed_lstm, "cs231n")
+    with pytest.raises(UsageError, match="unknown convention 'keras'"):
+        bind(handrolled.seed_lstm, "keras")
