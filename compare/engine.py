@@ -67,7 +67,7 @@ def run(impl, config=Config()):
     collector = _Collector()
     chained, isolated = _forward(implementation, problem, truth_problem, refs, config.modes, collector)
     _backward(implementation, problem, truth_problem, refs, chained, isolated, collector)
-    skipped = []
+    skipped = list(implementation.notes)
     if implementation.has_sequence and implementation.sequence_zero_c0:
         skipped.append(f"c0 = 0 in every mode: the whole-sequence forward of {implementation.name} takes no "
                        f"initial cell state.")

@@ -11,6 +11,7 @@ from compare.conventions import coursera, cs231n, karpathy, question
 from compare.conventions.base import Binding
 from compare.errors import UsageError
 from compare.guard import import_file
+from compare.loading import import_definitions
 
 # name -> module with ``detect(module) -> reason | None`` and a ``Binding`` subclass; detection tries them in order.
 CONVENTIONS = {"question": question, "cs231n": cs231n, "coursera": coursera, "karpathy": karpathy}
@@ -33,10 +34,25 @@ def detect(module):
 
 
 def load_module(source):
-    """(module, display name) from a path to a ``.py`` file or a module object."""
+    """(module, display name, notes) from a path to a ``.py`` file or a module object.
+
+    A file whose module-level code fails is loaded with its definitions only (``compare.loading``), and a note
+    says so; the original error stands when even that gives nothing to bind.
+    """
     if isinstance(source, types.ModuleType):
-        return source, source.__name__
-    return import_file(source), str(source)
+        return source, source.__name__, ()
+    try:
+        return import_file(source), str(source), ()
+    except UsageError as error:
+        loaded = import_definitions(source)
+        if loaded is None:
+            raise
+        module, failed = loaded
+        why = str(error).split(" does not import: ", 1)[-1].rstrip(".")
+        skipped = f"; the definitions at {', '.join(failed)} failed too" if failed else ""
+        note = f"running {source} as a whole failed ({why}), so only its definitions were loaded{skipped}."
+        module.__lstm_compare_import_error__ = error
+        return module, str(source), (note,)
 
 
 def bind(source, convention="auto"):
@@ -45,14 +61,21 @@ def bind(source, convention="auto"):
         return source
     if convention not in CHOICES:
         raise UsageError(f"unknown convention {convention!r}: choose from {', '.join(CHOICES)}.")
-    module, name = load_module(source)
+    module, name, notes = load_module(source)
     if convention == "auto":
         convention = detect(module)[0] or closest(module)
     try:
         file = inspect.getsourcefile(module)
     except TypeError:
         file = None
-    return binding_class(CONVENTIONS[convention])(module, name, file)
+    try:
+        binding = binding_class(CONVENTIONS[convention])(module, name, file)
+    except UsageError:
+        if notes:  # definitions alone were not enough: the failure to import is what matters
+            raise module.__lstm_compare_import_error__ from None
+        raise
+    binding.notes = notes
+    return binding
 
 
 def closest(module):

@@ -65,6 +65,7 @@ class Binding:
 
     def __init__(self, module, name, source):
         self.module, self.name, self.source = module, name, source
+        self.notes = ()  # sentences about how the file was loaded, for the report
         self._params_for = None
 
     def naming(self, spec):
