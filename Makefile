@@ -1,10 +1,12 @@
 # `make suite` runs the comparison suite, `make test` the tests; both create .venv first when it is missing.
+# `make test-lower` runs the tests in .venv-lower, against the oldest supported versions (not run in CI).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+VENV_LOWER := .venv-lower
 
-.PHONY: venv suite test bench example clean
+.PHONY: venv suite test test-lower bench example clean
 
 venv: $(STAMP)
 
@@ -13,6 +15,15 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# The same install with the lower bounds of pyproject.toml pinned (constraints-lower.txt).
+$(VENV_LOWER)/.installed: pyproject.toml constraints-lower.txt
+	test -x $(VENV_LOWER)/bin/python || $(PYTHON) -m venv $(VENV_LOWER)
+	$(VENV_LOWER)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-lower.txt -e '.[test]'
+	touch $@
+
+test-lower: $(VENV_LOWER)/.installed
+	$(VENV_LOWER)/bin/python -m pytest -q
 
 suite: venv
 	$(PY) -m compare run
@@ -27,4 +38,4 @@ example: venv
 	$(PY) -m examples.seed_question
 
 clean:
-	rm -rf $(VENV) reports/*.csv reports/*.png reports/suite
+	rm -rf $(VENV) $(VENV_LOWER) reports/*.csv reports/*.png reports/suite

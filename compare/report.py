@@ -55,7 +55,8 @@ def divergence_frame(report):
             "tensor": "exception", "shape": "", "max_abs_err": np.nan, "max_rel_err": np.nan, "worst_index": "",
             "user_element": "",
             "actual": np.nan, "expected": np.nan, "n_mismatch": 0, "n_total": 0, "tolerance": np.nan,
-            "noise_floor": np.nan, "diverged": True, "_order": order_key(f.phase, f.step, f.tensor, T)}]))
+            "noise_floor": np.nan, "diverged": True, "_order": order_key(f.phase, f.step, f.tensor, T)}]
+        ).astype({"step": "Int64"}))  # a None step would be an all-NA object column: pandas 2 warns on concat
     if not frames:
         return pd.DataFrame(columns=DIVERGENCE_COLUMNS)
     frame = pd.concat(frames, ignore_index=True)
