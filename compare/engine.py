@@ -68,6 +68,7 @@ def run(impl, config=Config()):
     chained, isolated = _forward(implementation, problem, truth_problem, refs, config.modes, collector)
     _backward(implementation, problem, truth_problem, refs, chained, isolated, collector)
     skipped = list(implementation.notes)
+    skipped += _precision_note(implementation.name, problem, [chained, *isolated.values()])
     if implementation.has_sequence and implementation.sequence_zero_c0:
         skipped.append(f"c0 = 0 in every mode: the whole-sequence forward of {implementation.name} takes no "
                        f"initial cell state.")
@@ -84,6 +85,18 @@ def run(impl, config=Config()):
     findings = first_divergence(diffs, failures, config.spec.steps, not implementation.has_head, naming)
     findings = tuple(sorted(findings, key=order))
     return Report(implementation.name, config, diffs, findings, failures, tuple(skipped), naming)
+
+
+def _precision_note(name, problem, runs):
+    """A sentence when a float32 run's code returns float64 (it computes in float64: float32 is not tested)."""
+    if problem.dtype != np.float32:
+        return []
+    wider = sorted({tensor for run_ in runs if run_ is not None for tensor, value in run_.tensors.items()
+                    if value.dtype == np.float64})
+    if not wider:
+        return []
+    return [f"{name} computes in float64 on float32 inputs ({', '.join(wider[:4])}{', ...' if len(wider) > 4 else ''} "
+            f"come back float64), so its float32 rounding is not what this run measures."]
 
 
 def _problems(implementation, spec):
