@@ -9,7 +9,7 @@ from references import ReferenceRefused
 
 # Subcommand name -> module in compare.commands with HELP, add_arguments(parser) and execute(args).
 COMMANDS = {"report": "compare.commands.report", "run": "compare.commands.run",
-            "gradcheck": "compare.commands.gradcheck"}
+            "gradcheck": "compare.commands.gradcheck", "detect": "compare.commands.detect"}
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -164,8 +164,8 @@ def _forward_expectations(ref, problem, truth_problem, names):
     def arrays(trace, is_truth):
         inputs = truth_problem.inputs if is_truth else problem.inputs
         f = trace.forward
-        cache = {"cache.xh": lambda: np.concatenate([inputs, f["h_prev"]], axis=-1), "cache.c_prev": lambda: f["c_prev"],
-                 "cache.c": lambda: f["c"], "cache.h": lambda: f["h"]}
+        cache = {"cache.xh": lambda: np.concatenate([inputs, f["h_prev"]], axis=-1),
+                 "cache.c_prev": lambda: f["c_prev"], "cache.c": lambda: f["c"], "cache.h": lambda: f["h"]}
         return {name: cache[name]() if name in cache else f[name] for name in names}
 
     truth, same = _paired(ref, arrays)

@@ -92,8 +92,8 @@ class Coursera(Binding):
     def sequence(self, problem):
         user = self.user_params(problem.params)
         try:
-            result = self.call("lstm_forward", (self.to_sequence(problem.inputs), self.to_user_vector(problem.h0), user),
-                               "forward", None)
+            args = (self.to_sequence(problem.inputs), self.to_user_vector(problem.h0), user)
+            result = self.call("lstm_forward", args, "forward", None)
         except ImplementationRaised as raised:
             return SequenceRun({}, {}, raised)
         a, _, c, caches = unpack(result, 4, "lstm_forward")

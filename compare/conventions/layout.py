@@ -6,9 +6,10 @@ along its input axis the parts ``rows`` ('x': the X rows acting on x, 'h': the H
 bias as one row), along its output axis the gate blocks ``gates`` (H columns each; 'y' is the head, O columns).
 ``left`` stores it transposed (``W @ v`` on column vectors); ``vector`` stores a one-row bias as 1-D.
 
-    cs231n   Wx = Matrix("Wx", ("x",), "ifog"),  Wh = Matrix("Wh", ("h",), "ifog"),  b = Matrix("b", ("1",), "ifog", vector=True)
-    coursera Wf = Matrix("Wf", ("h", "x"), "f", left=True),  bf = Matrix("bf", ("1",), "f", left=True)   # (H, 1)
-    karpathy WLSTM = Matrix("WLSTM", ("1", "x", "h"), "ifog")                                            # row 0: bias
+    cs231n   Wx = Matrix("Wx", ("x",), "ifog"),  Wh = Matrix("Wh", ("h",), "ifog"),
+             b = Matrix("b", ("1",), "ifog", vector=True)
+    coursera Wf = Matrix("Wf", ("h", "x"), "f", left=True),  bf = Matrix("bf", ("1",), "f", left=True)  # (H, 1)
+    karpathy WLSTM = Matrix("WLSTM", ("1", "x", "h"), "ifog")  # row 0: the bias
 
 Parameter gradients convert exactly like the parameters (every internal entry sits in exactly one user entry),
 so ``to_internal`` serves both.

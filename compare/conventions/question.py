@@ -61,12 +61,14 @@ class Question(Binding):
         return {name for name in CACHE_FROM_CACHE if name in self.cache_fields} | {"c", "h", "y"} | checks
 
     def user_params(self, params):
-        return params  # the internal layout is this convention's
+        if self.layout is Question.layout:
+            return params  # the internal layout is this convention's
+        return super().user_params(params)  # a candidate layout (compare.detect)
 
     def step_forward(self, params, x, h, c, t):
         lead, H = h.shape[:-1], h.shape[-1]
         X, O = x.shape[-1], params["Wy"].shape[-1]
-        y, h, c, cache = unpack(self.call("lstm", (params, x, h, c), "forward", t), 4, "lstm")
+        y, h, c, cache = unpack(self.call("lstm", (self.user_params(params), x, h, c), "forward", t), 4, "lstm")
         tensors = {"y": as_float_array(y, (*lead, O), f"y returned by lstm at step {t}"),
                    "h": as_float_array(h, (*lead, H), f"h returned by lstm at step {t}"),
                    "c": as_float_array(c, (*lead, H), f"c returned by lstm at step {t}")}

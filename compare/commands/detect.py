@@ -1,0 +1,19 @@
+"""`lstm-compare detect`: which convention a file follows, and which weight layout its forward step really uses."""
+
+from compare.commands.common import add_convention_argument, implementation_from_args
+from compare.detect import run_detection, summarize
+from compare.errors import EXIT_DIVERGED, EXIT_MATCH
+
+HELP = ("say which convention an LSTM file follows and why, and find the weight layout its forward step really "
+        "uses (gate order, what the weights act on)")
+
+
+def add_arguments(parser):
+    parser.add_argument("--impl", metavar="FILE.py", help="an LSTM file (default: handrolled)")
+    add_convention_argument(parser)
+
+
+def execute(args):
+    detection = run_detection(implementation_from_args(args), args.convention)
+    print(summarize(detection))
+    return EXIT_MATCH if detection.ok else EXIT_DIVERGED

@@ -1,0 +1,87 @@
+"""`lstm-compare detect`, loading files as people write them, and notes on how a file was run."""
+
+import inspect
+
+import pytest
+
+import handrolled.cs231n_lstm
+import handrolled.karpathy_lstm
+import handrolled.seed_lstm
+from compare import Config, ProblemSpec, run
+from compare.cli import main
+from compare.detect import describe_layout, run_detection
+
+CS231N_SOURCE = inspect.getsource(handrolled.cs231n_lstm)
+SEED_SOURCE = inspect.getsource(handrolled.seed_lstm)
+
+
+def write(tmp_path, name, text, *edits):
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    return path
+
+
+def detect_cli(capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", *map(str, args)])
+    return exit_info.value.code, capsys.readouterr().out
+
+
+def test_a_correct_file_is_confirmed_in_its_conventions_layout(capsys):
+    code, out = detect_cli(capsys, "--impl", inspect.getsourcefile(handrolled.cs231n_lstm))
+    assert code == 0
+    assert "convention: cs231n (it defines lstm_step_forward and lstm_step_backward" in out
+    assert "your gate blocks are ordered i, f, o, g" in out and "as the cs231n convention says" in out
+
+
+def test_gate_blocks_in_another_order_are_found_and_named(tmp_path):
+    path = write(tmp_path, "figo", CS231N_SOURCE,
+                 ("i = sigmoid(a[:, :H])", "i = sigmoid(a[:, H:2 * H])"),
+                 ("f = sigmoid(a[:, H:2 * H])", "f = sigmoid(a[:, :H])"),
+                 ("o = sigmoid(a[:, 2 * H:3 * H])", "o = sigmoid(a[:, 3 * H:])"),
+                 ("g = np.tanh(a[:, 3 * H:])", "g = np.tanh(a[:, 2 * H:3 * H])"))
+    detection = run_detection(path)
+    assert not detection.ok and len(detection.matching) == 1
+    assert describe_layout(detection.matching[0]).startswith("your gate blocks are ordered f, i, g, o")
+
+
+def test_concatenation_h_then_x_is_found_in_question_style_code(tmp_path):
+    path = write(tmp_path, "hx", SEED_SOURCE, ("np.concatenate([x, h_prev], axis=-1)",
+                                              "np.concatenate([h_prev, x], axis=-1)"))
+    detection = run_detection(path)
+    assert [describe_layout(layout) for layout in detection.matching] == [
+        "your weights act on [h; x] from the right (v @ W)"]
+
+
+def test_when_no_layout_matches_the_gates_that_never_match_are_named(tmp_path, capsys):
+    path = write(tmp_path, "otanh", CS231N_SOURCE,
+                 ("o = sigmoid(a[:, 2 * H:3 * H])", "o = np.tanh(a[:, 2 * H:3 * H])"))
+    code, out = detect_cli(capsys, "--impl", path)
+    assert code == 1 and "gates that match under no ordering: o." in out
+
+
+def test_a_file_whose_module_level_code_fails_is_loaded_with_its_definitions_and_says_so(tmp_path):
+    script = SEED_SOURCE + "\nimport helpers_from_a_notebook\nTRAINED = train()\nassert False, 'gradients disagree'\n"
+    path = write(tmp_path, "as_posted", script)
+    report = run(path, Config(references=("jax",)))
+    assert report.findings == ()
+    note = next(n for n in report.skipped if n.startswith("running"))
+    assert "ModuleNotFoundError: No module named 'helpers_from_a_notebook'" in note
+    assert "only its definitions were loaded" in note and "\n" not in note
+
+
+def test_a_float32_run_of_code_that_keeps_float32_gets_no_precision_note():
+    report = run(handrolled.karpathy_lstm, Config(spec=ProblemSpec(dtype="float32"), references=("jax",)))
+    assert report.findings == ()
+    assert not any("computes in float64" in n for n in report.skipped)  # the project's own keeps float32
+
+
+def test_a_float32_run_of_code_that_upcasts_is_noted(tmp_path):
+    path = write(tmp_path, "upcast", CS231N_SOURCE,
+                 ("next_c = f * prev_c + i * g", "next_c = (f * prev_c + i * g).astype(np.float64)"))
+    report = run(path, Config(spec=ProblemSpec(dtype="float32"), references=("jax",), modes=("isolated",)))
+    note = next(n for n in report.skipped if "computes in float64" in n)
+    assert "(c, f, g, h, ... come back float64)" in note and "\n" not in note
