@@ -97,7 +97,7 @@ def _finding(diff, k, diverged_here, steps_diverge, steps, dh_given, naming):
     element = f"{diff.tensor}{list(index)}" if index else diff.tensor
     detail = (f"worst {element} = {a}, expected {e} "
               f"(|err| {diff.max_abs_err[k]:.2e}, allowed {diff.tolerance[k]:.2e})")
-    yours = naming.element(diff.tensor, index) if naming is not None else element
+    yours = naming.element(diff.tensor, index, diff.mode, step) if naming is not None else element
     if yours != element:
         detail += f" (yours: {yours})"
     return Finding(diff.reference, diff.mode, diff.phase, step if step >= 0 else None, diff.gate, diff.tensor,

@@ -23,12 +23,12 @@ def _index_text(flat, shape):
     return str(tuple(int(i) for i in np.unravel_index(int(flat), shape))) if shape else "()"
 
 
-def _user_element(report, diff, flat):
+def _user_element(report, diff, flat, step):
     """The worst element in the user's own names, e.g. 'dWx[3, 11] (o block)'."""
     index = tuple(int(i) for i in np.unravel_index(int(flat), diff.shape)) if diff.shape else ()
     if report.naming is None:
         return f"{diff.tensor}{list(index)}" if index else diff.tensor
-    return report.naming.element(diff.tensor, index)
+    return report.naming.element(diff.tensor, index, diff.mode, int(step))
 
 
 def divergence_frame(report):
@@ -43,7 +43,7 @@ def divergence_frame(report):
             "gate": d.gate, "tensor": d.tensor, "shape": str(d.shape),
             "max_abs_err": d.max_abs_err, "max_rel_err": d.max_rel_err,
             "worst_index": [_index_text(i, d.shape) for i in d.worst_index],
-            "user_element": [_user_element(report, d, i) for i in d.worst_index],
+            "user_element": [_user_element(report, d, i, s) for i, s in zip(d.worst_index, steps)],
             "actual": d.actual, "expected": d.expected, "n_mismatch": d.n_mismatch.astype(int),
             "n_total": d.n_total, "tolerance": d.tolerance, "noise_floor": d.noise_floor,
             "diverged": d.diverged.astype(bool),

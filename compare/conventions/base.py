@@ -61,6 +61,7 @@ class Binding:
     sequence_functions = ""  # what enables the sequence mode, in words
 
     vector_names = {}  # internal per-step tensor -> the user's name for it
+    sequence_names = {}  # internal per-step tensor -> the user's name for the whole-sequence array holding it
     always_batched = True  # the user's vectors always carry a batch axis (of 1 for single vectors)
 
     def __init__(self, module, name, source):
@@ -71,7 +72,8 @@ class Binding:
     def naming(self, spec):
         """How this convention names tensors in a problem of ``spec``'s sizes (a small record, kept in reports)."""
         sizes = Sizes(spec.inputs, spec.hidden, spec.outputs)
-        return Naming(self.convention, self.layout, dict(self.vector_names), self.columns, self.always_batched, sizes)
+        return Naming(self.convention, self.layout, dict(self.vector_names), self.columns, self.always_batched, sizes,
+                      dict(self.sequence_names), self.sequence_axes)
 
     # --- what the engine reads ---
     @property

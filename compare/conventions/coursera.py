@@ -41,6 +41,7 @@ class Coursera(Binding):
     sequence_axes = "nNT"
     vector_names = {"h": "a_next", "c": "c_next", "f": "ft", "i": "it", "g": "cct", "o": "ot", "cache.h": "cache[0]",
                     "cache.c": "cache[1]", "cache.c_prev": "cache[3]", "dx": "dxt", "dh_prev": "da_prev", "dh0": "da0"}
+    sequence_names = {"h": "a", "c": "c", "dx": "dx"}
     sequence_functions = "lstm_forward and lstm_backward"
 
     def __init__(self, module, name, source):

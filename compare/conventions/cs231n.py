@@ -36,6 +36,7 @@ class Cs231n(Binding):
     sequence_zero_c0 = True
     sequence_axes = "NTn"
     vector_names = {"h": "next_h", "c": "next_c", "dh_prev": "dprev_h", "dc_prev": "dprev_c"}
+    sequence_names = {"h": "h", "dx": "dx"}
     sequence_functions = "lstm_forward and lstm_backward"
 
     def __init__(self, module, name, source):

@@ -35,6 +35,7 @@ class Karpathy(Binding):
     layout = (Matrix("WLSTM", ("1", "x", "h"), IFOG),)
     sequence_functions = "LSTM.forward and LSTM.backward"
     vector_names = {"h": "h_last", "c": "c_last", "dx": "dX", "dh_prev": "dh0", "dc_prev": "dc0"}
+    sequence_names = {"h": "Hout", "dx": "dX"}
 
     def __init__(self, module, name, source):
         super().__init__(module, name, source)

@@ -15,9 +15,20 @@ class Naming:
     columns: bool = False  # the user's vectors are (n, N) columns
     batched: bool = True  # the user's vectors always have a batch axis (N = 1 for single vectors)
     sizes: Sizes = Sizes(1, 1, 1)  # the problem's X, H, O
+    sequence_names: dict = field(default_factory=dict)  # per-step tensor -> the whole-sequence array's name
+    sequence_axes: str = "TNn"  # the axes of those arrays
 
-    def element(self, tensor, index):
-        """'dWx[3, 11] (o block)' for the internal ``tensor`` at ``index``; the internal name when unchanged."""
+    def element(self, tensor, index, mode="isolated", step=-1):
+        """'dWx[3, 11] (o block)' for the internal ``tensor`` at ``index``; the internal name when unchanged.
+
+        In sequence mode a per-step tensor is an element of the user's whole-sequence array, time axis included.
+        """
+        if mode == "sequence" and step >= 0 and tensor in self.sequence_names:
+            if not self.batched and len(index) == 1:
+                return f"{self.sequence_names[tensor]}[{step}][{index[0]}]"  # a list of per-step vectors
+            b, j = (0, *index) if len(index) == 1 else index
+            where = {"T": step, "N": b, "n": j}
+            return f"{self.sequence_names[tensor]}{[where[a] for a in self.sequence_axes]}"
         if tensor[:2] in ("dW", "db"):
             found = locate_entry(self.layout, tensor[1:], index, self.sizes)
             if found is not None:
