@@ -18,6 +18,7 @@ import numpy as np
 from compare.engine import MODES, Config, run
 from compare.errors import UsageError
 from compare.problem import ProblemSpec
+from compare.summary import shorten
 from references import REFERENCES
 
 
@@ -64,7 +65,7 @@ def mismatch_message(report, report_path=None):
     lines = [f"{report.implementation} does not match the references ({report.config.spec.label()})!",
              f"First divergence against {first.reference}, {first.mode} mode: {first.where(name_tensor=True)}"]
     if first.tensor == "exception":
-        lines.append(first.message)
+        lines.append(shorten(first.message))
     else:
         diff, k = _diff_at(report, first)
         index = ", ".join(str(i) for i in first.worst_index)
@@ -75,7 +76,7 @@ def mismatch_message(report, report_path=None):
             f"(up to {first.tolerance:.2e} allowed)",
             f"Greatest relative difference: {first.max_rel_err:.2e} (norm-wise: |error| / max |expected|)",
             f"Actual {first.tensor}[{index}] = {first.actual!r}, expected {first.expected!r}",
-            first.message,
+            shorten(first.message),
         ]
     others = [f"{f.reference} {f.mode} ({f.where(name_tensor=True)})" for f in findings[1:]]
     if others:

@@ -8,6 +8,7 @@ from compare import drive
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import read_only
 from compare.implementation import load_implementation
+from compare.limits import check_fits
 from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import TensorDiff, expectation, measure, tensor_diff
 from compare.problem import ProblemSpec, make_problem
@@ -55,6 +56,7 @@ class Report:
 
 def run(impl, config=Config()):
     """Compare ``impl`` (a path to a seed-convention file, or a module) with the references: a ``Report``."""
+    check_fits(config.spec, config.references)
     implementation = load_implementation(impl)
     unknown = [mode for mode in config.modes if mode not in MODES]
     if unknown:
