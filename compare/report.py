@@ -10,6 +10,7 @@ a process killed outright (SIGKILL) is removed by the next write into the same f
 import contextlib
 import os
 import re
+import secrets
 import signal
 import tempfile
 import threading
@@ -77,12 +78,6 @@ def first_divergence_frame(report):
     return frame
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @dataclass(frozen=True)
 class Output:
     """One file to write: ``write(path)`` writes all of it at ``path`` (a temporary beside ``target``)."""
@@ -99,6 +94,11 @@ def csv_output(frame, path):
 
 
 TEMPORARY = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")  # .<name>.<pid>.<random>.tmp
+
+
+def temporary_for(target):
+    """A fresh hidden name beside ``target``: .<name>.<pid>.<random>.tmp (TEMPORARY)."""
+    return target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
 
 
 def _alive(pid):
@@ -176,12 +176,10 @@ def commit(outputs, remove=()):
             for output in outputs:
                 output.target.parent.mkdir(parents=True, exist_ok=True)
                 remove_stale_temporaries(output.target.parent)
-                descriptor, temporary = tempfile.mkstemp(dir=output.target.parent, suffix=".tmp",
-                                                         prefix=f".{output.target.name}.{os.getpid()}.")
-                os.close(descriptor)
-                written.append(Path(temporary))
+                # Named, and listed for the cleanup below, before it exists: a signal can arrive at any point.
+                written.append(temporary_for(output.target))
+                os.close(os.open(written[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # mode as umask allows
                 output.write(written[-1])
-                os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a report is an ordinary file
             for output, temporary in zip(outputs, written):
                 os.replace(temporary, output.target)
         except OSError as error:
@@ -209,7 +207,7 @@ def check_output_dir(out_dir, names=()):
         with tempfile.TemporaryFile(dir=existing, prefix=".lstm-compare-probe."):
             pass
     except OSError as error:
-        raise UsageError(f"cannot write reports to {path}: {existing}: {error.strerror or error}.") from None
+        raise UsageError(f"cannot write reports to {path}: {existing} is not writable ({error.strerror or error}).") from None
 
 
 HEATMAP = re.compile(r"^heatmap-[a-z0-9_]+-[a-z]+\.png$")  # heatmap-<reference>-<mode>.png
