@@ -53,6 +53,18 @@ class Report:
     def diverged(self):
         return bool(self.findings)
 
+    def frame(self):
+        """The rows of divergence.csv as a pandas DataFrame, with the same columns."""
+        from compare.report import divergence_frame  # report.py imports this module
+
+        return divergence_frame(self)
+
+    def first_divergence_frame(self):
+        """The rows of first_divergence.csv as a pandas DataFrame, with the same columns."""
+        from compare.report import first_divergence_frame
+
+        return first_divergence_frame(self)
+
 
 def run(impl, config=Config()):
     """Compare ``impl`` (a path to a seed-convention file, or a module) with the references: a ``Report``."""
