@@ -1,7 +1,6 @@
 """The pytest side, as a person uses it: a test file outside the project importing ``assert_lstm_matches``, and
 the ``lstm_compare`` fixture with its options and baseline mode (run in-process by pytester)."""
 
-import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -13,18 +12,19 @@ import handrolled.seed_lstm
 import references
 from compare import UsageError, assert_lstm_matches
 from compare.assertions import compare_lstm
-from compare.baseline import BASELINE_COLUMNS, BaselineError, baseline_frame, read_baseline, regressions, write_baseline
+from compare.baseline import (BASELINE_COLUMNS, BaselineError, baseline_frame, read_baseline, regressions,
+                              write_baseline)
 from compare.catalog import CATALOG
 from compare.pytest_plugin import baseline_name
+from helpers import impl_module, write_impl
 
 pytest_plugins = ["pytester"]
 
-SEED_SOURCE = inspect.getsource(handrolled.seed_lstm)
 FORGET_BUG = next(bug for bug in CATALOG if bug.name == "forget_derivative_uses_c")
 # The cell update computed through a large offset: about seven bits lost, so every error downstream of c grows
 # about 100x, yet stays far inside the float64 tolerance (rtol 1e-9).
 CELL_UPDATE = "c = f * c_prev + i * g"
-LOSSY_SOURCE = SEED_SOURCE.replace(CELL_UPDATE, "c = (f * c_prev + i * g + 100.0) - 100.0")
+LOSSY_EDIT = (CELL_UPDATE, "c = (f * c_prev + i * g + 100.0) - 100.0")
 
 EXTERNAL_TEST = """
 from compare import assert_lstm_matches
@@ -48,9 +48,8 @@ def frameworks_imported_outside_pytester():
 @pytest.fixture
 def person(pytester):
     """pytester, with a correct seed-convention file, its lossy twin and the forget-gate bug beside the tests."""
-    assert SEED_SOURCE.count(CELL_UPDATE) == 1
-    (pytester.path / "correct_lstm.py").write_text(SEED_SOURCE)
-    (pytester.path / "lossy_lstm.py").write_text(LOSSY_SOURCE)
+    write_impl(pytester.path, "correct_lstm")
+    write_impl(pytester.path, "lossy_lstm", LOSSY_EDIT)
     FORGET_BUG.write(pytester.path)
     return pytester
 
@@ -88,7 +87,7 @@ def test_assert_lstm_matches_writes_reports_to_report_dir_when_given(tmp_path):
 
 
 def test_the_lossy_cell_update_is_still_inside_tolerance():
-    assert_lstm_matches(_module("lossy", LOSSY_SOURCE))
+    assert_lstm_matches(impl_module("lossy", LOSSY_EDIT))
 
 
 def test_the_fixture_records_a_baseline_then_fails_a_100x_accuracy_loss_inside_tolerance(person):
@@ -155,7 +154,7 @@ def test_regressions_lists_only_tensors_that_grew_past_the_factor(tmp_path):
     golden = write_baseline(compare_lstm(handrolled.seed_lstm), tmp_path / "golden.csv")
     baseline = read_baseline(golden)
     assert regressions(compare_lstm(handrolled.seed_lstm), baseline) == []
-    found = regressions(compare_lstm(_module("lossy", LOSSY_SOURCE)), baseline)
+    found = regressions(compare_lstm(impl_module("lossy", LOSSY_EDIT)), baseline)
     assert found and {r.tensor for r in found} >= {"c", "h", "y"}
     assert all(r.current > 10 * r.baseline for r in found)
     assert ("isolated", "f_pre") not in {(r.mode, r.tensor) for r in found}  # upstream of c, and fed exact states
@@ -175,14 +174,6 @@ def test_a_baseline_recorded_for_another_problem_is_refused():
     baseline = baseline_frame(compare_lstm(handrolled.seed_lstm, seed=1)).astype({"max_rel_err": float})
     with pytest.raises(ValueError, match="recorded for T=12 H=5 X=3 O=1 float64 seed=1, not .* seed=0"):
         regressions(compare_lstm(handrolled.seed_lstm), baseline)
-
-
-def _module(name, source):
-    import types
-
-    module = types.ModuleType(name)
-    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
-    return module
 
 
 # --- baselines keyed by node id, corrupt baselines, the factor, the plugin disabled (issue 9: 4, 18, 23, 25) ---
