@@ -130,16 +130,15 @@ class _Terminated(BaseException):
 @contextlib.contextmanager
 def _sigterm_raises():
     """Within the block, SIGTERM raises ``_Terminated`` (so that cleanup runs), then is delivered again."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or previous in (None, signal.SIG_IGN):
+        yield  # signals reach the main thread only; SIG_IGN: whoever started us wants SIGTERM ignored
         return
 
     def handler(signum, frame):
         raise _Terminated
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    if previous == signal.SIG_IGN:  # whoever started us wants SIGTERM ignored
-        signal.signal(signal.SIGTERM, previous)
+    signal.signal(signal.SIGTERM, handler)
     try:
         yield
     except _Terminated:
@@ -207,7 +206,8 @@ def check_output_dir(out_dir, names=()):
         with tempfile.TemporaryFile(dir=existing, prefix=".lstm-compare-probe."):
             pass
     except OSError as error:
-        raise UsageError(f"cannot write reports to {path}: {existing} is not writable ({error.strerror or error}).") from None
+        reason = error.strerror or error
+        raise UsageError(f"cannot write reports to {path}: {existing} is not writable ({reason}).") from None
 
 
 HEATMAP = re.compile(r"^heatmap-[a-z0-9_]+-[a-z]+\.png$")  # heatmap-<reference>-<mode>.png
