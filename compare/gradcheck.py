@@ -107,7 +107,7 @@ def gradcheck(impl, spec=ProblemSpec(), max_entries=MAX_ENTRIES):
         raise UsageError(f"gradcheck runs in float64 only (central differences in {spec.dtype} err by about "
                          f"eps / step = 1e-2); leave out --dtype.")
     check_fits(spec, references=())
-    check_gradcheck_fits(spec, _entry_count(spec, max_entries))
+    check_gradcheck_fits(spec, _entry_count(spec, max_entries), minimum=_entry_count(spec, 0))
     implementation = load_implementation(impl)
     problem = make_problem(spec)
     driver = "lstm_loss/dlstm_loss" if implementation.has_sequence else "lstm/dlstm driven by the harness"

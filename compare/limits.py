@@ -102,15 +102,16 @@ def _seconds_per_step(spec):
     return SECONDS_PER_STEP_CALL + multiply_adds / MULTIPLY_ADDS_PER_SECOND
 
 
-def check_gradcheck_fits(spec, entries, limit=GRADCHECK_SECONDS):
+def check_gradcheck_fits(spec, entries, minimum=1, limit=GRADCHECK_SECONDS):
     """Raise ``UsageError`` when checking ``entries`` entries would take longer than ``limit`` seconds here,
-    saying how many entries (or how many steps) would fit."""
+    saying how many entries (never fewer than ``minimum``, the smallest sample gradcheck takes) or how many steps
+    would fit."""
     seconds = gradcheck_seconds(spec, entries)
     if seconds <= limit:
         return
-    per_entry = 2 * spec.steps * _seconds_per_step(spec)
+    fitting_entries = int(limit // (2 * spec.steps * _seconds_per_step(spec)))
     steps = int(limit // (2 * entries * _seconds_per_step(spec)))
-    fits = [f"--max-entries {int(limit // per_entry)}"] if limit >= per_entry else []
+    fits = [f"--max-entries {fitting_entries}"] if fitting_entries >= minimum else []
     fits += [f"--steps {steps}"] if steps >= 1 else []
     hint = " or ".join(fits) if fits else "a smaller --hidden"
     raise UsageError(f"gradcheck of {entries} entries at {spec.label()} would take about {seconds / 60:.0f} min "

@@ -98,3 +98,9 @@ def test_a_configuration_that_cannot_be_compared_is_named_in_the_one_line(tmp_pa
 def test_a_small_problem_is_not_refused_on_a_machine_with_little_memory_left(monkeypatch):
     monkeypatch.setattr(compare.limits, "available_bytes", lambda: 64 * 2 ** 20)  # less than the libraries take
     check_fits(ProblemSpec())
+
+
+def test_a_gradcheck_refusal_proposes_no_sample_smaller_than_gradcheck_takes():
+    with pytest.raises(UsageError) as raised:
+        check_gradcheck_fits(ProblemSpec(steps=100000, hidden=64), 1000, minimum=80)
+    assert "--max-entries" not in str(raised.value) and "--steps" in str(raised.value)
