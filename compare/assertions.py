@@ -18,6 +18,7 @@ import numpy as np
 from compare.engine import MODES, Config, run
 from compare.errors import UsageError
 from compare.problem import ProblemSpec
+from compare.summary import shorten
 from references import REFERENCES
 
 
@@ -65,7 +66,7 @@ def mismatch_message(report, report_path=None):
     lines = [f"{report.implementation} does not match the references ({report.config.spec.label()})!",
              f"First divergence against {first.reference}, {first.mode} mode: {first.where(name_tensor=True)}"]
     if first.tensor == "exception":
-        lines.append(first.message)
+        lines.append(shorten(first.message))
     else:
         diff, k = _diff_at(report, first)
         index = ", ".join(str(i) for i in first.worst_index)
@@ -77,7 +78,7 @@ def mismatch_message(report, report_path=None):
             f"Greatest relative difference: {first.max_rel_err:.2e} (norm-wise: |error| / max |expected|)",
             f"Actual {first.tensor}[{index}] = {first.actual!r}, expected {first.expected!r}"
             + (f" (yours: {first.user_tensor})" if first.user_tensor else ""),
-            first.message,
+            shorten(first.message),
         ]
     others = [f"{f.reference} {f.mode} ({f.where(name_tensor=True)})" for f in findings[1:]]
     if others:

@@ -57,8 +57,32 @@ def write_baseline(report, path):
     return Path(path)
 
 
+class BaselineError(ValueError):
+    """A golden CSV that cannot serve as a baseline; the message names the file and what is wrong, in one line."""
+
+
 def read_baseline(path):
-    return pd.read_csv(path, dtype={"configuration": str, "max_rel_err": float}, keep_default_na=False)
+    """The golden CSV at ``path`` as a frame, or ``BaselineError``: unreadable, a column missing, no rows, an
+    empty configuration, or an error that is not a finite number >= 0."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise BaselineError(f"{path}: not a baseline CSV that can be read ({message})") from None
+    missing = [column for column in BASELINE_COLUMNS if column not in frame.columns]
+    if missing:
+        raise BaselineError(f"{path}: missing column(s) {', '.join(missing)} (a baseline has "
+                            f"{', '.join(BASELINE_COLUMNS)})")
+    if frame.empty:
+        raise BaselineError(f"{path}: has a header but no rows")
+    errors = pd.to_numeric(frame["max_rel_err"], errors="coerce")
+    bad = ~(np.isfinite(errors) & (errors >= 0)) | (frame["configuration"] == "")
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        what = ("an empty configuration" if frame["configuration"].iloc[row] == ""
+                else f"max_rel_err {frame['max_rel_err'].iloc[row]!r}, not a finite number >= 0")
+        raise BaselineError(f"{path}: line {row + 2} has {what}")
+    return frame.assign(max_rel_err=errors.astype(float))
 
 
 def regressions(report, baseline, factor=DEFAULT_FACTOR):

@@ -5,10 +5,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from compare import drive
-from compare.errors import ImplementationRaised, UsageError
 from compare.conventions import bind
 from compare.conventions.naming import Naming
+from compare.errors import ImplementationRaised, UsageError
 from compare.guard import read_only
+from compare.limits import check_fits
 from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import TensorDiff, expectation, measure, tensor_diff
 from compare.problem import ProblemSpec, make_problem
@@ -55,9 +56,22 @@ class Report:
     def diverged(self):
         return bool(self.findings)
 
+    def frame(self):
+        """The rows of divergence.csv as a pandas DataFrame, with the same columns."""
+        from compare.report import divergence_frame  # report.py imports this module
+
+        return divergence_frame(self)
+
+    def first_divergence_frame(self):
+        """The rows of first_divergence.csv as a pandas DataFrame, with the same columns."""
+        from compare.report import first_divergence_frame
+
+        return first_divergence_frame(self)
+
 
 def run(impl, config=Config()):
     """Compare ``impl`` (a path to an LSTM file, a module, or a ``Binding``) with the references: a ``Report``."""
+    check_fits(config.spec, config.references)
     implementation = bind(impl, config.convention)
     unknown = [mode for mode in config.modes if mode not in MODES]
     if unknown:

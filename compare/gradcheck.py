@@ -23,6 +23,7 @@ from compare import drive
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import as_float_array, call, unpack
 from compare.implementation import load_implementation
+from compare.limits import check_fits, check_gradcheck_fits
 from compare.problem import ProblemSpec, make_problem
 from compare.tensors import PARAM_GRADS
 from references.numeric import RTOL, STEP, central_differences, floor_for, relative_error
@@ -105,6 +106,8 @@ def gradcheck(impl, spec=ProblemSpec(), max_entries=MAX_ENTRIES):
     if spec.dtype != "float64":
         raise UsageError(f"gradcheck runs in float64 only (central differences in {spec.dtype} err by about "
                          f"eps / step = 1e-2); leave out --dtype.")
+    check_fits(spec, references=())
+    check_gradcheck_fits(spec, _entry_count(spec, max_entries), minimum=_entry_count(spec, 0))
     implementation = load_implementation(impl)
     problem = make_problem(spec)
     driver = "lstm_loss/dlstm_loss" if implementation.has_sequence else "lstm/dlstm driven by the harness"
@@ -127,6 +130,15 @@ def gradcheck(impl, spec=ProblemSpec(), max_entries=MAX_ENTRIES):
                                       tuple(sorted((c for c in checks if c.parameter == name), key=_badness)))
                        for name in PARAMS)
     return GradCheck(implementation.name, spec, driver, float(loss), float(floor), parameters)
+
+
+def _entry_count(spec, max_entries):
+    """How many entries ``_entries`` will choose, from the sizes alone (before any array exists)."""
+    H, X, O = spec.hidden, spec.inputs, spec.outputs
+    sizes = [(X + H) * H] * 4 + [H] * 4 + [H * O, O]
+    if sum(sizes) <= max_entries:
+        return sum(sizes)
+    return max(max_entries, sum(min(size, MIN_PER_PARAMETER) for size in sizes))
 
 
 def _errors(entries, analytic, numeric, floor):

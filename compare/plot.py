@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from compare.engine import MODES
+from compare.summary import shorten
 from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER
 
 LOW, HIGH = -8.0, 8.0  # the colour scale, in log10(error / allowed); beyond it the end colours
@@ -64,7 +65,7 @@ def heatmap(report, reference, mode):
     if finding is not None:
         column = "total" if finding.step is None else str(finding.step)
         first = None if finding.tensor == "exception" else (finding.phase, finding.tensor, column)
-        note = finding.message
+        note = shorten(finding.message)
     title = f"{report.implementation}: {mode} mode against {reference}  ({report.config.spec.label()})"
     return Heatmap(reference, mode, title, columns, tuple(panels), first, note)
 
@@ -162,23 +163,33 @@ def _step_ticks(n_cols):
     return sorted(set(range(0, n_cols, stride)) | {n_cols - 1})
 
 
-def write_heatmaps(report, out_dir, dpi=110):
-    """Write heatmap-<reference>-<mode>.png for every reference x mode of ``report``; returns the paths."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+def heatmap_outputs(report, out_dir, dpi=110):
+    """One ``report.Output`` per reference x mode of ``report`` that has data: heatmap-<reference>-<mode>.png."""
+    from compare.report import Output
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    outputs = []
     for reference in report.config.references:
         for mode in MODES:
             if mode not in report.config.modes:
                 continue
             heat = heatmap(report, reference, mode)
-            if not heat.panels:
-                continue
-            fig = draw(heat)
-            FigureCanvasAgg(fig)
-            path = out_dir / f"heatmap-{reference}-{mode}.png"
-            fig.savefig(path, dpi=dpi)
-            paths.append(path)
-    return paths
+            if heat.panels:
+                outputs.append(Output(Path(out_dir) / f"heatmap-{reference}-{mode}.png",
+                                      lambda path, heat=heat: _save(heat, path, dpi)))
+    return outputs
+
+
+def _save(heat, path, dpi):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = draw(heat)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=dpi, format="png")
+
+
+def write_heatmaps(report, out_dir, dpi=110):
+    """Write heatmap-<reference>-<mode>.png for every reference x mode of ``report``, all or none (through a
+    temporary each, like the CSVs); returns the paths."""
+    from compare.report import commit
+
+    return commit(heatmap_outputs(report, out_dir, dpi))

@@ -5,10 +5,13 @@
 
 The fixture asserts a match exactly like ``compare.assert_lstm_matches`` and, when a baseline folder is set
 (``--lstm-compare-baseline DIR`` or ``lstm_compare_baseline = DIR`` in the ini file), also checks each tensor's
-worst error against the golden CSV ``DIR/<test name>.csv``: growing more than ``--lstm-compare-factor`` times
-(default 10) fails, even inside tolerance.  ``--lstm-compare-update-baseline`` records the golden files instead.
+worst error against a golden CSV in DIR named after the test's full node id (``baseline_name``): growing more
+than ``--lstm-compare-factor`` times (default 10; a finite number above 1) fails, even inside tolerance.
+``--lstm-compare-update-baseline`` records the golden files instead.
 """
 
+import hashlib
+import math
 import re
 from pathlib import Path
 
@@ -21,15 +24,16 @@ import pytest
 def pytest_addoption(parser):
     group = parser.getgroup("lstm-compare", "LSTM comparison against PyTorch and JAX")
     group.addoption("--lstm-compare-reports", metavar="DIR",
-                    help="write every lstm_compare call's divergence reports to DIR/<test name>/ "
+                    help="write every lstm_compare call's divergence reports to DIR/<name>/, named as its baseline "
                          "(default: only on a failure, under pytest's temporary folder)")
     group.addoption("--lstm-compare-baseline", metavar="DIR",
-                    help="check each lstm_compare call against the golden CSV DIR/<test name>.csv "
+                    help="check each lstm_compare call against its golden CSV in DIR, named after the test's node id "
                          "(overrides the lstm_compare_baseline ini setting)")
     group.addoption("--lstm-compare-update-baseline", action="store_true",
                     help="record the golden CSVs instead of checking them (only for calls that match)")
-    group.addoption("--lstm-compare-factor", type=float, metavar="F",
-                    help="how many times a tensor's error may grow past its baseline (default 10)")
+    group.addoption("--lstm-compare-factor", metavar="F",
+                    help="how many times a tensor's error may grow past its baseline: a finite number above 1 "
+                         "(default 10)")
     parser.addini("lstm_compare_baseline", "folder of lstm_compare's golden CSVs, relative to the ini file")
     parser.addini("lstm_compare_factor", "allowed error growth over the baseline (default 10)")
 
@@ -38,6 +42,20 @@ def pytest_configure(config):
     if config.getoption("--lstm-compare-update-baseline") and _baseline_dir(config) is None:
         raise pytest.UsageError("--lstm-compare-update-baseline needs --lstm-compare-baseline DIR "
                                 "(or lstm_compare_baseline in the ini file)")
+    _factor(config)  # a bad factor is a usage error before any test runs
+
+
+READABLE = 80  # characters of the node id kept in a baseline's file name; a hash of all of it follows
+
+
+def baseline_name(nodeid, call=1):
+    """The golden CSV's file name for the ``call``-th comparison in the test ``nodeid``: the node id made safe for
+    a file name and cut to ``READABLE`` characters, then 12 hex digits of its SHA-256, so that ids differing only
+    in characters a file name cannot hold ('a b' and 'a/b'), or two modules' ``test_matches``, never share one
+    file, and a 300-character id still gives a short name."""
+    key = nodeid if call == 1 else f"{nodeid}#{call}"
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1]).strip("_.")[:READABLE]
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def _baseline_dir(config):
@@ -52,15 +70,20 @@ def _baseline_dir(config):
 
 
 def _factor(config):
-    """The --lstm-compare-factor option, else the ini setting, else None (the default)."""
+    """The --lstm-compare-factor option, else the ini setting, else None (the default, 10); it must be a finite
+    number above 1 (at 1 or below, every tensor would 'regress'), else a ``pytest.UsageError``."""
     option = config.getoption("--lstm-compare-factor")
-    if option is not None:
-        return option
-    ini = config.getini("lstm_compare_factor")
+    text = option if option is not None else config.getini("lstm_compare_factor")
+    if text is None or text == "":
+        return None
     try:
-        return float(ini) if ini else None
+        factor = float(text)
     except ValueError:
-        raise pytest.UsageError(f"lstm_compare_factor = {ini!r} is not a number") from None
+        factor = math.nan
+    if not (math.isfinite(factor) and factor > 1):
+        raise pytest.UsageError(f"--lstm-compare-factor (or lstm_compare_factor) must be a finite number above 1, "
+                                f"not {text!r}")
+    return factor
 
 
 class LstmCompare:
@@ -68,22 +91,22 @@ class LstmCompare:
 
     def __init__(self, request, tmp_path_factory):
         self._config = request.config
-        self._name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name).strip("_")
+        self._nodeid = request.node.nodeid
         self._tmp = tmp_path_factory
         self._calls = 0
 
     def __call__(self, impl, *, baseline=None, **problem):
         """Compare ``impl`` on the problem given by ``problem`` (the keywords of ``assert_lstm_matches``).
 
-        ``baseline`` names the golden CSV (default: the test's name, with -2, -3 ... for further calls in the
-        same test); ``baseline=False`` skips the baseline check for this call.
+        ``baseline`` names the golden CSV (default: ``baseline_name`` of the test's node id and of which call
+        this is in the test); ``baseline=False`` skips the baseline check for this call.
         """
         __tracebackhide__ = True
         from compare.assertions import compare_lstm, mismatch_message
         from compare.report import write_reports
 
         self._calls += 1
-        name = self._name if self._calls == 1 else f"{self._name}-{self._calls}"
+        name = baseline_name(self._nodeid, self._calls)
         report = compare_lstm(impl, **problem)
         reports_dir = self._config.getoption("--lstm-compare-reports")
         paths = None
@@ -99,7 +122,8 @@ class LstmCompare:
 
     def _check_baseline(self, report, path):
         __tracebackhide__ = True
-        from compare.baseline import DEFAULT_FACTOR, read_baseline, regression_message, regressions, write_baseline
+        from compare.baseline import (DEFAULT_FACTOR, BaselineError, read_baseline, regression_message, regressions,
+                                      write_baseline)
 
         if self._config.getoption("--lstm-compare-update-baseline"):
             write_baseline(report, path)
@@ -107,9 +131,12 @@ class LstmCompare:
         if not path.is_file():
             raise AssertionError(f"no lstm-compare baseline at {path}; record one with "
                                  f"pytest --lstm-compare-update-baseline")
-        factor = _factor(self._config) or DEFAULT_FACTOR
+        factor = _factor(self._config) or DEFAULT_FACTOR  # None: not set (0 and below are refused at start)
         try:
-            found = regressions(report, read_baseline(path), factor)
+            baseline = read_baseline(path)
+            found = regressions(report, baseline, factor)
+        except BaselineError as error:  # names the file already
+            raise AssertionError(f"{error}; record it again with --lstm-compare-update-baseline") from None
         except ValueError as error:
             raise AssertionError(f"{path}: {error}; record it again with --lstm-compare-update-baseline") from None
         if found:

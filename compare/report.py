@@ -1,8 +1,22 @@
-"""The reporting edge: turn a ``Report`` into pandas frames and write them atomically as CSV."""
+"""The reporting edge: turn a ``Report`` into pandas frames, and write one run's files together or not at all.
 
+Every file is first written to a hidden temporary beside its target (``.<name>.<pid>.<random>.tmp``), and only
+when all of them are complete are they moved into place, one ``os.replace`` each.  Every target is checked
+before anything is written.  A temporary never outlives its write: an exception, Ctrl-C (KeyboardInterrupt) or
+SIGTERM removes it (SIGTERM is then delivered again, so the process still ends as it would have); one left by
+a process killed outright (SIGKILL) is removed by the next write into the same folder.
+"""
+
+import contextlib
 import os
+import re
+import secrets
+import signal
 import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -75,44 +89,165 @@ def first_divergence_frame(report):
     return frame
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+@dataclass(frozen=True)
+class Output:
+    """One file to write: ``write(path)`` writes all of it at ``path`` (a temporary beside ``target``)."""
+
+    target: Path
+    write: Callable[[Path], None]
+
+
+def csv_output(frame, path):
+    """The ``Output`` that writes ``frame`` (a DataFrame, or a function that builds one when the file is written)
+    as CSV, without index, with '\n' line ends."""
+    build = frame if callable(frame) else lambda: frame
+    return Output(Path(path), lambda temporary: build().to_csv(temporary, index=False, lineterminator="\n"))
+
+
+TEMPORARY = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")  # .<name>.<pid>.<random>.tmp
+
+
+def temporary_for(target):
+    """A fresh hidden name beside ``target``: .<name>.<pid>.<random>.tmp (TEMPORARY)."""
+    return target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder):
+    """Remove the temporaries of our naming pattern in ``folder`` whose writing process no longer exists."""
+    if not Path(folder).is_dir():
+        return
+    for entry in Path(folder).iterdir():
+        match = TEMPORARY.match(entry.name)
+        if match and not _alive(int(match.group(1))) and entry.is_file():
+            entry.unlink(missing_ok=True)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while files were being written."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Within the block, SIGTERM raises ``_Terminated`` (so that cleanup runs), then is delivered again."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or previous in (None, signal.SIG_IGN):
+        yield  # signals reach the main thread only; SIG_IGN: whoever started us wants SIGTERM ignored
+        return
+
+    def handler(signum, frame):
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, previous)
+        if callable(previous):
+            previous(signal.SIGTERM, None)
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)  # the default action: the process ends by SIGTERM
+        raise SystemExit(128 + signal.SIGTERM) from None  # only when a handler of the caller's returned
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_targets(paths):
+    """Refuse (UsageError, one sentence) a target that is a folder, or whose folder is a file."""
+    for path in map(Path, paths):
+        for folder in path.parents:
+            if folder.exists() and not folder.is_dir():
+                raise UsageError(f"cannot write {path}: {folder} is a file, not a folder.")
+        if path.is_dir():
+            raise UsageError(f"cannot write {path}: it is a folder.")
+
+
+def commit(outputs, remove=()):
+    """Write every ``Output`` to a temporary, then move them all into place; then delete the files in ``remove``
+    (reports an earlier run left that this one replaces with nothing).  All or nothing: a failure before the
+    moves leaves every earlier file as it was, and no temporary.  Returns the targets.
+    """
+    outputs = list(outputs)
+    check_targets(o.target for o in outputs)
+    written = []
+    with _sigterm_raises():
+        try:
+            for output in outputs:
+                output.target.parent.mkdir(parents=True, exist_ok=True)
+                remove_stale_temporaries(output.target.parent)
+                # Named, and listed for the cleanup below, before it exists: a signal can arrive at any point.
+                written.append(temporary_for(output.target))
+                os.close(os.open(written[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # mode as umask allows
+                output.write(written[-1])
+            for output, temporary in zip(outputs, written):
+                os.replace(temporary, output.target)
+        except OSError as error:
+            raise UsageError(f"cannot write {output.target}: {error.strerror or error}.") from None
+        finally:
+            for temporary in written:
+                temporary.unlink(missing_ok=True)
+    for path in remove:
+        Path(path).unlink(missing_ok=True)
+    return [o.target for o in outputs]
 
 
 def write_csv_atomically(frame, path):
     """Write ``frame`` to a temporary file beside ``path`` and move it into place in one step."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", newline="") as handle:
-            frame.to_csv(handle, index=False, lineterminator="\n")
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a report is an ordinary file
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    return commit([csv_output(frame, path)])[0]
 
 
-def check_output_dir(out_dir):
-    """Refuse, before any work, an output folder that cannot be one (UsageError, exit 2)."""
+def check_output_dir(out_dir, names=()):
+    """Refuse, before any work, an output folder that cannot be one or cannot be written (UsageError, exit 2);
+    ``names`` are files the run will write there, each of which must not be a folder."""
     path = Path(out_dir)
-    for folder in (path, *path.parents):
-        if folder.exists() and not folder.is_dir():
-            raise UsageError(f"cannot write reports to {path}: {folder} is a file, not a folder.")
-
-
-def write_reports(report, out_dir):
-    """Write divergence.csv and first_divergence.csv into ``out_dir``; returns their paths."""
-    out_dir = Path(out_dir)
-    check_output_dir(out_dir)
-    paths = (out_dir / DIVERGENCE_CSV, out_dir / FIRST_DIVERGENCE_CSV)
-    frames = (divergence_frame(report), first_divergence_frame(report))
+    check_targets([path / name for name in names] or [path / "report"])
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
     try:
-        for frame, path in zip(frames, paths):
-            write_csv_atomically(frame, path)
+        with tempfile.TemporaryFile(dir=existing, prefix=".lstm-compare-probe."):
+            pass
     except OSError as error:
-        raise UsageError(f"cannot write reports to {out_dir}: {error.strerror or error}.") from None
-    return paths
+        reason = error.strerror or error
+        raise UsageError(f"cannot write reports to {path}: {existing} is not writable ({reason}).") from None
+
+
+HEATMAP = re.compile(r"^heatmap-[a-z0-9_]+-[a-z]+\.png$")  # heatmap-<reference>-<mode>.png
+
+
+def report_files(folder):
+    """The report files of ours in ``folder``: the two CSVs and the heatmaps (what a later run replaces)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    names = {DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV}
+    return sorted(p for p in folder.iterdir() if p.is_file() and (p.name in names or HEATMAP.match(p.name)))
+
+
+def report_outputs(report, out_dir, plot=False):
+    """The ``Output``s of one report: divergence.csv, first_divergence.csv, and the heatmaps when ``plot``."""
+    out_dir = Path(out_dir)
+    outputs = [csv_output(lambda: divergence_frame(report), out_dir / DIVERGENCE_CSV),
+               csv_output(lambda: first_divergence_frame(report), out_dir / FIRST_DIVERGENCE_CSV)]
+    if plot:
+        from compare.plot import heatmap_outputs  # matplotlib, only when pictures are asked for
+
+        outputs += heatmap_outputs(report, out_dir)
+    return outputs
+
+
+def write_reports(report, out_dir, plot=False):
+    """Write divergence.csv, first_divergence.csv (and, with ``plot``, the heatmaps) into ``out_dir``, all or
+    nothing; heatmaps an earlier run left there are removed.  Returns the paths written."""
+    outputs = report_outputs(report, out_dir, plot)
+    stale = set(report_files(out_dir)) - {o.target for o in outputs}
+    return commit(outputs, remove=sorted(stale))

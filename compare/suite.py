@@ -17,14 +17,15 @@ import pandas as pd
 from compare.catalog import CATALOG as QUESTION_CATALOG
 from compare.catalog import check
 from compare.catalog_conventions import CONVENTION_CATALOG
-from compare.engine import Config, run
-from compare.drive import batch_support
-from compare.guard import read_only
 from compare.conventions import bind
+from compare.drive import batch_support
+from compare.engine import Config, run
+from compare.errors import UsageError
+from compare.guard import read_only
 from compare.problem import ProblemSpec, make_problem
-from compare.report import DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV, write_csv_atomically, write_reports
+from compare.report import commit, csv_output, report_files, report_outputs
 from compare.summary import mode_summaries
-from references import REFERENCES
+from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
 
 
 @dataclass(frozen=True)
@@ -160,13 +161,19 @@ def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, 
         if reason:
             specs = tuple(spec for spec in specs if spec.batch is None)
             notes.append(f"batched configurations skipped: {reason}.")
+    accepted = {spec: accepting(spec, references) for spec in specs}
+    notes += refusal_notes(accepted, references)
+    specs = tuple(spec for spec in specs if accepted[spec])
     total = len(specs) + len(catalog)
     configs = []
     for k, spec in enumerate(specs):
         if progress:
             progress(spec.label(), k, total)
         start = time.perf_counter()
-        report = run(implementation, Config(spec=spec, references=tuple(references)))
+        try:
+            report = run(implementation, Config(spec=spec, references=accepted[spec]))
+        except UsageError as error:  # say which configuration could not be compared
+            raise UsageError(f"{spec.label()}: {error}") from None
         configs.append(ConfigResult(spec, report, time.perf_counter() - start))
         notes += [note for note in report.skipped if note not in notes]
     results = []
@@ -177,6 +184,39 @@ def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, 
         results.append(CatalogCheck(check(bug, references=tuple(references)), time.perf_counter() - start))
     return SuiteResult(implementation.name, grid.name, tuple(references), tuple(configs), tuple(results),
                        tuple(notes))
+
+
+def accepting(spec, references):
+    """The references that take ``spec``: a reference module may refuse a problem in ``check_size`` (the
+    finite-difference reference refuses long or wide ones), which costs nothing compared with running it."""
+    names = []
+    for name in references:
+        try:
+            check_size = getattr(load(name), "check_size", None)
+        except ReferenceUnavailable as error:
+            raise UsageError(f"{error}".rstrip(".") + ".") from None
+        try:
+            if check_size is not None:
+                check_size(make_problem(spec))
+        except ReferenceRefused:
+            continue
+        names.append(name)
+    return tuple(names)
+
+
+def refusal_notes(accepted, references):
+    """One sentence per reference that refused some configurations: how many, and the first of them."""
+    notes = []
+    for name in references:
+        refused = [spec.label() for spec, names in accepted.items() if name not in names]
+        if refused:
+            more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
+            notes.append(f"the {name} reference skipped {len(refused)} configuration(s) too large for it "
+                         f"({refused[0]}{more}).")
+    if accepted and not any(accepted.values()):
+        raise UsageError(f"no configuration of this grid fits the {' and '.join(references)} reference(s); "
+                         f"choose another --reference or a smaller grid (--quick).")
+    return notes
 
 
 # --- the reporting edge: suite.csv, catalog.csv, and a divergence report per diverged configuration ---
@@ -235,31 +275,22 @@ def _number(value):
     return f"{value:.2e}" if np.isfinite(value) else str(value)
 
 
-def write_suite(result, out_dir):
+def write_suite(result, out_dir, plot=False):
     """Write suite.csv, catalog.csv and, per diverged configuration, suite/<slug>/divergence.csv and
-    first_divergence.csv; folders under suite/ left from an earlier run are removed first.  Returns the paths.
+    first_divergence.csv (and its heatmaps with ``plot``), all or nothing; the reports an earlier run left under
+    suite/ are removed once the new ones are in place.  Returns the paths.
     """
     out_dir = Path(out_dir)
-    clear_divergence_folders(out_dir / SUITE_DIR)
-    paths = [out_dir / SUITE_CSV, out_dir / CATALOG_CSV]
-    write_csv_atomically(suite_frame(result), paths[0])
-    write_csv_atomically(catalog_frame(result), paths[1])
+    outputs = [csv_output(suite_frame(result), out_dir / SUITE_CSV),
+               csv_output(catalog_frame(result), out_dir / CATALOG_CSV)]
     for config in result.configs:
         if config.diverged:
-            paths += write_reports(config.report, out_dir / SUITE_DIR / slug(config.spec))
-    return paths
-
-
-def clear_divergence_folders(suite_dir):
-    """Remove the reports (and then the emptied folders) that an earlier suite run wrote under ``suite_dir``."""
-    if not suite_dir.is_dir():
-        return
-    for folder in suite_dir.iterdir():
-        if not folder.is_dir():
-            continue
-        for name in (DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV):
-            (folder / name).unlink(missing_ok=True)
-        for picture in folder.glob("heatmap-*.png"):
-            picture.unlink()
+            outputs += report_outputs(config.report, out_dir / SUITE_DIR / slug(config.spec), plot)
+    suite_dir = out_dir / SUITE_DIR
+    folders = [f for f in suite_dir.iterdir() if f.is_dir()] if suite_dir.is_dir() else []
+    earlier = {path for folder in folders for path in report_files(folder)}
+    paths = commit(outputs, remove=sorted(earlier - {o.target for o in outputs}))
+    for folder in folders:
         if not any(folder.iterdir()):
             folder.rmdir()
+    return paths

@@ -6,6 +6,17 @@ import numpy as np
 
 from compare.engine import MODES
 
+SHOWN_CHARACTERS = 1000  # of a message in the terminal or a picture; the CSVs keep it whole
+
+
+def shorten(text, limit=SHOWN_CHARACTERS):
+    """``text`` on one line, cut to ``limit`` characters with the count of those left out (an exception message
+    can be megabytes long; printing or drawing all of it helps no one)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit].rstrip()}... [{len(text) - limit} more characters]"
+
 
 @dataclass(frozen=True)
 class ModeSummary:
@@ -46,10 +57,10 @@ def summarize(report, paths=()):
         lines.append(f"  {s.reference:<{width}} {s.mode:<9} {status:<8} worst rel err {s.worst_rel_err:.1e}{where}")
     lines += [f"  {note}" for note in report.skipped]
     for f in report.findings:
-        lines.append(f"{f.reference}, {f.mode}: {f.message}")
+        lines.append(f"{f.reference}, {f.mode}: {shorten(f.message)}")
     for f in report.failures:
         if f not in report.findings:  # raised after an earlier divergence: still worth knowing
-            lines.append(f"{f.reference}, {f.mode}, later: {f.message}")
+            lines.append(f"{f.reference}, {f.mode}, later: {shorten(f.message)}")
     if not report.findings:
         lines.append(f"No divergence: every compared tensor is within tolerance of {_references(report)}.")
     if paths:

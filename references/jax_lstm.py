@@ -1,17 +1,19 @@
-"""JAX reference: ``jax.lax.scan``, jit-compiled, float64 available (x64 enabled).
+"""JAX reference: ``jax.lax.scan``, jit-compiled, float64 available.
+
+64-bit types are enabled only around this reference's own computation (``jax.enable_x64(True)``, a
+thread-local scoped setting), never process-wide: importing this module changes no JAX setting, and another
+module that turns ``jax_enable_x64`` off cannot make it run silently in float32 (``trace`` also checks the dtype
+every result actually came out in).
 
 Per-step gradients come from zero-valued probes added to each gate pre-activation, to y_t and to the state
 entering each step: the gradient of the loss with respect to a probe is exactly that per-step quantity.
 """
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from references.records import FORWARD_TENSORS, Totals, Trace, grads_entering_later_steps  # noqa: E402
+from references.records import FORWARD_TENSORS, Totals, Trace, grads_entering_later_steps
 
 NAME = "jax"
 PROBES = ("f_pre", "i_pre", "g_pre", "o_pre", "y", "h_prev", "c_prev")
@@ -44,8 +46,24 @@ def _loss(params, inputs, h0, c0, probes, targets):
 _value_and_grad = jax.jit(jax.value_and_grad(_loss, argnums=(0, 1, 2, 3, 4), has_aux=True))
 
 
+class WrongPrecision(RuntimeError):
+    """JAX computed in another dtype than the problem's (64-bit types were off despite the scoped setting)."""
+
+
 def trace(problem):
     """Every per-step tensor and gradient, and the totals, from one jitted value-and-grad."""
+    with jax.enable_x64(True):  # scoped to this thread and this computation: no global JAX setting changes
+        result = _trace(problem)
+    wrong = {name: a.dtype.name for name, a in {**result.forward, **result.backward, **result.totals.grads}.items()
+             if a.dtype != problem.dtype}
+    if wrong:
+        name, dtype = next(iter(wrong.items()))
+        raise WrongPrecision(f"the JAX reference ran in {dtype} instead of {np.dtype(problem.dtype).name} "
+                             f"({name} and {len(wrong) - 1} more)")
+    return result
+
+
+def _trace(problem):
     T = problem.steps
     H, O = problem.h0.shape[-1], problem.targets.shape[-1]
     batch = problem.inputs.shape[1:-1]

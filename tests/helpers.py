@@ -1,7 +1,9 @@
-"""Helpers shared by the test modules: buggy seed-convention files, the CLI run in-process, CSV rows."""
+"""Helpers shared by the test modules: mutated seed-convention files and modules (the one way tests build them),
+the CLI run in-process, CSV rows."""
 
 import csv
 import inspect
+import types
 
 import pytest
 
@@ -11,15 +13,32 @@ from compare.cli import main
 SEED_SOURCE = inspect.getsource(handrolled.seed_lstm)
 
 
-def write_impl(tmp_path, name, *edits):
-    """handrolled/seed_lstm.py with each (old, new) replacement made exactly once, as tmp_path/<name>.py."""
+def mutated_source(*edits):
+    """handrolled/seed_lstm.py with each (old, new) replacement made; each ``old`` must occur exactly once."""
     text = SEED_SOURCE
     for old, new in edits:
         assert text.count(old) == 1, f"{old!r} must occur exactly once in handrolled/seed_lstm.py"
         text = text.replace(old, new)
+    return text
+
+
+def without(*functions):
+    """Edits that hide the named functions from the harness (renamed ``_unused_<name>``)."""
+    return tuple((f"def {name}(", f"def _unused_{name}(") for name in functions)
+
+
+def write_impl(tmp_path, name, *edits):
+    """``mutated_source(*edits)`` written to tmp_path/<name>.py (for the command line); returns the path."""
     path = tmp_path / f"{name}.py"
-    path.write_text(text)
+    path.write_text(mutated_source(*edits))
     return path
+
+
+def impl_module(name, *edits):
+    """``mutated_source(*edits)`` as a fresh module object (for the Python API)."""
+    module = types.ModuleType(name)
+    exec(compile(mutated_source(*edits), f"<{name}>", "exec"), module.__dict__)
+    return module
 
 
 def report_cli(capsys, *args):

@@ -26,10 +26,10 @@ def test_catalog_has_at_least_fifteen_distinct_bugs():
 
 
 @pytest.mark.parametrize("bug", CATALOG, ids=[bug.name for bug in CATALOG])
-def test_each_mutation_applies_exactly_once(bug):
-    """Each bug is a small mutation of the current handrolled LSTM: it applies there once and changes few lines."""
+def test_each_mutation_changes_only_a_few_lines_and_loads(bug):
+    """Each bug is a small mutation of the current handrolled LSTM (``Bug.source`` itself refuses one that does
+    not apply exactly once: the next test)."""
     original = inspect.getsource(handrolled.seed_lstm)
-    assert original.count(bug.old) == 1
     changed = [line for line in difflib.ndiff(original.splitlines(), bug.source().splitlines()) if line[:1] in "+-"]
     assert 0 < len(changed) <= 2 * (1 + bug.old.count("\n") + bug.new.count("\n"))
     module = bug.module()

@@ -1,32 +1,24 @@
 """`lstm-compare gradcheck`: a correct seed-convention file passes, a backward bug fails at its parameter and
 entry, and unusable input is one line with exit 2 (an exception inside the user's code: one line, exit 1)."""
 
-import inspect
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import handrolled
-import handrolled.seed_lstm
 from compare import ProblemSpec, UsageError
 from compare.cli import main
 from compare.gradcheck import MIN_PER_PARAMETER, gradcheck
+from helpers import without, write_impl
 
-SOURCE = inspect.getsource(handrolled.seed_lstm)
 SMALL = ["--steps", "5", "--hidden", "3", "--inputs", "2"]
 
 
-def write(tmp_path, name, old=None, new=None, source=SOURCE, drop=()):
-    """``source`` with ``old`` (which must occur once) replaced by ``new`` and the functions in ``drop`` renamed."""
-    if old is not None:
-        assert source.count(old) == 1, old
-        source = source.replace(old, new)
-    for function in drop:
-        source = source.replace(f"def {function}(", f"def _unused_{function}(")
-    path = tmp_path / f"{name}.py"
-    path.write_text(source)
-    return str(path)
+def write(tmp_path, name, old=None, new=None, drop=()):
+    """handrolled with ``old`` replaced by ``new`` and the functions in ``drop`` hidden, as a file; its path."""
+    edits = ((old, new),) if old is not None else ()
+    return str(write_impl(tmp_path, name, *edits, *without(*drop)))
 
 
 def cli(capsys, *argv):
@@ -120,7 +112,8 @@ def test_unusable_input_is_one_line_with_exit_2(tmp_path, capsys, case, expected
     if case == "missing":
         args = ["--impl", write(tmp_path, case, drop=("lstm",))]
     elif case == "import_error":
-        args = ["--impl", write(tmp_path, case, source="import numpy as np\n1 / 0\n")]
+        (tmp_path / f"{case}.py").write_text("import numpy as np\n1 / 0\n")
+        args = ["--impl", str(tmp_path / f"{case}.py")]
     elif case == "wrong_count":
         args = ["--impl", write(tmp_path, case, "    return y, h, c, cache\n", "    return y, h, c\n",
                                 drop=("lstm_loss", "dlstm_loss"))]

@@ -3,7 +3,6 @@ as ``--reference numeric`` by the engine and the command line."""
 
 import ast
 import inspect
-import types
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import references
 from compare import Config, ProblemSpec, make_problem, run
 from compare.cli import main
 from references import numeric
+from helpers import impl_module
 from references.records import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS
 
 SPECS = [ProblemSpec(steps=7, hidden=3, inputs=2, outputs=2, seed=11),
@@ -130,10 +130,7 @@ def test_numeric_imports_neither_compare_nor_handrolled():
 def test_engine_against_numeric_passes_handrolled_and_locates_a_forget_gate_bug():
     spec = ProblemSpec(steps=6, hidden=3, inputs=2, outputs=1, seed=3)
     assert not run(handrolled, Config(spec=spec, references=("numeric",))).diverged
-    source = inspect.getsource(handrolled.seed_lstm).replace("df_pre = dc * c_prev * f * (1 - f)",
-                                                               "df_pre = dc * c * f * (1 - f)")
-    bug = types.ModuleType("forget_bug")
-    exec(compile(source, "<forget_bug>", "exec"), bug.__dict__)
+    bug = impl_module("forget_bug", ("df_pre = dc * c_prev * f * (1 - f)", "df_pre = dc * c * f * (1 - f)"))
     report = run(bug, Config(spec=spec, references=("numeric",), modes=("isolated",)))
     (finding,) = report.findings
     assert (finding.reference, finding.mode, finding.phase, finding.step, finding.tensor) == \

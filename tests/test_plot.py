@@ -1,6 +1,5 @@
 """Divergence heatmaps: what each cell holds, where the first divergence is boxed, and the PNGs written."""
 
-import types
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from compare.cli import main
 from compare.plot import HIGH, LOW, heatmap, write_heatmaps
 from compare.conventions import bind
 from compare.tensors import FORWARD_ORDER
+from helpers import impl_module, without
 
 FORGET_BUG = next(bug for bug in CATALOG if bug.name == "forget_derivative_uses_c")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -61,12 +61,8 @@ def test_a_correct_lstm_has_no_box_and_every_cell_below_zero(correct_report):
 
 
 def test_nan_takes_the_top_of_the_scale_and_an_exact_match_the_bottom():
-    def dlstm(params, dy, dh_next, dc_next, cache):
-        dparams, dh_prev, dc_prev = handrolled.dlstm(params, dy, dh_next, dc_next, cache)
-        return {**dparams, "Wo": dparams["Wo"] * np.nan}, dh_prev, dc_prev
-
-    nan_module = types.ModuleType("nan_dwo")
-    nan_module.lstm, nan_module.dlstm = handrolled.lstm, dlstm
+    nan_module = impl_module("nan_dwo", ('"Wo": _sum_outer(xh, do_pre),', '"Wo": _sum_outer(xh, do_pre) * np.nan,'),
+                             *without("lstm_loss", "dlstm_loss"))
     heat = heatmap(run(nan_module, Config(modes=("isolated",))), "torch", "isolated")
     assert cell(heat, "backward", "dWo", "11") == HIGH
     assert heat.first == ("backward", "dWo", "11")

@@ -65,12 +65,14 @@ def grid_id(spec):
 
 
 # (precision, implementation) pairs checked per step against the torch trace (in float64 that trace is the reference
-# itself).  The trace's totals are torch official's own (references/torch_lstm.trace), so the "torch" totals cases
-# only pin that hand-over; handrolled's and JAX's totals are independent of it.
+# itself).  The totals are checked against torch official in float64.  Every pair compares two independent
+# computations: the torch trace's totals are torch official's own (references/torch_lstm.trace), so a float64
+# "torch" case would compare official with itself (error exactly 0), and a float32 "official" case would repeat
+# the float32 "torch" case bit for bit; float32 "torch" stays (official in float32 against official in float64).
 PER_STEP_CASES = [("float64", "handrolled"), ("float64", "jax"),
                   ("float32", "handrolled"), ("float32", "torch"), ("float32", "jax")]
-TOTALS_CASES = [("float64", "handrolled"), ("float64", "torch"), ("float64", "jax"),
-                ("float32", "handrolled"), ("float32", "torch"), ("float32", "jax"), ("float32", "official")]
+TOTALS_CASES = [("float64", "handrolled"), ("float64", "jax"),
+                ("float32", "handrolled"), ("float32", "torch"), ("float32", "jax")]
 
 grid = pytest.mark.parametrize("spec", GRID, ids=grid_id)
 per_step = pytest.mark.parametrize("precision,implementation", PER_STEP_CASES, ids=lambda v: v)
@@ -229,9 +231,8 @@ def totals_errors(spec, precision, implementation, normwise):
     if implementation == "handrolled":  # no dinputs: handrolled's dlstm keeps only the h part of dxh
         actual, fields = record.totals, ("loss", "outputs", "h_last", "c_last", "dh0", "dc0")
     else:
-        totals_ = record if implementation == "official" else record.totals
-        actual = {field: getattr(totals_, field) for field in ("loss", "outputs", "h_last", "c_last", "dinputs",
-                                                                "dh0", "dc0", "grads")}
+        actual = {field: getattr(record.totals, field) for field in ("loss", "outputs", "h_last", "c_last",
+                                                                     "dinputs", "dh0", "dc0", "grads")}
         fields = ("loss", "outputs", "h_last", "c_last", "dinputs", "dh0", "dc0")
     scales = totals_scales(spec, precision)
     errors = {field: normwise(actual[field], getattr(expected, field), scales[field]) for field in fields}

@@ -1,8 +1,11 @@
 """Flags shared by the subcommands that draw a problem: sizes, dtype, seed, initial state."""
 
 import argparse
+import os
+from pathlib import Path
 
 from compare.problem import ProblemSpec
+from compare.report import check_output_dir
 
 
 def _int_at_least(minimum):
@@ -75,3 +78,17 @@ def implementation_from_args(args):
     import handrolled
 
     return handrolled
+
+
+def output_dir(args, names=()):
+    """--out as an absolute path, fixed once at the start (code that calls ``os.chdir`` cannot move it), and
+    checked before any work: a folder that is a file, a report name that is a folder, or no write permission
+    is a UsageError (exit 2).  ``names``: the files the command writes there."""
+    out = Path(os.path.abspath(args.out))
+    check_output_dir(out, names)
+    return out
+
+
+def shown(path, out, text):
+    """A written path as the user named its folder (``reports/divergence.csv`` for ``--out reports``)."""
+    return str(Path(text) / Path(path).relative_to(out))

@@ -1,10 +1,11 @@
 """`lstm-compare report`: compare one implementation with the references and write the divergence reports."""
 
 from compare.commands.common import (add_convention_argument, add_output_arguments, add_problem_arguments,
-                                     implementation_from_args, spec_from_args)
+                                     implementation_from_args, output_dir, shown, spec_from_args)
 from compare.engine import Config, run
 from compare.errors import EXIT_DIVERGED, EXIT_MATCH
-from compare.report import check_output_dir, write_reports
+from compare.limits import check_fits
+from compare.report import DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV, write_reports
 from compare.summary import summarize
 
 HELP = "compare an LSTM with PyTorch and JAX and write divergence.csv and first_divergence.csv"
@@ -17,13 +18,11 @@ def add_arguments(parser):
 
 
 def execute(args):
-    check_output_dir(args.out)
-    config = Config(spec=spec_from_args(args), references=args.reference, convention=args.convention)
+    spec = spec_from_args(args)
+    check_fits(spec, args.reference)
+    out = output_dir(args, (DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV))
+    config = Config(spec=spec, references=args.reference, convention=args.convention)
     report = run(implementation_from_args(args), config)
-    paths = write_reports(report, args.out)
-    if args.plot:
-        from compare.plot import write_heatmaps
-
-        paths = (*paths, *write_heatmaps(report, args.out))
-    print(summarize(report, paths))
+    paths = write_reports(report, out, plot=args.plot)
+    print(summarize(report, [shown(path, out, args.out) for path in paths]))
     return EXIT_DIVERGED if report.diverged else EXIT_MATCH

@@ -7,10 +7,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from compare.commands.common import add_convention_argument, add_output_arguments, implementation_from_args
+from compare.commands.common import (add_convention_argument, add_output_arguments, implementation_from_args,
+                                     output_dir, shown)
 from compare.errors import EXIT_DIVERGED, EXIT_MATCH
-from compare.report import check_output_dir
-from compare.suite import GRIDS, SUITE_DIR, describe_location, run_suite, slug, write_suite
+from compare.limits import check_fits
+from compare.suite import (CATALOG_CSV, GRIDS, SUITE_CSV, SUITE_DIR, describe_location, run_suite, slug,
+                           write_suite)
 
 HELP = ("run the comparison suite: a grid of sizes, dtypes, batches, initial states and seeds against PyTorch and "
         "JAX in every mode, then check that every catalog bug is found where expected")
@@ -29,10 +31,12 @@ def add_arguments(parser):
 
 
 def execute(args):
-    check_output_dir(args.out)
+    grid = GRIDS[args.grid]
+    for spec in grid.specs():
+        check_fits(spec, args.reference)
+    out = output_dir(args, (SUITE_CSV, CATALOG_CSV))
     console = Console(width=None if Console().is_terminal else 150)
     impl = implementation_from_args(args)
-    grid = GRIDS[args.grid]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
@@ -41,14 +45,12 @@ def execute(args):
             bar.update(task, description=label, completed=done, total=total)
 
         result = run_suite(impl, grid, references=args.reference, progress=progress, convention=args.convention)
-    paths = write_suite(result, args.out)
-    if args.plot:
-        paths += _plot(result, Path(args.out))
+    paths = [shown(path, out, args.out) for path in write_suite(result, out, plot=args.plot)]
     console.print(summary_table(result))
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     _print_verdict(console, result, args.out)
-    console.print("Reports: " + ", ".join(str(p) for p in paths[:2])
+    console.print("Reports: " + ", ".join(paths[:2])
                   + (f", and {len(paths) - 2} more under {Path(args.out) / SUITE_DIR}" if len(paths) > 2 else ""))
     return EXIT_MATCH if result.ok else EXIT_DIVERGED
 
@@ -123,13 +125,3 @@ def _print_verdict(console, result, out):
         console.print(f"[bold red]Catalog self-check failed[/]: not found where expected: {', '.join(missed)}.")
     else:
         console.print(f"[green]Catalog self-check passed[/]: all {len(result.catalog)} bugs found where expected.")
-
-
-def _plot(result, out):
-    from compare.plot import write_heatmaps
-
-    paths = []
-    for config in result.configs:
-        if config.diverged:
-            paths += write_heatmaps(config.report, out / SUITE_DIR / slug(config.spec))
-    return paths
