@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from compare.errors import ImplementationRaised, UsageError
+from compare.errors import ImplementationRaised, PerExampleGradients, UsageError
 from references.cell import output_gradient
 
 
@@ -64,23 +64,43 @@ def sequence(binding, problem):
     return binding.sequence(problem)
 
 
+@dataclass(frozen=True)
+class BatchRefusal:
+    """Why a file cannot run a batched problem: written for single vectors, or per-example gradients."""
+
+    reason: str
+    per_example: bool  # it takes batches, but returns one parameter gradient per batch element
+
+    def sentence(self, name):
+        if self.per_example:
+            return f"{name} takes batches but returns per-example parameter gradients ({self.reason}); sum them " \
+                   f"over the batch, or leave out --batch."
+        return f"{name} takes single vectors only ({self.reason}); leave out --batch."
+
+    def __str__(self):
+        return self.reason
+
+
 def batch_support(binding, problem):
-    """None when the step functions take (B, X) batches; otherwise why not, in a few words.
+    """None when the step functions take (B, X) batches; otherwise a ``BatchRefusal`` saying why not.
 
     One step forward and backward of a batched ``problem``: anything raised, or a result without the batch
-    axis (or with parameter gradients not summed over it), means the file is written for single vectors only.
+    axis, means the file is written for single vectors only; parameter gradients with a batch axis, that it
+    returns per-example gradients.
     """
     B, X = problem.inputs.shape[1:]
     probe = f"a one-step probe with a ({B}, {X}) batch"
     try:
         forward_run = forward(binding, replace(problem, inputs=problem.inputs[:1], targets=problem.targets[:1]))
         if forward_run.failure is not None:
-            return f"{probe} failed: {forward_run.failure.message.rstrip('.')}"
+            return BatchRefusal(f"{probe} failed: {forward_run.failure.message.rstrip('.')}", False)
         y = forward_run.outputs[0]
         backward_step(binding, problem, 0, np.ones_like(y), np.zeros_like(problem.h0), np.zeros_like(problem.c0),
                       forward_run.caches[0])
     except ImplementationRaised as raised:
-        return f"{probe} failed: {raised.message.rstrip('.')}"
+        return BatchRefusal(f"{probe} failed: {raised.message.rstrip('.')}", False)
+    except PerExampleGradients as error:
+        return BatchRefusal(str(error).rstrip("."), True)
     except UsageError as error:
-        return f"{probe} failed: {str(error).rstrip('.')}"
+        return BatchRefusal(f"{probe} failed: {str(error).rstrip('.')}", False)
     return None

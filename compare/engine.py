@@ -121,9 +121,9 @@ def _problems(implementation, spec):
     problem = truth_problem.astype(np.dtype(spec.dtype))
     problem = replace(problem, params={k: read_only(v) for k, v in problem.params.items()})
     if spec.batch is not None:
-        reason = drive.batch_support(implementation, problem)
-        if reason:
-            raise UsageError(f"{implementation.name} takes single vectors only ({reason}); leave out --batch.")
+        refusal = drive.batch_support(implementation, problem)
+        if refusal:
+            raise UsageError(refusal.sentence(implementation.name))
     return problem, truth_problem
 
 

@@ -9,6 +9,10 @@ class UsageError(Exception):
     """The implementation or the request cannot be compared at all (exit 2); the message is one sentence."""
 
 
+class PerExampleGradients(UsageError):
+    """A parameter gradient came back with one entry per batch element instead of their sum over the batch."""
+
+
 class ImplementationRaised(Exception):
     """The implementation raised inside its own code: a located finding, not a crash."""
 

@@ -160,7 +160,8 @@ def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, 
         reason = probe_batches(implementation)
         if reason:
             specs = tuple(spec for spec in specs if spec.batch is None)
-            notes.append(f"batched configurations skipped: {reason}.")
+            kind = "it returns per-example parameter gradients: " if reason.per_example else ""
+            notes.append(f"batched configurations skipped: {kind}{reason}.")
     accepted = {spec: accepting(spec, references) for spec in specs}
     notes += refusal_notes(accepted, references)
     specs = tuple(spec for spec in specs if accepted[spec])

@@ -85,3 +85,16 @@ def test_a_float32_run_of_code_that_upcasts_is_noted(tmp_path):
     report = run(path, Config(spec=ProblemSpec(dtype="float32"), references=("jax",), modes=("isolated",)))
     note = next(n for n in report.skipped if "computes in float64" in n)
     assert "(c, f, g, h, ... come back float64)" in note and "\n" not in note
+
+
+def test_a_file_that_returns_per_example_gradients_is_told_so_not_that_it_takes_single_vectors(tmp_path, capsys):
+    path = write(tmp_path, "per_example", SEED_SOURCE,
+                 ("    lead = list(range(a.ndim - 1))\n    return np.tensordot(a, b, axes=(lead, lead))",
+                  "    return a[..., :, None] * b[..., None, :]"),
+                 ("    return d.reshape(-1, d.shape[-1]).sum(axis=0)", "    return d"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--impl", str(path), "--batch", "4", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "takes batches but returns per-example parameter gradients" in err
+    assert "has shape (4, 8, 5): one gradient per batch element" in err and "single vectors" not in err

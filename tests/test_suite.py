@@ -85,7 +85,7 @@ def test_probe_accepts_handrolled_and_names_why_a_file_takes_no_batches(tmp_path
     assert probe_batches(load_implementation(handrolled)) is None
     path = tmp_path / "unbatched.py"
     path.write_text(UNBATCHED_ONLY)
-    reason = probe_batches(load_implementation(path))
+    reason = str(probe_batches(load_implementation(path)))
     assert reason == ("a one-step probe with a (2, 3) batch failed: lstm raised ValueError: one vector at a time "
                       "(line 7 of unbatched.py)")
 
@@ -205,5 +205,5 @@ def test_quick_and_full_exclude_each_other(capsys):
 def test_probe_reports_a_sys_exit_in_the_users_code_instead_of_exiting(tmp_path):
     path = tmp_path / "exits.py"
     path.write_text(UNBATCHED_ONLY.replace('raise ValueError("one vector at a time")', "raise SystemExit(3)"))
-    reason = probe_batches(load_implementation(path))
+    reason = str(probe_batches(load_implementation(path)))
     assert reason.startswith("a one-step probe with a (2, 3) batch failed: lstm raised SystemExit: 3")

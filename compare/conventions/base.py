@@ -15,7 +15,7 @@ import numpy as np
 
 from compare.conventions.layout import Sizes, to_internal, to_user, user_shape
 from compare.conventions.naming import Naming
-from compare.errors import ImplementationRaised, UsageError
+from compare.errors import ImplementationRaised, PerExampleGradients, UsageError
 from compare.guard import as_float_array, call, read_only
 from references.cell import BACKWARD_ORDER, FORWARD_ORDER, GATE_PARAM_GRADS, GATES
 
@@ -123,7 +123,7 @@ class Binding:
     def check_user_grads(self, grads, params, what):
         """Each user gradient checked against its parameter's shape (UsageError otherwise)."""
         sizes = Sizes.of(params)
-        return {m.name: as_float_array(grads[m.name], user_shape(m, sizes), f"d{m.name} {what}")
+        return {m.name: gradient_array(grads[m.name], user_shape(m, sizes), f"d{m.name} {what}")
                 for m in self.layout}
 
     @staticmethod
@@ -192,6 +192,15 @@ class Binding:
 # Biases (in units of SATURATED) that expose one gate through next_c or next_h.
 SATURATION = {"f": {"i": -1, "o": 1}, "i": {"f": -1, "g": 1, "o": 1}, "g": {"f": -1, "i": 1, "o": 1},
               "o": {"f": -1, "i": 1, "g": 1}}
+
+
+def gradient_array(value, shape, what):
+    """A parameter gradient checked like any array, but a per-example stack (B, *shape) is named as such."""
+    got = np.shape(value)
+    if len(got) == len(shape) + 1 and tuple(got[1:]) == tuple(shape):
+        raise PerExampleGradients(f"{what} has shape {got}: one gradient per batch element, where their sum "
+                                  f"over the batch, of shape {tuple(shape)}, is required")
+    return as_float_array(value, shape, what)
 
 
 def accepts(fn, count):

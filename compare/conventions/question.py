@@ -11,7 +11,7 @@ the cache's entries are named by the file's ``CACHE_FIELDS`` (default: the quest
 
 import numpy as np
 
-from compare.conventions.base import Binding, SequenceRun, StepForward, require
+from compare.conventions.base import Binding, SequenceRun, StepForward, gradient_array, require
 from compare.conventions.layout import Matrix
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import as_float_array, unpack
@@ -125,7 +125,7 @@ def param_grads(dparams, params, what):
     for name, value in params.items():
         if name not in dparams:
             raise UsageError(f"{what} has no entry {name!r}.")
-        out[f"d{name}"] = as_float_array(dparams[name], value.shape, f"{what}[{name!r}]")
+        out[f"d{name}"] = gradient_array(dparams[name], value.shape, f"{what}[{name!r}]")
     return out
 
 
