@@ -47,9 +47,9 @@ def forward(impl, problem, fed_states=None):
             c = as_float_array(c, (*lead, H), f"c returned by lstm at step {t}")
             collected["h"].append(h)
             collected["c"].append(c)
-            cache = unpack(cache, len(impl.cache_fields), f"lstm's cache (CACHE_FIELDS names "
-                                                          f"{len(impl.cache_fields)} entries)")
-            named = dict(zip(impl.cache_fields, cache))
+            entries = unpack(cache, len(impl.cache_fields), f"lstm's cache (CACHE_FIELDS names "  # [guard] keep cache
+                                                            f"{len(impl.cache_fields)} entries)")
+            named = dict(zip(impl.cache_fields, entries))  # [guard] the cache itself goes to dlstm unchanged
             for name in from_cache + checks:
                 entry = named[name.removeprefix("cache.")]
                 what = f"cache entry {name.removeprefix('cache.')!r} returned by lstm at step {t}"

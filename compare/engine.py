@@ -6,7 +6,7 @@ import numpy as np
 
 from compare import drive
 from compare.errors import ImplementationRaised, UsageError
-from compare.guard import read_only
+from compare.guard import read_only, time_limit
 from compare.implementation import load_implementation
 from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import TensorDiff, expectation, measure, tensor_diff
@@ -25,6 +25,7 @@ class Config:
     spec: ProblemSpec = field(default_factory=ProblemSpec)
     references: tuple[str, ...] = REFERENCES
     modes: tuple[str, ...] = MODES
+    timeout: float | None = None  # seconds per call of your code; None: the CLI's --timeout or 60  [guard]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,11 @@ class Report:
 
 def run(impl, config=Config()):
     """Compare ``impl`` (a path to a seed-convention file, or a module) with the references: a ``Report``."""
+    with time_limit(config.timeout):  # [guard]
+        return _run(impl, config)  # [guard]
+
+
+def _run(impl, config):  # [guard]
     implementation = load_implementation(impl)
     unknown = [mode for mode in config.modes if mode not in MODES]
     if unknown:
