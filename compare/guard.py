@@ -84,11 +84,11 @@ def describe(error, source):
     name = type(error).__name__
     try:
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        text = f"{name}: {message}" if message else name
     except KeyboardInterrupt:
         raise
     except BaseException:  # noqa: BLE001 - the user's __str__ may raise anything, or run past the time limit
-        message = "(its message could not be turned into text: its __str__ raised)"
-    text = f"{name}: {message}" if message else name
+        text = f"{name} (its message cannot be shown: its __str__ raised)"
     if source:
         frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == Path(source)]
         if frames:
