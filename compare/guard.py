@@ -145,7 +145,8 @@ _PROCESS_STATE = (
     ("NumPy error handling", np.geterr, lambda saved: np.seterr(**saved)),
     ("sys.stdout", lambda: sys.stdout, lambda saved: setattr(sys, "stdout", saved)),
     ("sys.stderr", lambda: sys.stderr, lambda saved: setattr(sys, "stderr", saved)),
-    ("SIGINT handler", lambda: signal.getsignal(signal.SIGINT), lambda saved: signal.signal(signal.SIGINT, saved)),
+    ("SIGINT handler", lambda: signal.getsignal(signal.SIGINT),
+     lambda saved: saved is not None and signal.signal(signal.SIGINT, saved)),  # None: set outside Python
 )
 
 
@@ -191,8 +192,10 @@ def _on_alarm(signum, frame):
 @contextlib.contextmanager
 def _alarm(seconds):
     """Raise TimedOut in this block after ``seconds``.  Only in the main thread (where signals arrive), and only
-    when no other real-time timer runs (pytest-timeout's, say): elsewhere the block is not limited in-process."""
-    if threading.current_thread() is not threading.main_thread() or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+    when no other real-time timer (pytest-timeout's, say) or handler from outside Python is in place: elsewhere
+    the block is not limited in-process (the command line's supervising parent still is)."""
+    if (not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
+            or signal.getitimer(signal.ITIMER_REAL)[0] > 0 or signal.getsignal(signal.SIGALRM) is None):
         yield
         return
     previous = signal.signal(signal.SIGALRM, _on_alarm)
