@@ -126,7 +126,7 @@ def _watch(pid, monitor):
         return os.WEXITSTATUS(status)
     if received:
         signum = received[0][0]
-        _say(f"interrupted ({signal.Signals(signum).name}); no reports written.")
+        _say(f"interrupted ({signal.Signals(signum).name}).")
         return EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum
     if stopped:
         _say(f"{location} timed out after {limit:g} s and could not be interrupted (stuck in compiled code, or "

@@ -84,8 +84,13 @@ def test_a_thread_the_user_code_leaves_running_does_not_keep_the_tool_alive(tmp_
     assert seconds < 60
 
 
-@pytest.mark.parametrize("to", ["the terminal's process group", "the tool alone"])
-def test_ctrl_c_is_one_line_exit_130_and_leaves_earlier_reports_and_no_temporary_files(tmp_path, to):
+INTERRUPTS = {"ctrl_c_to_the_process_group": (signal.SIGINT, 130, "lstm-compare: interrupted.\n"),
+              "sigint_to_the_tool_alone": (signal.SIGINT, 130, "lstm-compare: interrupted.\n"),
+              "sigterm_to_the_tool_alone": (signal.SIGTERM, 143, "lstm-compare: interrupted (SIGTERM).\n")}
+
+
+@pytest.mark.parametrize("case", INTERRUPTS)
+def test_an_interruption_is_one_line_and_leaves_earlier_reports_and_no_temporary_files(tmp_path, case):
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "divergence.csv").write_text("an earlier report\n")
@@ -97,12 +102,10 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_earlier_reports_and_no_temporary
     while not entered.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
     assert entered.exists()
-    if to == "the tool alone":
-        os.kill(process.pid, signal.SIGINT)
-    else:
-        os.killpg(process.pid, signal.SIGINT)
+    signum, expected_code, expected_err = INTERRUPTS[case]
+    (os.killpg if "group" in case else os.kill)(process.pid, signum)
     code, out, err, seconds = finish(process, timeout=30)
-    assert (code, err) == (130, "lstm-compare: interrupted.\n")
+    assert (code, err) == (expected_code, expected_err)
     assert sorted(p.name for p in reports.iterdir()) == ["divergence.csv"]
     assert (reports / "divergence.csv").read_text() == "an earlier report\n"
     assert seconds < 10
