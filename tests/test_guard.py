@@ -267,6 +267,40 @@ def test_the_time_limit_is_not_applied_off_the_main_thread_and_the_call_still_wo
     assert results == ["done"]
 
 
+def test_the_time_limit_steps_aside_while_another_real_time_timer_runs_and_leaves_it_running():
+    """pytest-timeout's signal method, say: its timer and handler must survive, and only it may fire."""
+    import signal
+    import time
+
+    from compare.guard import time_limit
+
+    fired = []
+    impl = types.SimpleNamespace(source=None, lstm=lambda *args: time.sleep(0.2) or "done")
+    def outer(signum, frame):
+        fired.append(signum)
+
+    previous = signal.signal(signal.SIGALRM, outer)
+    signal.setitimer(signal.ITIMER_REAL, 5)
+    try:
+        with time_limit(0.05):
+            result = call(impl, "lstm", ({}, 1, 2, 3), "forward", 0)
+        remaining, handler = signal.getitimer(signal.ITIMER_REAL)[0], signal.getsignal(signal.SIGALRM)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert (result, fired) == ("done", []) and 4 < remaining <= 5 and handler is outer
+
+
+def test_after_a_call_no_timer_is_left_running_and_the_previous_alarm_handler_is_back():
+    import signal
+
+    previous = signal.getsignal(signal.SIGALRM)
+    impl = types.SimpleNamespace(source=None, lstm=lambda *args: signal.getitimer(signal.ITIMER_REAL)[0])
+    remaining_inside = call(impl, "lstm", ({}, 1, 2, 3), "forward", 0)
+    assert 59 < remaining_inside <= 60  # the default limit was running during the call
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0) and signal.getsignal(signal.SIGALRM) is previous
+
+
 # --- 16. Ctrl-C and KeyboardInterrupt ---------------------------------------------------------------------------
 
 def test_keyboard_interrupt_raised_in_user_code_is_one_line_exit_130_and_earlier_reports_stay(tmp_path, capsys):
