@@ -13,6 +13,7 @@ import contextvars
 import copy
 import importlib.util
 import math
+import numbers
 import os
 import signal
 import sys
@@ -41,7 +42,7 @@ def time_limit(seconds):
     if seconds is None:
         yield
         return
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < math.inf:
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not 0 < seconds < math.inf:
         raise UsageError(f"the time limit must be a positive number of seconds, not {seconds!r}.")
     token = _timeout.set(float(seconds))
     try:
@@ -174,7 +175,8 @@ def _restore(saved):
         except OSError:  # e.g. the user's code removed the directory it moved into
             changed = True
         if changed:
-            restore(value)
+            with contextlib.suppress(OSError):  # the directory it left was removed: nowhere to go back to
+                restore(value)
 
 
 class _Alarm:

@@ -134,6 +134,7 @@ def _watch(pid, monitor):
         return EXIT_DIVERGED
     how = (f"killed by {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status)
            else f"exit status {os.WEXITSTATUS(status)}, as from os._exit")
+    how += ", perhaps for lack of memory" if how.endswith("SIGKILL") else ""
     where = (f"inside {location}" if state == IN_CALL else f"outside your code, after {location}" if location
              else "before any of your code ran")
     _say(f"the run ended abruptly {where} ({how}); no reports written.")
