@@ -2,9 +2,11 @@
 
 import argparse
 import importlib
+import math
 import sys
 
-from compare.errors import EXIT_UNUSABLE, UsageError
+from compare.errors import EXIT_INTERRUPTED, EXIT_UNUSABLE, UsageError
+from compare.guard import DEFAULT_TIMEOUT, time_limit
 from references import ReferenceRefused
 
 # Subcommand name -> module in compare.commands with HELP, add_arguments(parser) and execute(args).
@@ -12,11 +14,27 @@ COMMANDS = {"report": "compare.commands.report", "run": "compare.commands.run",
             "gradcheck": "compare.commands.gradcheck", "detect": "compare.commands.detect"}
 
 
+def one_line(text):
+    """``text`` on one line: line breaks (a multi-line message, a path with a newline) shown as \\n."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line (and exit 2), pointing at --help instead of the usage block."""
 
     def error(self, message):
-        self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {message} (see {self.prog} --help).\n")
+        self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help).\n")
+
+
+def seconds(text):
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive, finite number of seconds")
+    return value
 
 
 def build_parser():
@@ -26,18 +44,40 @@ def build_parser():
     modules = {}
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
-        module.add_arguments(subparsers.add_parser(name, help=module.HELP, description=module.HELP))
+        subparser = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(subparser)
+        subparser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                               help=f"the longest one call of your code may take ({DEFAULT_TIMEOUT:g}); "
+                                    "longer is a finding at its mode, phase and step")
         modules[name] = module
     return parser, modules
 
 
 def main(argv=None):
-    """Run one subcommand; returns (and exits with) 0 match, 1 divergence, 2 unusable input."""
-    parser, modules = build_parser()
-    args = parser.parse_args(argv)
+    """Run one subcommand; exits with 0 match, 1 divergence, 2 unusable input, 130 interrupted.
+
+    As a program (``argv`` None) the work runs in a child process that ``compare.supervise`` watches, so that
+    ``os._exit``, a crash or a call stuck in compiled code in the user's file cannot end or hang the tool.
+    Called with ``argv`` (tests), it runs in this process.
+    """
+    if argv is None:
+        from compare import supervise
+
+        supervise.run(lambda: execute(sys.argv[1:]))
+    sys.exit(execute(argv))
+
+
+def execute(argv):
+    """Parse ``argv`` and run its subcommand: the exit code, after one line on stderr for an unusable input or
+    an interruption (argparse's own errors and --help leave through SystemExit)."""
     try:
-        code = modules[args.command].execute(args)
+        parser, modules = build_parser()
+        args = parser.parse_args(argv)
+        with time_limit(args.timeout):
+            return modules[args.command].execute(args)
     except (UsageError, ReferenceRefused) as error:  # ReferenceRefused: e.g. too large for finite differences
-        print(f"lstm-compare: error: {error}", file=sys.stderr)
-        code = EXIT_UNUSABLE
-    sys.exit(code)
+        print(f"lstm-compare: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print("lstm-compare: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED

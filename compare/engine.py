@@ -8,7 +8,7 @@ from compare import drive
 from compare.conventions import bind
 from compare.conventions.naming import Naming
 from compare.errors import ImplementationRaised, UsageError
-from compare.guard import read_only
+from compare.guard import read_only, time_limit
 from compare.limits import check_fits
 from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import TensorDiff, expectation, measure, tensor_diff
@@ -28,6 +28,7 @@ class Config:
     references: tuple[str, ...] = REFERENCES
     modes: tuple[str, ...] = MODES
     convention: str = "auto"  # compare.conventions.CHOICES: how the user's file is written
+    timeout: float | None = None  # seconds per call of your code; None: the CLI's --timeout or 60
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ class Report:
 
 def run(impl, config=Config()):
     """Compare ``impl`` (a path to an LSTM file, a module, or a ``Binding``) with the references: a ``Report``."""
+    with time_limit(config.timeout):
+        return _run(impl, config)
+
+
+def _run(impl, config):
     check_fits(config.spec, config.references)
     implementation = bind(impl, config.convention)
     unknown = [mode for mode in config.modes if mode not in MODES]

@@ -1,15 +1,54 @@
-"""Calling the user's code safely: import its file, give it copies, turn what it raises into findings, and
-check what it returns before anything is compared."""
+"""Calling the user's code safely: import its file, give it copies, bound its time, undo what it changes in the
+process, turn what it raises into findings, and snapshot what it returns before anything is compared.
 
+``call`` is the one door to the user's functions.  Each call gets its own writable copies of every argument, the
+parameters included (copying them afresh was measured cheaper than keeping one private copy and checking it
+against the originals after each call: at T=1000, H=256 float32 about 35 us a call, against 100 or more), runs
+under a time limit (``time_limit``; SIGALRM, so in the main thread only), and afterwards finds the working
+directory, NumPy's error handling, ``sys.stdout``/``sys.stderr`` and the SIGINT handler as they were before.
+"""
+
+import contextlib
+import contextvars
 import copy
 import importlib.util
+import math
+import numbers
+import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
 import numpy as np
 
 from compare.errors import ImplementationRaised, UsageError
+
+DEFAULT_TIMEOUT = 60.0  # seconds one call of the user's code may take (lstm-compare --timeout, Config.timeout)
+
+_timeout = contextvars.ContextVar("lstm_compare_timeout", default=DEFAULT_TIMEOUT)
+MONITOR = None  # set in a supervised child (compare.supervise): told where the user's code runs, for its parent
+
+
+class TimedOut(BaseException):
+    """Raised inside the user's code when its call runs past the time limit (not an Exception: a bare
+    ``except Exception`` in the user's code does not swallow it)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Within this block each call of the user's code may take at most ``seconds``; None keeps the current limit."""
+    if seconds is None:
+        yield
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not 0 < seconds < math.inf:
+        raise UsageError(f"the time limit must be a positive number of seconds, not {seconds!r}.")
+    token = _timeout.set(float(seconds))
+    try:
+        yield
+    finally:
+        _timeout.reset(token)
 
 
 def import_file(path):
@@ -24,20 +63,33 @@ def import_file(path):
     sys.modules[module_name] = module
     sys.path.insert(0, str(path.resolve().parent))  # as `python my_lstm.py` would: its sibling modules import
     try:
-        spec.loader.exec_module(module)
+        with _guarded(f"importing {path.name}"):
+            spec.loader.exec_module(module)
     except BaseException as error:  # noqa: BLE001 - the user's module-level code may raise anything
         sys.modules.pop(module_name, None)
         if isinstance(error, KeyboardInterrupt):
             raise
-        raise UsageError(f"{path} does not import: {describe(error, str(path))}.") from None
+        why = (f"its module-level code did not finish within {_timeout.get():g} s" if isinstance(error, TimedOut)
+               else describe(error, str(path)))
+        raise UsageError(f"{path} does not import: {why}.") from None
     finally:
         sys.path.remove(str(path.resolve().parent))
     return module
 
 
 def describe(error, source):
-    """'ValueError: message (line 42 of my_lstm.py)' from the innermost frame in the user's file."""
-    text = f"{type(error).__name__}: {error}".rstrip(": ")
+    """'ValueError: message (line 42 of my_lstm.py)' from the innermost frame in the user's file, on one line.
+
+    An exception whose ``__str__`` itself fails is described by its type name alone.
+    """
+    name = type(error).__name__
+    try:
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        text = f"{name}: {message}" if message else name
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # noqa: BLE001 - the user's __str__ may raise anything, or run past the time limit
+        text = f"{name} (its message cannot be shown: its __str__ raised)"
     if source:
         frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == Path(source)]
         if frames:
@@ -46,58 +98,122 @@ def describe(error, source):
 
 
 def private_copy(value):
-    """A deep copy the user's code may modify in place."""
-    if isinstance(value, np.ndarray):
+    """A deep copy the user's code may modify in place, of the same type: arrays, dicts, lists and tuples
+    quickly; namedtuples, dataclasses and other objects through ``copy.deepcopy``.  An object that cannot be
+    copied (one holding a lock, say) is passed as it is: it is the user's own, the harness never reads it."""
+    kind = type(value)
+    if kind is np.ndarray:
         return value.copy()
-    if isinstance(value, dict):
+    if kind is dict:
         return {key: private_copy(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(private_copy(item) for item in value)
-    return copy.deepcopy(value)
+    if kind is list or kind is tuple:
+        return kind(private_copy(item) for item in value)
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - e.g. TypeError: cannot pickle '_thread.lock' object
+        return value
 
 
 def read_only(array):
-    """A read-only copy of ``array``, to share with the user's code without copying on every call."""
+    """A read-only copy of ``array``: what the engine's own parameters are, so that nothing writes to them."""
     array = np.array(array)
     array.flags.writeable = False
     return array
 
 
 def call(impl, function, args, phase, step):
-    """Call one of the user's functions on copies of ``args``; its exceptions become findings.
-
-    Every argument is copied for each call, except read-only arrays (and dicts of them: the parameters), which
-    are shared to save copying them at every step; code that writes to them in place is simply called again
-    with writable copies, so it too gets copies and nothing it does can reach the references or later steps.
-    """
+    """Call one of the user's functions, ``args = (params, ...)``, on private copies; its exceptions, and a call
+    that runs past the time limit, become ``ImplementationRaised`` at ``phase``/``step``.  KeyboardInterrupt
+    (Ctrl-C, or raised by the user's code) passes through."""
+    args = private_copy(args)
+    where = f"{phase} step {step}" if step is not None else f"{phase} (whole sequence)"
     try:
-        try:
-            return getattr(impl, function)(*(_shared(value) for value in args))
-        except ValueError as error:
-            if "read-only" not in str(error):
+        with _guarded(f"{function} at {where}"):
+            try:
+                return getattr(impl, function)(*args)
+            except (KeyboardInterrupt, TimedOut):
                 raise
-        return getattr(impl, function)(*private_copy(tuple(args)))
-    except KeyboardInterrupt:
-        raise
-    except BaseException as error:  # noqa: BLE001 - anything the user's code raises (SystemExit too) is a finding
-        raise ImplementationRaised(phase, step, f"{function} raised {describe(error, impl.source)}.") from None
+            except BaseException as error:  # noqa: BLE001 - anything the user's code raises (SystemExit too)
+                message = f"{function} raised {describe(error, impl.source)}."
+    except TimedOut:
+        message = f"{function} timed out after {_timeout.get():g} s."
+    raise ImplementationRaised(phase, step, message)
 
 
-def _read_only(value):
-    return isinstance(value, np.ndarray) and not value.flags.writeable
+# What the user's code may change in the process, and how to put it back: (name, read, restore).
+_PROCESS_STATE = (
+    ("working directory", os.getcwd, os.chdir),
+    ("NumPy error handling", np.geterr, lambda saved: np.seterr(**saved)),
+    ("sys.stdout", lambda: sys.stdout, lambda saved: setattr(sys, "stdout", saved)),
+    ("sys.stderr", lambda: sys.stderr, lambda saved: setattr(sys, "stderr", saved)),
+    ("SIGINT handler", lambda: signal.getsignal(signal.SIGINT),
+     lambda saved: saved is not None and signal.signal(signal.SIGINT, saved)),  # None: set outside Python
+)
 
 
-def _shared(value):
-    """A read-only array (or a dict of them) as it is, anything else as a private copy."""
-    if _read_only(value):
-        return value
-    if isinstance(value, dict) and value and all(_read_only(v) for v in value.values()):
-        return dict(value)
-    return private_copy(value)
+@contextlib.contextmanager
+def _guarded(location):
+    """Run the block as the user's code at ``location``: under the time limit, watched by a supervising parent
+    (if any), and with the process state of ``_PROCESS_STATE`` restored afterwards."""
+    saved = [read() for _, read, _ in _PROCESS_STATE]
+    limit = _timeout.get()
+    if MONITOR is not None:
+        MONITOR.enter(location, limit)
+    try:
+        with _alarm(limit):
+            yield
+    finally:
+        if MONITOR is not None:
+            MONITOR.leave()
+        _restore(saved)
+
+
+def _restore(saved):
+    for (_, read, restore), value in zip(_PROCESS_STATE, saved):
+        try:
+            changed = read() != value
+        except OSError:  # e.g. the user's code removed the directory it moved into
+            changed = True
+        if changed:
+            with contextlib.suppress(OSError):  # the directory it left was removed: nowhere to go back to
+                restore(value)
+
+
+class _Alarm:
+    """The state the SIGALRM handler reads: it raises TimedOut only while a call is running."""
+
+    armed = False
+
+
+def _on_alarm(signum, frame):
+    if _Alarm.armed:
+        _Alarm.armed = False
+        raise TimedOut
+
+
+@contextlib.contextmanager
+def _alarm(seconds):
+    """Raise TimedOut in this block after ``seconds``.  Only in the main thread (where signals arrive), and only
+    when no other real-time timer (pytest-timeout's, say) or handler from outside Python is in place: elsewhere
+    the block is not limited in-process (the command line's supervising parent still is)."""
+    if (not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
+            or signal.getitimer(signal.ITIMER_REAL)[0] > 0 or signal.getsignal(signal.SIGALRM) is None):
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    _Alarm.armed = True
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _Alarm.armed = False
+        signal.signal(signal.SIGALRM, previous)
 
 
 def unpack(result, count, what):
-    """The user's return value as a tuple of ``count`` items, or one clear UsageError."""
+    """The user's return value as a tuple of ``count`` items, or one clear UsageError (``result`` itself is not
+    changed: a namedtuple cache stays one)."""
     if not isinstance(result, (tuple, list)) or len(result) != count:
         got = f"{len(result)} values" if isinstance(result, (tuple, list)) else type(result).__name__
         raise UsageError(f"{what} must return {count} values, but returned {got}.")
@@ -105,9 +221,10 @@ def unpack(result, count, what):
 
 
 def as_float_array(value, expected_shape, what):
-    """The user's array, checked for a floating dtype and the expected shape (UsageError otherwise)."""
+    """A snapshot of the user's array (a copy: code that reuses one buffer for every step cannot change what was
+    recorded), checked for a floating dtype and the expected shape (UsageError otherwise)."""
     try:
-        array = np.asarray(value)
+        array = np.array(value, copy=True)
     except Exception:  # noqa: BLE001 - exotic objects that NumPy cannot read
         raise UsageError(f"{what} is not an array.") from None
     if not np.issubdtype(array.dtype, np.floating):
