@@ -1,6 +1,8 @@
 """Built-in conventions: each correct implementation in handrolled/ matches both references in every mode, each
 convention's catalog bug is located where expected, and the weight layouts convert exactly both ways."""
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,44 @@ def test_forcing_a_convention_the_file_does_not_follow_is_one_clear_sentence():
         bind(handrolled.seed_lstm, "cs231n")
     with pytest.raises(UsageError, match="unknown convention 'keras'"):
         bind(handrolled.seed_lstm, "keras")
+
+
+OBJECT_CACHE = '''
+from dataclasses import dataclass
+
+import inspect
+
+import numpy as np
+
+from handrolled.seed_lstm import dlstm as _dlstm, lstm as _lstm
+
+
+@dataclass
+class Cache:
+    parts: tuple
+
+
+def lstm(params, x, h, c):
+    y, h, c, cache = _lstm(params, x, h, c)
+    return y, h, c, Cache(cache)
+
+
+def dlstm(params, dy, dh_next, dc_next, cache):
+    return _dlstm(params, dy, dh_next, dc_next, cache.parts)
+'''
+
+
+@pytest.mark.parametrize("gate_bug", [False, True])
+def test_a_question_file_whose_cache_is_an_object_runs_every_mode_and_its_gates_are_observed(tmp_path, gate_bug):
+    source = OBJECT_CACHE
+    if gate_bug:  # the output gate through tanh, in the module the file wraps
+        (tmp_path / "buggy_seed.py").write_text(inspect.getsource(handrolled.seed_lstm).replace(
+            "np.tanh(g_pre), sigmoid(o_pre)", "np.tanh(g_pre), np.tanh(o_pre)"))
+        source = source.replace("from handrolled.seed_lstm import", "from buggy_seed import")
+    path = tmp_path / "object_cache.py"
+    path.write_text(source)
+    report = run(path, Config(references=REFERENCES, modes=("isolated", "chained")))
+    if not gate_bug:
+        assert report.findings == () and {"f", "i", "g", "o"} <= {d.tensor for d in report.diffs}
+    else:
+        assert {(f.phase, f.step, f.tensor) for f in report.findings} == {("forward", 0, "o")}

@@ -106,7 +106,7 @@ class Binding:
 
     def saturated_params(self, params, gate):
         """User parameters with every gate but ``gate`` saturated so that next_c / next_h expose ``gate``."""
-        self.user_params(params)
+        Binding.user_params(self, params)  # the cache of converted parameters, whatever a subclass does
         probes = self._params_for[2]
         if gate not in probes:
             biases = dict(SATURATION[gate])

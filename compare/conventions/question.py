@@ -52,6 +52,7 @@ class Question(Binding):
             require(module, name, SEQUENCE)
             self.lstm_loss, self.dlstm_loss = module.lstm_loss, module.dlstm_loss
         self.cache_fields = _cache_fields(name, module)
+        self.declared_fields = hasattr(module, "CACHE_FIELDS")
 
     @property
     def has_sequence(self):
@@ -69,13 +70,15 @@ class Question(Binding):
     def step_forward(self, params, x, h, c, t):
         lead, H = h.shape[:-1], h.shape[-1]
         X, O = x.shape[-1], params["Wy"].shape[-1]
-        y, h, c, cache = unpack(self.call("lstm", (self.user_params(params), x, h, c), "forward", t), 4, "lstm")
+        result = unpack(self.call("lstm", (self.user_params(params), x, h, c), "forward", t), 4, "lstm")
+        y, h_next, c_next, cache = result
         tensors = {"y": as_float_array(y, (*lead, O), f"y returned by lstm at step {t}"),
-                   "h": as_float_array(h, (*lead, H), f"h returned by lstm at step {t}"),
-                   "c": as_float_array(c, (*lead, H), f"c returned by lstm at step {t}")}
-        entries = unpack(cache, len(self.cache_fields),
-                         f"lstm's cache (CACHE_FIELDS names {len(self.cache_fields)} entries)")
-        named = dict(zip(self.cache_fields, entries))
+                   "h": as_float_array(h_next, (*lead, H), f"h returned by lstm at step {t}"),
+                   "c": as_float_array(c_next, (*lead, H), f"c returned by lstm at step {t}")}
+        named = self._named_entries(cache)
+        if named is None:  # a cache this harness cannot read: it is still passed to dlstm as it is
+            named = {}
+            tensors |= self.observe_by_saturation(params, self._states, x, h, c, t)
         for name in self.forward_names:
             field = name.removeprefix("cache.")
             if name in tensors or field not in named:
@@ -84,6 +87,23 @@ class Question(Binding):
             what = f"cache entry {field!r} returned by lstm at step {t}"
             tensors[name] = as_float_array(named[field], shape, what)
         return StepForward(tensors, tensors["y"], tensors["h"], tensors["c"], cache)
+
+    def _states(self, user, x, h, c, t):
+        """(h, c) of one lstm call with the parameters ``user`` (for observing gates by saturation)."""
+        _, h_next, c_next, _ = unpack(self.call("lstm", (user, x, h, c), "forward", t), 4, "lstm")
+        return (as_float_array(h_next, h.shape, f"h returned by lstm at step {t}"),
+                as_float_array(c_next, c.shape, f"c returned by lstm at step {t}"))
+
+    def _named_entries(self, cache):
+        """The cache's entries by name: a sequence in CACHE_FIELDS order, or a dict keyed by those names; None
+        for any other cache (an object, a dataclass, a sequence of another length with no CACHE_FIELDS)."""
+        if isinstance(cache, dict):
+            return {k: v for k, v in cache.items() if k in self.cache_fields}
+        if isinstance(cache, (tuple, list)) and (len(cache) == len(self.cache_fields) or self.declared_fields):
+            entries = unpack(cache, len(self.cache_fields),
+                             f"lstm's cache (CACHE_FIELDS names {len(self.cache_fields)} entries)")
+            return dict(zip(self.cache_fields, entries))
+        return None
 
     def step_backward(self, params, dy, dh_next, dc_next, cache, t):
         result = self.call("dlstm", (params, dy, dh_next, dc_next, cache), "backward", t)
