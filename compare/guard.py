@@ -63,7 +63,7 @@ def import_file(path):
     sys.modules[module_name] = module
     sys.path.insert(0, str(path.resolve().parent))  # as `python my_lstm.py` would: its sibling modules import
     try:
-        with _guarded(f"importing {path.name}"):
+        with _guarded(f"importing {path.name}"), own_packages_set_aside(path.resolve().parent):
             spec.loader.exec_module(module)
     except BaseException as error:  # noqa: BLE001 - the user's module-level code may raise anything
         sys.modules.pop(module_name, None)
@@ -77,8 +77,34 @@ def import_file(path):
     return module
 
 
+OWN_PACKAGES = ("compare", "references", "handrolled")  # this project's top-level names
+
+
+@contextlib.contextmanager
+def own_packages_set_aside(folder):
+    """While a user's file in ``folder`` imports, its own sibling modules named like this project's packages
+    (``compare.py``, ``references/``, ...) are the ones it gets; this project's are put back afterwards, and the
+    user's module keeps the siblings it imported."""
+    shadowed = [name for name in OWN_PACKAGES if _sibling_shadows(folder, name)]
+    saved = {key: sys.modules.pop(key) for key in list(sys.modules) if key.split(".")[0] in shadowed}
+    try:
+        yield
+    finally:
+        for key in [key for key in sys.modules if key.split(".")[0] in shadowed]:
+            del sys.modules[key]
+        sys.modules.update(saved)
+
+
+def _sibling_shadows(folder, name):
+    candidates = (folder / f"{name}.py", folder / name / "__init__.py")
+    ours = sys.modules.get(name)
+    ours_file = Path(getattr(ours, "__file__", "") or "").resolve()
+    return any(c.is_file() and c.resolve() != ours_file for c in candidates)
+
+
 def describe(error, source):
-    """'ValueError: message (line 42 of my_lstm.py)' from the innermost frame in the user's file, on one line.
+    """'ValueError: message (line 42 of my_lstm.py)' from the innermost frame in the user's file or a module
+    beside it (``(line 125 of lstm_full.py)`` for a sibling it imports), on one line.
 
     An exception whose ``__str__`` itself fails is described by its type name alone.
     """
@@ -91,10 +117,26 @@ def describe(error, source):
     except BaseException:  # noqa: BLE001 - the user's __str__ may raise anything, or run past the time limit
         text = f"{name} (its message cannot be shown: its __str__ raised)"
     if source:
-        frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == Path(source)]
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if _users(Path(f.filename), Path(source))]
         if frames:
-            text += f" (line {frames[-1].lineno} of {Path(source).name})"
+            text += f" (line {frames[-1].lineno} of {Path(frames[-1].filename).name})"
     return text
+
+
+def _users(file, source):
+    """Whether ``file`` is the user's ``source`` or a module in its folder (not this project's own code)."""
+    if file == source:
+        return True
+    try:
+        folder = source.resolve().parent
+        return file.resolve().parent.is_relative_to(folder) and not _ours(file.resolve())
+    except OSError:
+        return False
+
+
+def _ours(file):
+    root = Path(__file__).resolve().parent.parent  # the folder holding compare/, references/, handrolled/
+    return any(file.is_relative_to(root / name) for name in OWN_PACKAGES)
 
 
 def private_copy(value):

@@ -12,6 +12,8 @@ import sys
 import types
 from pathlib import Path
 
+from compare.guard import own_packages_set_aside
+
 DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
@@ -38,6 +40,16 @@ def is_definition(node):
     return False
 
 
+def _run(node, path, module):
+    """Run one top-level statement in ``module``; False when it raises (a missing optional import, say)."""
+    code = compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec")
+    try:
+        exec(code, module.__dict__)  # noqa: S102 - the user's own definitions, as importing would run them
+    except Exception:  # noqa: BLE001 - the rest may still be usable
+        return False
+    return True
+
+
 def import_definitions(path):
     """(module, names of the definitions that failed) with only ``path``'s definitions run; None when the file
     cannot be read or parsed (then there is nothing better to offer than the original error)."""
@@ -55,14 +67,10 @@ def import_definitions(path):
     sys.path.insert(0, folder)  # its sibling modules import, as they would for `python my_lstm.py`
     sys.modules[name] = module
     try:
-        for node in tree.body:
-            if not is_definition(node):
-                continue
-            code = compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec")
-            try:
-                exec(code, module.__dict__)  # noqa: S102 - the user's own definitions, as importing would run them
-            except Exception:  # noqa: BLE001 - a missing optional import: the rest may still be usable
-                failed.append(f"line {node.lineno}")
+        with own_packages_set_aside(path.resolve().parent):
+            for node in tree.body:
+                if is_definition(node) and not _run(node, path, module):
+                    failed.append(f"line {node.lineno}")
     finally:
         sys.path.remove(folder)
     return module, failed

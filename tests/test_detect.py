@@ -98,3 +98,18 @@ def test_a_file_that_returns_per_example_gradients_is_told_so_not_that_it_takes_
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert "takes batches but returns per-example parameter gradients" in err
     assert "has shape (4, 8, 5): one gradient per batch element" in err and "single vectors" not in err
+
+
+def test_a_sibling_named_compare_is_the_one_the_users_file_imports_and_its_errors_are_located_there(tmp_path):
+    (tmp_path / "compare.py").write_text("def helper(x):\n    return x * 1.0\n")
+    (tmp_path / "lstm_full.py").write_text("def gates(c):\n    raise ValueError('from a sibling')\n")
+    path = write(tmp_path, "mine", SEED_SOURCE,
+                 ("import numpy as np\n", "import numpy as np\n\nimport compare\nimport lstm_full\n"),
+                 ("xh = np.concatenate([x, h_prev], axis=-1)",
+                  "xh = compare.helper(np.concatenate([x, h_prev], axis=-1))"),
+                 ("    c = f * c_prev + i * g\n", "    c = f * c_prev + i * g\n    lstm_full.gates(c)\n"))
+    report = run(path, Config(references=("jax",), modes=("isolated",)))
+    message = report.failures[0].message
+    assert message == "isolated forward step 0: lstm raised ValueError: from a sibling (line 2 of lstm_full.py)."
+    import compare as ours
+    assert hasattr(ours, "run")  # this project's package is back in place
