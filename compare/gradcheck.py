@@ -20,9 +20,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from compare import drive
+from compare.conventions import bind
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import as_float_array, call, unpack
-from compare.implementation import load_implementation
 from compare.limits import check_fits, check_gradcheck_fits
 from compare.problem import ProblemSpec, make_problem
 from compare.tensors import PARAM_GRADS
@@ -101,23 +101,31 @@ class GradCheck:
         return self.passed
 
 
-def gradcheck(impl, spec=ProblemSpec(), max_entries=MAX_ENTRIES):
-    """Check ``impl`` (a path or a module in the seed convention) on the problem ``spec`` draws: a ``GradCheck``."""
+def gradcheck(impl, spec=ProblemSpec(), max_entries=MAX_ENTRIES, convention="auto"):
+    """Check ``impl`` (a path or a module, in any convention) on the problem ``spec`` draws: a ``GradCheck``.
+
+    The question's convention is checked through its own ``lstm_loss``/``dlstm_loss`` when it has them; every
+    other file through its step functions, driven by the harness with the harness's head and loss, and only on
+    the parameters the file differentiates.
+    """
     if spec.dtype != "float64":
         raise UsageError(f"gradcheck runs in float64 only (central differences in {spec.dtype} err by about "
                          f"eps / step = 1e-2); leave out --dtype.")
     check_fits(spec, references=())
     check_gradcheck_fits(spec, _entry_count(spec, max_entries), minimum=_entry_count(spec, 0))
-    implementation = load_implementation(impl)
+    implementation = bind(impl, convention)
     problem = make_problem(spec)
-    driver = "lstm_loss/dlstm_loss" if implementation.has_sequence else "lstm/dlstm driven by the harness"
-    loss_of = _sequence_loss if implementation.has_sequence else _driven_loss
+    names = tuple(name for name in PARAMS if f"d{name}" in implementation.backward_names)
+    own_loss = implementation.convention == "question" and implementation.has_sequence
+    driver = "lstm_loss/dlstm_loss" if own_loss else f"{implementation.step_functions} driven by the harness"
+    loss_of = _sequence_loss if own_loss else _driven_loss
     try:
         loss = loss_of(implementation, problem)
-        analytic = (_sequence_gradient if implementation.has_sequence else _driven_gradient)(implementation, problem)
-        entries = _entries(problem.params, max_entries, spec.seed)
+        analytic = (_sequence_gradient if own_loss else _driven_gradient)(implementation, problem)
+        entries = _entries(problem.params, max_entries, spec.seed, names)
         params = {name: np.array(value, dtype=np.float64) for name, value in problem.params.items()}
-        numeric = central_differences(lambda p: loss_of(implementation, replace(problem, params=p)), params,
+        # a fresh dict for every loss: bindings convert the parameters once per dict they are given
+        numeric = central_differences(lambda p: loss_of(implementation, replace(problem, params=dict(p))), params,
                                       entries)
     except ImplementationRaised as raised:
         where = "" if raised.step is None else f"{raised.phase} step {raised.step}: "
@@ -128,7 +136,7 @@ def gradcheck(impl, spec=ProblemSpec(), max_entries=MAX_ENTRIES):
               for (name, index), n, err in zip(entries, numeric, _errors(entries, analytic, numeric, floor))]
     parameters = tuple(ParameterCheck(name, int(problem.params[name].size),
                                       tuple(sorted((c for c in checks if c.parameter == name), key=_badness)))
-                       for name in PARAMS)
+                       for name in names)
     return GradCheck(implementation.name, spec, driver, float(loss), float(floor), parameters)
 
 
@@ -151,19 +159,20 @@ def _badness(check):
     return (0, 0.0) if np.isnan(check.relative_error) else (1, -check.relative_error)
 
 
-def _entries(params, max_entries, seed):
-    """(name, flat index) to check: all of them, or a seeded sample of ``max_entries`` (more only when every
-    parameter's minimum, min(size, MIN_PER_PARAMETER), already adds up to more), the rest shared by size."""
-    sizes = {name: int(np.size(params[name])) for name in PARAMS}
+def _entries(params, max_entries, seed, names=PARAMS):
+    """(name, flat index) to check among the parameters ``names``: all of them, or a seeded sample of
+    ``max_entries`` (more only when every parameter's minimum, min(size, MIN_PER_PARAMETER), already adds up to
+    more), the rest shared by size."""
+    sizes = {name: int(np.size(params[name])) for name in names}
     if sum(sizes.values()) <= max_entries:
-        return [(name, i) for name in PARAMS for i in range(sizes[name])]
+        return [(name, i) for name in names for i in range(sizes[name])]
     counts = {name: min(size, MIN_PER_PARAMETER) for name, size in sizes.items()}
     spare = max(0, max_entries - sum(counts.values()))
-    left = {name: sizes[name] - counts[name] for name in PARAMS}
-    for name in PARAMS:
+    left = {name: sizes[name] - counts[name] for name in names}
+    for name in names:
         counts[name] += spare * left[name] // max(1, sum(left.values()))
     rng = np.random.default_rng([seed, 2])
-    return [(name, int(i)) for name in PARAMS
+    return [(name, int(i)) for name in names
             for i in np.sort(rng.choice(sizes[name], size=counts[name], replace=False))]
 
 
@@ -184,7 +193,7 @@ def _driven_loss(impl, problem):
     run = drive.forward(impl, problem)
     if run.failure is not None:
         raise run.failure
-    return float(np.sum(np.mean((run.tensors["y"] - problem.targets) ** 2, axis=-1)))
+    return float(np.sum(np.mean((run.outputs - problem.targets) ** 2, axis=-1)))
 
 
 def _driven_gradient(impl, problem):
@@ -195,7 +204,8 @@ def _driven_gradient(impl, problem):
     total = {name: np.zeros_like(value) for name, value in problem.params.items()}
     for _, step in drive.backward_chain(impl, problem, run):
         for name in PARAMS:
-            total[name] = total[name] + step[f"d{name}"]
+            if f"d{name}" in step:
+                total[name] = total[name] + step[f"d{name}"]
     return total
 
 

@@ -138,3 +138,14 @@ def test_a_question_file_whose_cache_is_an_object_runs_every_mode_and_its_gates_
         assert report.findings == () and {"f", "i", "g", "o"} <= {d.tensor for d in report.diffs}
     else:
         assert {(f.phase, f.step, f.tensor) for f in report.findings} == {("forward", 0, "o")}
+
+
+@pytest.mark.parametrize("convention", ["cs231n", "coursera", "karpathy"])
+def test_gradcheck_drives_every_convention_with_the_harness_loss_on_the_parameters_it_differentiates(convention):
+    from compare.gradcheck import gradcheck
+
+    result = gradcheck(MODULES[convention], ProblemSpec(steps=5))
+    assert result.passed and [p.name for p in result.parameters] == ["Wf", "Wi", "Wg", "Wo", "bf", "bi", "bg", "bo"]
+    bug = next(b for b in CONVENTION_CATALOG if b.name == f"{convention}_candidate_sigmoid")
+    failed = gradcheck(bug.module(), ProblemSpec(steps=5))
+    assert not failed.passed and {p.name for p in failed.parameters if not p.passed} >= {"Wg", "bg"}

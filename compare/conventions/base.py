@@ -59,6 +59,7 @@ class Binding:
     columns = False  # vectors are columns (n, B) instead of rows (B, n)
     sequence_zero_c0 = False  # the whole-sequence forward takes no initial cell state
     sequence_functions = ""  # what enables the sequence mode, in words
+    step_functions = ""  # what the step modes call, in words
 
     vector_names = {}  # internal per-step tensor -> the user's name for it
     sequence_names = {}  # internal per-step tensor -> the user's name for the whole-sequence array holding it

@@ -43,6 +43,7 @@ class Coursera(Binding):
                     "cache.c": "cache[1]", "cache.c_prev": "cache[3]", "dx": "dxt", "dh_prev": "da_prev", "dh0": "da0"}
     sequence_names = {"h": "a", "c": "c", "dx": "dx"}
     sequence_functions = "lstm_forward and lstm_backward"
+    step_functions = "lstm_cell_forward/lstm_cell_backward"
 
     def __init__(self, module, name, source):
         super().__init__(module, name, source)

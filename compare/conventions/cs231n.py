@@ -38,6 +38,7 @@ class Cs231n(Binding):
     vector_names = {"h": "next_h", "c": "next_c", "dh_prev": "dprev_h", "dc_prev": "dprev_c"}
     sequence_names = {"h": "h", "dx": "dx"}
     sequence_functions = "lstm_forward and lstm_backward"
+    step_functions = "lstm_step_forward/lstm_step_backward"
 
     def __init__(self, module, name, source):
         super().__init__(module, name, source)

@@ -34,6 +34,7 @@ class Karpathy(Binding):
     convention = "karpathy"
     layout = (Matrix("WLSTM", ("1", "x", "h"), IFOG),)
     sequence_functions = "LSTM.forward and LSTM.backward"
+    step_functions = "LSTM.forward/LSTM.backward on one-step slices"
     vector_names = {"h": "h_last", "c": "c_last", "dx": "dX", "dh_prev": "dh0", "dc_prev": "dc0"}
     sequence_names = {"h": "Hout", "dx": "dX"}
 

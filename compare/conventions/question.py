@@ -37,6 +37,7 @@ class Question(Binding):
     always_batched = False
     sequence_names = {"y": "outputs"}
     sequence_functions = "lstm_loss and dlstm_loss"
+    step_functions = "lstm/dlstm"
     layout = tuple(Matrix(f"W{g}", ("x", "h"), g) for g in GATES) + (Matrix("Wy", ("h",), "y"),) \
         + tuple(Matrix(f"b{g}", ("1",), g, vector=True) for g in GATES) + (Matrix("by", ("1",), "y", vector=True),)
 
