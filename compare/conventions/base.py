@@ -76,10 +76,26 @@ class Binding:
         return Naming(self.convention, self.layout, dict(self.vector_names), self.columns, self.always_batched, sizes,
                       dict(self.sequence_names), self.sequence_axes)
 
+    # --- the user's functions ---
+    label = ""  # how messages name the convention: "the <label> convention"
+    _sequence = False
+
+    def bind_functions(self, required, sequence=()):
+        """Take the user's functions onto this binding, where ``guard.call`` finds them by name: every one of
+        ``required`` ((attribute, signature) pairs) must be there, the ``sequence`` ones only all together."""
+        require(self.module, self.name, required, self.label or self.convention)
+        wanted = list(required)
+        if sequence and defines(self.module, [attribute for attribute, _ in sequence]):
+            require(self.module, self.name, sequence, self.label or self.convention)
+            wanted += sequence
+            self._sequence = True
+        for attribute, _ in wanted:
+            setattr(self, attribute, getattr(self.module, attribute))
+
     # --- what the engine reads ---
     @property
     def has_sequence(self):
-        return False
+        return self._sequence
 
     @property
     def forward_names(self):
@@ -217,12 +233,17 @@ def accepts(fn, count):
     return True
 
 
-def require(module, name, functions):
+def defines(module, names):
+    """Whether ``module`` defines a callable for every one of ``names``."""
+    return all(callable(getattr(module, name, None)) for name in names)
+
+
+def require(module, name, functions, convention):
     """Each (attribute, signature text) of ``functions`` must be callable on ``module`` with that many arguments."""
     for attribute, signature in functions:
         fn = getattr(module, attribute, None)
         if not callable(fn):
-            raise UsageError(f"{name} has no function {signature}, which its convention requires.")
+            raise UsageError(f"{name} has no function {signature}, which the {convention} convention requires.")
         count = signature.count(",") + 1
         if not accepts(fn, count):
             raise UsageError(f"{name}: {attribute}{inspect.signature(fn)} cannot be called as {signature}.")

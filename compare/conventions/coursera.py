@@ -11,7 +11,7 @@ differentiates (``yt_pred`` is not compared; the harness owns the loss).  The ca
 ``(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)``, so the gates are read from it.
 """
 
-from compare.conventions.base import Binding, SequenceRun, StepForward, require
+from compare.conventions.base import Binding, SequenceRun, StepForward, defines
 from compare.conventions.layout import Matrix
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import unpack
@@ -26,7 +26,7 @@ CACHE = {"cache.h": 0, "cache.c": 1, "cache.c_prev": 3, "f": 4, "i": 5, "g": 6, 
 
 
 def detect(module):
-    if all(callable(getattr(module, name, None)) for name in NAMES):
+    if defines(module, NAMES):
         return "it defines lstm_cell_forward and lstm_cell_backward (deeplearning.ai's step-by-step notebook)"
     return None
 
@@ -47,16 +47,7 @@ class Coursera(Binding):
 
     def __init__(self, module, name, source):
         super().__init__(module, name, source)
-        require(module, name, REQUIRED)
-        self.lstm_cell_forward, self.lstm_cell_backward = module.lstm_cell_forward, module.lstm_cell_backward
-        self._sequence = all(callable(getattr(module, f, None)) for f, _ in SEQUENCE)
-        if self._sequence:
-            require(module, name, SEQUENCE)
-            self.lstm_forward, self.lstm_backward = module.lstm_forward, module.lstm_backward
-
-    @property
-    def has_sequence(self):
-        return self._sequence
+        self.bind_functions(REQUIRED, SEQUENCE)
 
     def observed_forward(self):
         return {*CACHE, "c", "h"}

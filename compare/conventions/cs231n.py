@@ -11,7 +11,7 @@ are observed by saturating the others through the bias (``Binding.observe_by_sat
 
 import numpy as np
 
-from compare.conventions.base import Binding, SequenceRun, StepForward, require
+from compare.conventions.base import Binding, SequenceRun, StepForward, defines
 from compare.conventions.layout import Matrix
 from compare.errors import ImplementationRaised
 from compare.guard import unpack
@@ -25,7 +25,7 @@ SEQUENCE = (("lstm_forward", "lstm_forward(x, h0, Wx, Wh, b)"), ("lstm_backward"
 
 
 def detect(module):
-    if all(callable(getattr(module, name, None)) for name in NAMES):
+    if defines(module, NAMES):
         return "it defines lstm_step_forward and lstm_step_backward (cs231n's rnn_layers.py)"
     return None
 
@@ -42,16 +42,7 @@ class Cs231n(Binding):
 
     def __init__(self, module, name, source):
         super().__init__(module, name, source)
-        require(module, name, REQUIRED)
-        self.lstm_step_forward, self.lstm_step_backward = module.lstm_step_forward, module.lstm_step_backward
-        self._sequence = all(callable(getattr(module, f, None)) for f, _ in SEQUENCE)
-        if self._sequence:
-            require(module, name, SEQUENCE)
-            self.lstm_forward, self.lstm_backward = module.lstm_forward, module.lstm_backward
-
-    @property
-    def has_sequence(self):
-        return self._sequence
+        self.bind_functions(REQUIRED, SEQUENCE)
 
     def observed_forward(self):
         return {"f", "i", "g", "o", "c", "h"}

@@ -11,7 +11,7 @@ the cache's entries are named by the file's ``CACHE_FIELDS`` (default: the quest
 
 import numpy as np
 
-from compare.conventions.base import Binding, SequenceRun, StepForward, gradient_array, require
+from compare.conventions.base import Binding, SequenceRun, StepForward, defines, gradient_array
 from compare.conventions.layout import Matrix
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import as_float_array, unpack
@@ -25,9 +25,7 @@ NAMES = ("lstm", "dlstm")
 
 def detect(module):
     """Why this module follows the question's convention, or None."""
-    if all(callable(getattr(module, name, None)) for name in NAMES):
-        return "it defines lstm and dlstm"
-    return None
+    return "it defines lstm and dlstm" if defines(module, NAMES) else None
 
 
 class Question(Binding):
@@ -41,23 +39,13 @@ class Question(Binding):
     layout = tuple(Matrix(f"W{g}", ("x", "h"), g) for g in GATES) + (Matrix("Wy", ("h",), "y"),) \
         + tuple(Matrix(f"b{g}", ("1",), g, vector=True) for g in GATES) + (Matrix("by", ("1",), "y", vector=True),)
 
+    label = "seed"
+
     def __init__(self, module, name, source):
         super().__init__(module, name, source)
-        try:
-            require(module, name, REQUIRED)
-        except UsageError as error:
-            raise UsageError(str(error).replace("its convention", "the seed convention")) from None
-        self.lstm, self.dlstm = module.lstm, module.dlstm
-        self.lstm_loss = self.dlstm_loss = None
-        if all(callable(getattr(module, f, None)) for f, _ in SEQUENCE):
-            require(module, name, SEQUENCE)
-            self.lstm_loss, self.dlstm_loss = module.lstm_loss, module.dlstm_loss
+        self.bind_functions(REQUIRED, SEQUENCE)
         self.cache_fields = _cache_fields(name, module)
         self.declared_fields = hasattr(module, "CACHE_FIELDS")
-
-    @property
-    def has_sequence(self):
-        return self.lstm_loss is not None and self.dlstm_loss is not None
 
     def observed_forward(self):
         checks = {name for name in CACHE_CHECKS if name.removeprefix("cache.") in self.cache_fields}
