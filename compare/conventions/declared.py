@@ -1,0 +1,483 @@
+"""Declared layouts: a file that follows no built-in convention describes itself in a plain dict, no adapter.
+
+The file defines ``LSTM_COMPARE`` (plain Python: the file needs no import of this project).  For example, column
+vectors, ``W @ [h; x]`` with fused blocks ordered i, f, o, g and an (4H, 1) bias::
+
+    LSTM_COMPARE = {
+        "step_forward": "step(x, h, c, W, b) -> h, c, cache",
+        "step_backward": "step_back(dh, dc, cache) -> dx, dh, dc, dW, db",
+        "layout": {"W": "h x | i f o g", "b": "1 | i f o g"},
+        "vectors": "columns",
+    }
+
+Keys (``step_forward``, ``step_backward`` and ``layout`` are required):
+
+- ``step_forward``, ``step_backward`` and optionally ``sequence_forward``, ``sequence_backward``: a signature
+  ``"name(role, ...) -> role, ..."`` whose words are roles (``ROLES``; ``_`` ignores a returned value).  On the
+  left of ``->`` of a backward, ``dh``, ``dc`` are the gradients entering the step; on the right, ``dh``, ``dc``
+  are those leaving it (whole-sequence: dh0, dc0).  A parameter's own name passes it; ``params`` passes a dict
+  of them all; ``grads`` returns such a dict (keys ``dW`` or ``W``).  A whole-sequence forward without ``c``
+  starts from c = 0.
+- ``layout``: {parameter name: ``"rows | gate blocks"``}.  Rows along the input axis, in order: ``x``, ``h``,
+  ``1`` (a bias row); blocks along the output axis: ``f i g o`` in the file's order (``g`` is the candidate),
+  or ``y`` for a dense head ``y = h @ Wy + by``.  Every gate's x rows, h rows and bias must appear exactly once.
+- ``vectors``: ``"rows"`` (default: x is (batch, X), ``x @ W``; a bias alone is 1-D) or ``"columns"`` (x is
+  (X, batch), ``W @ x``, every parameter transposed; a bias is (n, 1)).
+- ``sequence_axes``: the order of the whole-sequence arrays' axes, e.g. ``"NTn"`` for (batch, steps, n);
+  default ``"TNn"``.
+- ``cache``: {tensor: index or key} where the cache keeps ``f i g o`` (activations), ``f_pre`` ... (pre-
+  activations), ``c_tanh``, ``c``, ``h``, ``c_prev``.  Gates it does not keep are observed by saturation.
+- ``loss``: None (default: the harness owns the head, the backward gets dL/dh), ``"mse"`` (the file's head:
+  its forward returns ``y``, its backward takes ``dy`` and returns the head's gradients, all compared) or
+  ``"cross_entropy"`` (softmax cross-entropy with index targets: the backward takes ``target``; see
+  ``Declared.step_backward`` for how the harness keeps the comparison exact).
+- ``class`` and ``attributes``, for a stateful cell: ``"Cell(X, H)"`` makes one instance per step (or per whole
+  sequence), the signatures then name its methods, and ``attributes`` maps roles (``ATTRIBUTE_ROLES``) to the
+  attributes the instance keeps them in (``"h"``, or ``"params.W"`` for an entry of a dict attribute).
+"""
+
+import re
+import types
+from dataclasses import dataclass
+
+import numpy as np
+
+from compare.conventions.base import Binding, SequenceRun, StepForward, accepts
+from compare.conventions.layout import Matrix, Sizes
+from compare.errors import ImplementationRaised, UsageError
+from compare.guard import as_float_array, call, private_copy, unpack
+from references.cell import GATES, output_gradient
+
+NAMES = ("LSTM_COMPARE",)
+KEYS = ("step_forward", "step_backward", "sequence_forward", "sequence_backward", "layout", "vectors",
+        "sequence_axes", "cache", "loss", "class", "attributes")
+LOSSES = (None, "mse", "cross_entropy")
+ROLES = {  # signature -> (argument roles, returned roles), besides the parameters' names, d-names, params, grads
+    "step_forward": ({"x", "h", "c"}, {"h", "c", "y", "cache"}),
+    "step_backward": ({"dh", "dc", "dy", "target", "cache", "x", "h", "c"}, {"dx", "dh", "dc"}),
+    "sequence_forward": ({"xs", "h", "c"}, {"hs", "cs", "ys", "loss", "cache"}),
+    "sequence_backward": ({"dhs", "dys", "cache"}, {"dxs", "dh", "dc"}),
+}
+ATTRIBUTE_ROLES = ("h_prev", "c_prev", "h_next", "c_next", "dh_next", "dc_next", "dx", "dh_prev", "dc_prev")
+CACHED = {"f": "f", "i": "i", "g": "g", "o": "o", "f_pre": "f_pre", "i_pre": "i_pre", "g_pre": "g_pre",
+          "o_pre": "o_pre", "c_tanh": "c_tanh", "c": "cache.c", "h": "cache.h", "c_prev": "cache.c_prev"}
+SIGNATURE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*\(([^()]*)\)\s*(?:->\s*(.*?))?\s*$")
+
+
+def detect(module):
+    if hasattr(module, "LSTM_COMPARE"):
+        return "it declares its layout in LSTM_COMPARE"
+    return None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One declared call: the function (or method) name, its argument roles, its returned roles."""
+
+    function: str
+    args: tuple[str, ...]
+    returns: tuple[str, ...]
+
+    def __str__(self):
+        return f"{self.function}({', '.join(self.args)}) -> {', '.join(self.returns)}"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """``LSTM_COMPARE`` checked: the signatures, the layout (``layout.Matrix``) and the options."""
+
+    signatures: dict  # key -> Signature
+    layout: tuple  # the parameters, head included
+    columns: bool
+    sequence_axes: str
+    cache: dict  # internal tensor -> index or key
+    loss: str | None
+    cls: Signature | None  # the constructor, "Cell(X, H)"
+    attributes: dict  # role -> attribute path
+
+
+def _words(text):
+    return tuple(word for word in re.split(r"[\s,]+", text.strip()) if word)
+
+
+def _fail(key, problem):
+    raise UsageError(f"LSTM_COMPARE[{key!r}] {problem}.")
+
+
+def _parse_matrix(name, text, columns):
+    if not isinstance(text, str) or text.count("|") != 1:
+        _fail("layout", f"entry {name!r} must be a string 'rows | gate blocks', e.g. 'x h | i f o g'")
+    rows, gates = (_words(part) for part in text.split("|"))
+    if len(gates) == 1:
+        gates = tuple(gates[0])  # "ifog"
+    if not rows or not set(rows) <= {"x", "h", "1"} or len(set(rows)) != len(rows):
+        _fail("layout", f"entry {name!r} has rows {' '.join(rows)!r}; use x, h and 1 (a bias row), each once")
+    if not gates or not set(gates) <= {*GATES, "y"} or len(set(gates)) != len(gates):
+        _fail("layout", f"entry {name!r} has blocks {' '.join(gates)!r}; use f, i, g, o (or y for the head), "
+                        f"each once")
+    if "y" in gates and (gates != ("y",) or "x" in rows):
+        _fail("layout", f"entry {name!r} mixes the head (y) with gates or x rows; the head is h @ Wy + by alone")
+    return Matrix(name, rows, gates, left=columns, vector=rows == ("1",) and not columns)
+
+
+def _check_coverage(layout):
+    """Every gate's x, h and bias parts held exactly once, and the head, if any, whole."""
+    held = [(gate, part) for m in layout for gate in m.gates for part in m.rows]
+    for gate in (*GATES, "y"):
+        parts = ("x", "h", "1") if gate != "y" else ("h", "1")
+        for part in parts:
+            count = held.count((gate, part))
+            what = {"x": "x rows", "h": "h rows", "1": "bias"}[part]
+            if count != 1 and (gate != "y" or any(g == "y" for g, _ in held)):
+                _fail("layout", f"holds the {what} of {'the head' if gate == 'y' else 'gate ' + gate} "
+                                f"{'twice' if count else 'nowhere'}")
+
+
+def _parse_signature(key, text, names):
+    match = SIGNATURE.match(text) if isinstance(text, str) else None
+    if match is None:
+        _fail(key, "must be a string 'name(role, ...) -> role, ...'")
+    function, args, returns = match.group(1), _words(match.group(2)), _words(match.group(3) or "")
+    params = set(names)
+    allowed_args, allowed_returns = ROLES[key] if key in ROLES else ({"X", "H", "O"}, set())
+    allowed_args = allowed_args | (params | {"params"} if key in ROLES else set())
+    allowed_returns = allowed_returns | ({f"d{n}" for n in names} | {"grads"} if "backward" in key else set())
+    for role, allowed, side in ((args, allowed_args, "takes"), (returns, allowed_returns | {"_"}, "returns")):
+        unknown = [r for r in role if r not in allowed]
+        if unknown:
+            _fail(key, f"{side} an unknown role {unknown[0]!r}; it may use {', '.join(sorted(allowed))}")
+        named = [r for r in role if r != "_"]
+        if len(set(named)) != len(named):
+            _fail(key, f"{side} a role twice")
+    return Signature(function, args, returns)
+
+
+def parse(declaration):
+    """The checked ``Declaration`` of a file's ``LSTM_COMPARE`` (one UsageError sentence for any mistake)."""
+    if not isinstance(declaration, dict):
+        raise UsageError(f"LSTM_COMPARE must be a dict, not a {type(declaration).__name__}.")
+    unknown = [key for key in declaration if key not in KEYS]
+    if unknown:
+        raise UsageError(f"LSTM_COMPARE has an unknown key {unknown[0]!r}; it may use {', '.join(KEYS)}.")
+    for key in ("step_forward", "step_backward", "layout"):
+        if key not in declaration:
+            raise UsageError(f"LSTM_COMPARE needs the key {key!r}.")
+    vectors = declaration.get("vectors", "rows")
+    if vectors not in ("rows", "columns"):
+        _fail("vectors", "must be 'rows' or 'columns'")
+    layout_text = declaration["layout"]
+    if not isinstance(layout_text, dict) or not all(isinstance(k, str) and k.isidentifier() for k in layout_text):
+        _fail("layout", "must be a dict {parameter name: 'rows | gate blocks'}")
+    layout = tuple(_parse_matrix(name, text, vectors == "columns") for name, text in layout_text.items())
+    _check_coverage(layout)
+    names = tuple(layout_text)
+    signatures = {key: _parse_signature(key, declaration[key], names) for key in ROLES if key in declaration}
+    if ("sequence_forward" in signatures) != ("sequence_backward" in signatures):
+        raise UsageError("LSTM_COMPARE declares one of sequence_forward and sequence_backward; declare both or "
+                         "neither.")
+    axes = declaration.get("sequence_axes", "TNn")
+    if not isinstance(axes, str) or sorted(axes) != sorted("TNn"):
+        _fail("sequence_axes", "must order the letters T (steps), N (batch) and n (features), e.g. 'NTn'")
+    cache = declaration.get("cache", {})
+    if not isinstance(cache, dict) or not all(k in CACHED and isinstance(v, (int, str)) for k, v in cache.items()):
+        _fail("cache", f"must map tensors ({', '.join(CACHED)}) to an index or a key")
+    loss = declaration.get("loss")
+    if loss not in LOSSES:
+        _fail("loss", "must be None, 'mse' or 'cross_entropy'")
+    cls = _parse_signature("class", declaration["class"], ()) if "class" in declaration else None
+    attributes = declaration.get("attributes", {})
+    roles = {*ATTRIBUTE_ROLES, *names, *(f"d{n}" for n in names)}
+    if not isinstance(attributes, dict) or not all(k in roles and isinstance(v, str) for k, v in attributes.items()):
+        _fail("attributes", f"must map roles ({', '.join(sorted(roles))}) to attribute names")
+    if attributes and cls is None:
+        _fail("attributes", "needs a 'class' whose instances keep them")
+    result = Declaration(signatures, layout, vectors == "columns", axes, dict(cache), loss, cls, dict(attributes))
+    _check_complete(result, names)
+    return result
+
+
+def _check_complete(d, names):
+    """What the harness cannot do without: the new state, the gradients leaving a step, every parameter's."""
+    has = lambda key, role, attribute=None: role in d.signatures[key].returns or attribute in d.attributes  # noqa
+    for role, attribute in (("h", "h_next"), ("c", "c_next")):
+        if not has("step_forward", role, attribute):
+            _fail("step_forward", f"must return {role} (or declare the attribute {attribute})")
+    for role, attribute in (("dh", "dh_prev"), ("dc", "dc_prev")):
+        if not has("step_backward", role, attribute):
+            _fail("step_backward", f"must return {role} (or declare the attribute {attribute})")
+    head = any("y" in m.gates for m in d.layout)
+    if d.loss is not None and not head:
+        _fail("loss", f"{d.loss!r} needs the head in the layout (e.g. 'Wy': 'h | y', 'by': '1 | y')")
+    wanted = {"mse": "dy", "cross_entropy": "target"}.get(d.loss, "dh")
+    incoming = set(d.signatures["step_backward"].args) | {{"dh_next": "dh", "dc_next": "dc"}.get(a) for a in
+                                                           d.attributes}
+    if wanted not in incoming:
+        _fail("step_backward", f"must take {wanted}, as its loss ({d.loss or 'the harness-owned head'}) requires")
+    if d.loss == "mse" and "y" not in d.signatures["step_forward"].returns:
+        _fail("step_forward", "must return y, the output of the file's own head (its loss is 'mse')")
+    if "sequence_forward" in d.signatures and "hs" not in d.signatures["sequence_forward"].returns:
+        _fail("sequence_forward", "must return hs, the hidden states of every step")
+    for key in ("step_backward", "sequence_backward"):
+        if key in d.signatures and "grads" not in d.signatures[key].returns:
+            differentiated = [m.name for m in d.layout if "y" not in m.gates or d.loss == "mse"]
+            missing = [n for n in differentiated if not has(key, f"d{n}", f"d{n}")]
+            if missing:
+                _fail(key, f"must return d{missing[0]} (or grads, or declare the attribute d{missing[0]})")
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What a forward step leaves for its backward: the user's cache (or instance) and the step's inputs."""
+
+    cache: object
+    instance: object
+    x: np.ndarray
+    h: np.ndarray
+    c: np.ndarray
+    y: np.ndarray
+
+
+class Declared(Binding):
+    convention = "declared"
+
+    def __init__(self, module, name, source):
+        super().__init__(module, name, source)
+        d = self.declaration = parse(getattr(module, "LSTM_COMPARE", None))
+        self.sig = d.signatures
+        self._sizes = None  # the problem's X, H, O (for a class's constructor), set by each step and sequence
+        head = lambda m: "y" in m.gates  # noqa: E731
+        self.has_head = d.loss == "mse"
+        self.layout = tuple(m for m in d.layout if not head(m) or self.has_head)
+        self.head_layout = tuple(m for m in d.layout if head(m) and not self.has_head)
+        self.columns, self.sequence_axes = d.columns, d.sequence_axes
+        self.returns_dx = "dx" in self.sig["step_backward"].returns or "dx" in d.attributes
+        if self.has_sequence:
+            self.sequence_functions = f"{self.sig['sequence_forward'].function} and " \
+                                      f"{self.sig['sequence_backward'].function}"
+            takes = set(self.sig["sequence_forward"].args) | set(d.attributes)
+            if not {"h", "h_prev"} & takes:
+                _fail("sequence_forward", "must take h, the initial hidden state")
+            self.sequence_zero_c0 = not {"c", "c_prev"} & takes
+        self._check_callables()
+
+    def _check_callables(self):
+        owner = self._class() if self.declaration.cls else self.module
+        for key, sig in self.sig.items():
+            fn = _resolve(owner, sig.function)
+            where = f"{self.declaration.cls.function}.{sig.function}" if self.declaration.cls else sig.function
+            if not callable(fn):
+                raise UsageError(f"{self.name} has no {where}, which LSTM_COMPARE[{key!r}] declares.")
+            if not self.declaration.cls and not accepts(fn, len(sig.args)):
+                raise UsageError(f"{self.name}: {where} cannot be called as {sig}.")
+
+    def _class(self):
+        cls = getattr(self.module, self.declaration.cls.function, None)
+        if not isinstance(cls, type):
+            raise UsageError(f"{self.name} has no class {self.declaration.cls.function}, which LSTM_COMPARE['class'] "
+                             f"declares.")
+        return cls
+
+    @property
+    def has_sequence(self):
+        return "sequence_forward" in self.sig
+
+    def observed_forward(self):
+        names = {"f", "i", "g", "o", "c", "h"} | {CACHED[k] for k in self.declaration.cache}
+        return names | ({"y"} if "y" in self.sig["step_forward"].returns else set())
+
+    # --- calling the user's code ---
+    def _invoke(self, key, roles, phase, t, instance=None):
+        """Call the declared ``key`` with its argument roles filled from ``roles``: {returned role: value}."""
+        sig = self.sig[key]
+        fn = _resolve(instance if instance is not None else self.module, sig.function)
+        label = sig.function.rsplit(".", 1)[-1]
+        result = call(types.SimpleNamespace(**{label: fn}, source=self.source), label, [roles[a] for a in sig.args],
+                      phase, t)
+        if len(sig.returns) == 1:
+            result = (result,)
+        elif not sig.returns:
+            return {}
+        return {role: value for role, value in zip(sig.returns, unpack(result, len(sig.returns), str(sig)))
+                if role != "_"}
+
+    def _new(self, user, h, c, phase, t):
+        """A fresh instance of the declared class with the state and the parameters in its attributes."""
+        if self.declaration.cls is None:
+            return None
+        cls, sizes = self.declaration.cls, self._sizes
+        shim = types.SimpleNamespace(**{cls.function: self._class()}, source=self.source)
+        instance = call(shim, cls.function, [getattr(sizes, a) for a in cls.args], phase, t)
+        self._set(instance, {"h_prev": self.to_user_vector(h), "c_prev": self.to_user_vector(c), **user})
+        return instance
+
+    def _set(self, instance, values):
+        for role, value in values.items():
+            if role in self.declaration.attributes:
+                _assign(instance, self.declaration.attributes[role], private_copy(np.array(value)))
+
+    def _gather(self, out, instance, roles):
+        """``out`` completed with the declared attributes of ``instance`` for each of ``roles`` not returned."""
+        for role in roles:
+            if role not in out and instance is not None and role in self.declaration.attributes:
+                out[role] = _lookup(instance, self.declaration.attributes[role])
+        return out
+
+    def _roles(self, user, **vectors):
+        return {"params": user, **user, **{k: self.to_user_vector(v) for k, v in vectors.items()}}
+
+    # --- the step functions ---
+    def _forward(self, user, x, h, c, t):
+        """One declared step forward: (next_h, next_c, {returned role: value}, instance)."""
+        instance = self._new(user, h, c, "forward", t)
+        out = self._invoke("step_forward", self._roles(user, x=x, h=h, c=c), "forward", t, instance)
+        out = self._gather(out, instance, ())
+        for role, attribute in (("h", "h_next"), ("c", "c_next")):
+            if role not in out:
+                out[role] = _lookup(instance, self.declaration.attributes[attribute])
+        what = f"returned by {self.sig['step_forward'].function} at step {t}"
+        return (self.from_user_vector(out["h"], h, f"h {what}"), self.from_user_vector(out["c"], c, f"c {what}"),
+                out, instance)
+
+    def step_forward(self, params, x, h, c, t):
+        self._sizes = Sizes.of(params)
+        next_h, next_c, out, instance = self._forward(self.user_params(params), x, h, c, t)
+        tensors = {"h": next_h, "c": next_c}
+        source = out.get("cache", instance)
+        for tensor, where in self.declaration.cache.items():
+            what = f"the cache's {tensor!r} ({where!r}) at step {t}"
+            tensors[CACHED[tensor]] = self.from_user_vector(_lookup(source, where, what), h, what)
+        if not set(GATES) <= tensors.keys():
+            gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
+            tensors |= {gate: value for gate, value in gates.items() if gate not in tensors}
+        y = self.head(params, next_h)
+        if "y" in out:
+            y = tensors["y"] = self.from_user_vector(out["y"], y, f"y returned by {self.sig['step_forward'].function} "
+                                                                  f"at step {t}")
+        return StepForward(tensors, y, next_h, next_c, Saved(out.get("cache"), instance, x, h, c, y))
+
+    def step_backward(self, params, dy, dh_next, dc_next, cache, t):
+        """One declared step backward fed the harness's gradients; its results in internal names.
+
+        Without a head of its own the step gets dL/dh = dy @ Wy.T + dh_next.  A cross-entropy step computes its
+        own dL/dy = softmax(y) - onehot(target) from index targets (here target = (t + n) mod O for row n), so it
+        is given ``dh`` = dh_next + (dy - (softmax(y) - onehot(target))) @ Wy.T: the dL/dh it then forms is
+        exactly the harness's, and every gradient it returns is compared except the head's own (dWy, dby), which
+        belong to another loss.
+        """
+        user = self.user_params(params)
+        dh, target = dh_next, None
+        if self.declaration.loss is None:
+            dh = self.head_backward(params, dy) + dh_next
+        elif self.declaration.loss == "cross_entropy":
+            target = (t + np.arange(1 if dy.ndim == 1 else len(dy))) % dy.shape[-1]  # (N,)
+            dh = dh_next + self.head_backward(params, dy - (softmax(cache.y) - onehot(target, cache.y)))
+        roles = self._roles(user, dh=dh, dc=dc_next, dy=dy, x=cache.x, h=cache.h, c=cache.c)
+        roles |= {"cache": cache.cache, "target": target}
+        instance = cache.instance
+        if instance is not None:
+            self._set(instance, {"dh_next": roles["dh"], "dc_next": roles["dc"]})
+            self._set(instance, {f"d{m.name}": np.zeros_like(user[m.name]) for m in self.layout})
+        out = self._invoke("step_backward", roles, "backward", t, instance)
+        return self._gradients(out, instance, params, f"{self.sig['step_backward'].function} at step {t}",
+                               {"dx": ("dx", self.x_like(params, dh_next)), "dh": ("dh_prev", dh_next),
+                                "dc": ("dc_prev", dc_next)})
+
+    def _gradients(self, out, instance, params, where, vectors):
+        """The returned (or kept) gradients, checked, in internal names: dWf ..., dx, dh_prev (dh0), dc_prev."""
+        out = self._gather(out, instance, [f"d{m.name}" for m in self.layout])
+        out = self._gather(out, instance, ("dx", "dh_prev", "dc_prev"))
+        out.setdefault("dh", out.get("dh_prev"))
+        out.setdefault("dc", out.get("dc_prev"))
+        grads = out.get("grads")
+        if "grads" in out and not isinstance(grads, dict):
+            raise UsageError(f"the grads returned by {where} are a {type(grads).__name__}; a dict is required.")
+        user = {}
+        for m in self.layout:
+            value = out.get(f"d{m.name}")
+            if value is None and grads is not None:
+                value = grads.get(f"d{m.name}", grads.get(m.name))
+            if value is None:
+                raise UsageError(f"{where} gave no gradient for {m.name}.")
+            user[m.name] = value
+        result = self.grads_to_internal(self.check_user_grads(user, params, f"returned by {where}"), params)
+        for role, (name, like) in vectors.items():
+            if out.get(role) is not None:
+                result[name] = self.from_user_vector(out[role], like, f"{role} returned by {where}")
+        return result
+
+    # --- the whole-sequence functions ---
+    def sequence(self, problem):
+        self._sizes = Sizes.of(problem.params)
+        user = self.user_params(problem.params)
+        instance = None
+        roles = self._roles(user, h=problem.h0, c=problem.c0) | {"xs": self.to_sequence(problem.inputs)}
+        try:
+            instance = self._new(user, problem.h0, problem.c0, "forward", None)
+            out = self._invoke("sequence_forward", roles, "forward", None, instance)
+        except ImplementationRaised as raised:
+            return SequenceRun({}, {}, raised)
+        what = f"returned by {self.sig['sequence_forward'].function}"
+        like = self.states_like(problem)
+        forward = {"h": self.from_sequence(out["hs"], like, f"hs {what}")}
+        if "cs" in out:
+            forward["c"] = self.from_sequence(out["cs"], like, f"cs {what}")
+        ys = self.head(problem.params, forward["h"])
+        if "ys" in out:
+            ys = forward["y"] = self.from_sequence(out["ys"], ys, f"ys {what}")
+        if "loss" in out and self.has_head:
+            forward["loss"] = float(as_float_array(out["loss"], np.shape(out["loss"]), f"loss {what}").sum())
+        dys = output_gradient(ys, problem.targets)
+        roles = self._roles(user) | {"dhs": self.to_sequence(self.head_backward(problem.params, dys)),
+                                     "dys": self.to_sequence(dys), "cache": out.get("cache")}
+        if instance is not None:
+            self._set(instance, {f"d{m.name}": np.zeros_like(user[m.name]) for m in self.layout})
+        try:
+            back = self._invoke("sequence_backward", roles, "backward", None, instance)
+        except ImplementationRaised as raised:
+            return SequenceRun(forward, {}, raised)
+        grads = self._gradients(back, instance, problem.params, self.sig["sequence_backward"].function,
+                                {"dh": ("dh0", problem.h0), "dc": ("dc0", problem.c0)})
+        if back.get("dxs") is not None:
+            where = self.sig["sequence_backward"].function
+            grads["dx"] = self.from_sequence(back["dxs"], problem.inputs, f"dxs returned by {where}")
+        return SequenceRun(forward, grads, None)
+
+
+def softmax(y):
+    e = np.exp(y - y.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def onehot(target, like):
+    """Rows of ``like``'s shape ([B,] O) with a one at each row's target index."""
+    out = np.zeros_like(like)
+    rows = out.reshape(-1, out.shape[-1])
+    rows[np.arange(len(rows)), target] = 1
+    return out
+
+
+def _resolve(owner, dotted):
+    for part in dotted.split("."):
+        owner = getattr(owner, part, None)
+    return owner
+
+
+def _lookup(source, where, what=None):
+    """``source[where]`` (an index, or a key of a dict), or the attribute path ``where`` ('a' or 'a.key')."""
+    try:
+        if isinstance(where, int) or isinstance(source, dict):
+            return source[where]
+        for part in where.split("."):
+            source = source[part] if isinstance(source, dict) else getattr(source, part)
+        return source
+    except (IndexError, KeyError, TypeError, AttributeError):
+        raise UsageError(f"{what or where} cannot be read: the declared {where!r} is not there.") from None
+
+
+def _assign(instance, path, value):
+    *head, last = path.split(".")
+    owner = _lookup(instance, ".".join(head)) if head else instance
+    if isinstance(owner, dict):
+        owner[last] = value
+    else:
+        setattr(owner, last, value)

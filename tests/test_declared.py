@@ -1,0 +1,269 @@
+"""Declared layouts (``LSTM_COMPARE``): small correct LSTM files in shapes no built-in convention reads match both
+references in every mode they allow, a one-line mutation of each is located at its step, gate and tensor, and a
+bad declaration is one clear sentence."""
+
+import textwrap
+
+import pytest
+
+from compare import Config, ProblemSpec, UsageError, run
+from compare.conventions import bind, detect
+
+REFERENCES = ("torch", "jax")
+
+# Column vectors (n, N), one fused W (4H, H+X) acting on [h; x] from the left, blocks i, f, o, g, b (4H, 1); the
+# cache is a tuple whose gates the declaration locates; whole-sequence functions on x (X, N, T) from c0 = 0.
+COLUMNS = '''
+import numpy as np
+
+LSTM_COMPARE = {
+    "step_forward": "step(x, h, c, W, b) -> h, c, cache",
+    "step_backward": "step_back(dh, dc, cache) -> dx, dh, dc, dW, db",
+    "sequence_forward": "run(xs, h, W, b) -> hs, cache",
+    "sequence_backward": "run_back(dhs, cache) -> dxs, dh, dW, db",
+    "layout": {"W": "h x | i f o g", "b": "1 | i f o g"},
+    "vectors": "columns",
+    "sequence_axes": "nNT",
+    "cache": {"i": 3, "f": 4, "o": 5, "g": 6},
+}
+
+def sig(z):
+    return 1 / (1 + np.exp(-z))
+
+def step(x, h, c, W, b):
+    H = h.shape[0]
+    z = np.concatenate([h, x]) # (H+X, N)
+    a = W @ z + b  # (4H, N)
+    i, f, o, g = sig(a[:H]), sig(a[H:2*H]), sig(a[2*H:3*H]), np.tanh(a[3*H:])
+    c_next = f * c + i * g
+    h_next = o * np.tanh(c_next)
+    return h_next, c_next, (z, c, c_next, i, f, o, g, W)
+
+def step_back(dh, dc, cache):
+    z, c, c_next, i, f, o, g, W = cache
+    H = c.shape[0]
+    t = np.tanh(c_next)
+    dc = dc + dh * o * (1 - t**2)
+    da = np.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f), dh * t * o * (1 - o), dc * i * (1 - g**2)])
+    dz = W.T @ da
+    return dz[H:], dz[:H], dc * f, da @ z.T, da.sum(axis=1, keepdims=True)
+
+def run(xs, h, W, b):
+    c = np.zeros_like(h)
+    hs, caches = [], []
+    for t in range(xs.shape[2]):
+        h, c, cache = step(xs[:, :, t], h, c, W, b)
+        hs.append(h)
+        caches.append(cache)
+    return np.stack(hs, axis=2), caches
+
+def run_back(dhs, caches):
+    dh = dc = np.zeros_like(dhs[:, :, 0])
+    dW, db = np.zeros_like(caches[0][7]), 0
+    dxs = []
+    for t in reversed(range(dhs.shape[2])):
+        dx, dh, dc, dW_t, db_t = step_back(dhs[:, :, t] + dh, dc, caches[t])
+        dW, db = dW + dW_t, db + db_t
+        dxs.insert(0, dx)
+    return np.stack(dxs, axis=2), dh, dW, db
+'''
+
+# A stateful cell (numpy-ml style): forward(x) / backward(dh, dc) on an instance that keeps its state, its
+# parameters and its accumulated gradients in attributes; one W with the bias as its last row, blocks g, i, f, o.
+STATEFUL = '''
+import numpy as np
+
+LSTM_COMPARE = {
+    "class": "Cell(X, H)",
+    "step_forward": "forward(x) -> h",
+    "step_backward": "backward(dh, dc) -> dx",
+    "layout": {"W": "x h 1 | g i f o"},
+    "attributes": {"h_prev": "h", "c_prev": "c", "c_next": "c", "W": "params.W", "dW": "grads.W",
+                   "dh_prev": "dh_prev", "dc_prev": "dc_prev"},
+}
+
+def sig(z):
+    return 1 / (1 + np.exp(-z))
+
+class Cell:
+    def __init__(self, n_in, n_hidden):
+        self.H = n_hidden
+        self.h = self.c = np.zeros((1, n_hidden))
+        self.params = {"W": np.zeros((n_in + n_hidden + 1, 4 * n_hidden))}
+        self.grads = {"W": np.zeros_like(self.params["W"])}
+
+    def forward(self, x):
+        H = self.H
+        self.z = np.concatenate([x, self.h, np.ones((len(x), 1), x.dtype)], axis=1)
+        a = self.z @ self.params["W"]
+        self.g, self.i, self.f, self.o = np.tanh(a[:, :H]), sig(a[:, H:2*H]), sig(a[:, 2*H:3*H]), sig(a[:, 3*H:])
+        self.c_prev = self.c
+        self.c = self.f * self.c_prev + self.i * self.g
+        self.h = self.o * np.tanh(self.c)
+        return self.h
+
+    def backward(self, dh, dc):
+        t = np.tanh(self.c)
+        dc = dc + dh * self.o * (1 - t**2)
+        da = np.concatenate([dc * self.i * (1 - self.g**2), dc * self.g * self.i * (1 - self.i),
+                             dc * self.c_prev * self.f * (1 - self.f), dh * t * self.o * (1 - self.o)], axis=1)
+        self.grads["W"] += self.z.T @ da
+        dz = da @ self.params["W"].T
+        n_in = self.z.shape[1] - self.H - 1
+        self.dh_prev, self.dc_prev = dz[:, n_in:-1], dc * self.f
+        return dz[:, :n_in]
+'''
+
+# Softmax cross-entropy with index targets through the file's own head; one matrix per gate acting on [h, x]
+# rows; the backward takes the targets and returns a gradients dict.
+CROSS_ENTROPY = '''
+import numpy as np
+
+LSTM_COMPARE = {
+    "step_forward": "forward(x, h, c, params) -> h, c, y, cache",
+    "step_backward": "backward(target, dh, dc, cache) -> grads, dh, dc, dx",
+    "layout": {"Wf": "h x | f", "Wi": "h x | i", "Wc": "h x | g", "Wo": "h x | o",
+               "bf": "1 | f", "bi": "1 | i", "bc": "1 | g", "bo": "1 | o", "Why": "h | y", "by": "1 | y"},
+    "loss": "cross_entropy",
+}
+
+def sig(z):
+    return 1 / (1 + np.exp(-z))
+
+def forward(x, h, c, p):
+    z = np.hstack([h, x])
+    f, i = sig(z @ p["Wf"] + p["bf"]), sig(z @ p["Wi"] + p["bi"])
+    g, o = np.tanh(z @ p["Wc"] + p["bc"]), sig(z @ p["Wo"] + p["bo"])
+    c_next = f * c + i * g
+    h_next = o * np.tanh(c_next)
+    y = h_next @ p["Why"] + p["by"]
+    e = np.exp(y - y.max(axis=1, keepdims=True))
+    return h_next, c_next, y, (z, c, c_next, f, i, g, o, h_next, e / e.sum(axis=1, keepdims=True), p)
+
+def backward(target, dh, dc, cache):
+    z, c, c_next, f, i, g, o, h, prob, p = cache
+    dy = prob.copy()
+    dy[np.arange(len(target)), target] -= 1
+    dh = dh + dy @ p["Why"].T
+    t = np.tanh(c_next)
+    dc = dc + dh * o * (1 - t**2)
+    d = {"f": dc * c * f * (1 - f), "i": dc * g * i * (1 - i), "c": dc * i * (1 - g**2), "o": dh * t * o * (1 - o)}
+    grads = {"dWhy": h.T @ dy, "dby": dy.sum(axis=0)}
+    dz = 0
+    for k, dk in d.items():
+        grads["dW" + k], grads["db" + k] = z.T @ dk, dk.sum(axis=0)
+        dz = dz + dk @ p["W" + k].T
+    H = h.shape[1]
+    return grads, dz[:, :H], dc * f, dz[:, H:]
+'''
+
+SHAPES = {"columns": COLUMNS, "stateful": STATEFUL, "cross_entropy": CROSS_ENTROPY}
+MODES = {"columns": ("isolated", "chained", "sequence"), "stateful": ("isolated", "chained"),
+         "cross_entropy": ("isolated", "chained")}
+OUTPUTS = {"columns": 1, "stateful": 2, "cross_entropy": 3}
+
+
+def write(tmp_path, shape, *edits):
+    text = textwrap.dedent(SHAPES[shape])
+    for old, new in edits:
+        assert text.count(old) == 1, f"{old!r} must occur exactly once in the {shape} file"
+        text = text.replace(old, new)
+    path = tmp_path / f"{shape}.py"
+    path.write_text(text)
+    return path
+
+
+def compare_file(path, shape, **spec):
+    return run(path, Config(spec=ProblemSpec(outputs=OUTPUTS[shape], **spec), references=REFERENCES))
+
+
+@pytest.mark.parametrize("batch", [None, 4])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_declared_file_matches_both_references_in_every_mode_it_allows(tmp_path, shape, batch):
+    report = compare_file(write(tmp_path, shape), shape, batch=batch)
+    assert report.findings == () and report.failures == ()
+    compared = {(d.reference, d.mode, d.phase) for d in report.diffs}
+    assert compared == {(r, m, p) for r in REFERENCES for m in MODES[shape] for p in ("forward", "backward")}
+    tensors = {d.tensor for d in report.diffs if d.mode == "isolated"}
+    assert {"f", "i", "g", "o", "c", "h", "dWf", "dWi", "dWg", "dWo", "dbf", "dh_prev", "dc_prev", "dx"} <= tensors
+    assert ("y" in tensors) == (shape == "cross_entropy")  # the logits its own head returns
+    assert not {"dWy", "dby"} & tensors
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_declared_file_matches_in_float32(tmp_path, shape):
+    report = compare_file(write(tmp_path, shape), shape, batch=4, dtype="float32")
+    assert report.findings == () and report.failures == ()
+
+
+def test_whole_sequence_code_without_c_starts_from_a_zero_cell_state_and_compares_totals(tmp_path):
+    report = compare_file(write(tmp_path, "columns"), "columns")
+    assert any("c0 = 0 in every mode" in note for note in report.skipped)
+    totals = {d.tensor for d in report.diffs if d.mode == "sequence" and (d.steps < 0).all()}
+    assert {"dWf", "dbo", "dh0"} <= totals
+
+
+def test_declaration_wins_over_the_names_a_file_defines(tmp_path):
+    path = write(tmp_path, "columns", ("def sig(z):", "def lstm(*a):\n    pass\n\ndef dlstm(*a):\n    pass\n\n"
+                                                      "def sig(z):"))
+    binding = bind(path)
+    assert binding.convention == "declared"
+    assert detect(binding.module)[1] == "it declares its layout in LSTM_COMPARE"
+
+
+# One mutation per shape: (edit, mode, phase, step, gate, tensor, the user's name for the worst element).
+MUTATIONS = {
+    "columns": (("sig(a[2*H:3*H])", "np.tanh(a[2*H:3*H])"), "forward", 0, "o", "o"),
+    "stateful": (("dc * self.c_prev * self.f * (1 - self.f)", "dc * self.f * (1 - self.f)"), "backward", 11,
+                 "f", "dWf"),
+    "cross_entropy": (('"c": dc * i * (1 - g**2)', '"c": dc * i * (1 - g)'), "backward", 11, "g", "dWg"),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_mutated_declared_file_is_located_at_its_step_gate_and_tensor(tmp_path, shape):
+    edit, phase, step, gate, tensor = MUTATIONS[shape]
+    report = run(write(tmp_path, shape, edit), Config(spec=ProblemSpec(outputs=OUTPUTS[shape]),
+                                                      references=("torch",), modes=("isolated",)))
+    finding = report.findings[0]
+    assert (finding.phase, finding.step, finding.gate, finding.tensor) == (phase, step, gate, tensor)
+
+
+def test_stateful_gradient_is_named_in_the_users_own_matrix(tmp_path):
+    edit = MUTATIONS["stateful"][0]
+    report = run(write(tmp_path, "stateful", edit), Config(references=("jax",), modes=("isolated",)))
+    finding = report.findings[0]
+    row, col = finding.worst_index  # internal dWf[row, col]: the f block is the third of g, i, f, o
+    assert finding.user_tensor == f"dW[{row}, {10 + col}] (f block)"
+
+
+def test_cross_entropy_harness_feeds_its_own_dl_dh_so_a_wrong_softmax_gradient_is_caught(tmp_path):
+    path = write(tmp_path, "cross_entropy", ("dy[np.arange(len(target)), target] -= 1", "pass"))
+    report = run(path, Config(spec=ProblemSpec(outputs=3), references=("torch",), modes=("isolated",)))
+    finding = report.findings[0]
+    assert (finding.phase, finding.step, finding.gate, finding.tensor) == ("backward", 11, "o", "dWo")
+
+
+BAD = {
+    "not a dict": ("LSTM_COMPARE = [1]", "LSTM_COMPARE must be a dict, not a list."),
+    "unknown key": ('LSTM_COMPARE = {"step": "f(x)"}', "LSTM_COMPARE has an unknown key 'step'"),
+    "unknown role": ('"step_back(dh, dc, cache)', "LSTM_COMPARE['step_backward'] takes an unknown role 'dq'"),
+    "gate missing": ('"h x | i f o g"', "LSTM_COMPARE['layout'] holds the x rows of gate g nowhere."),
+    "wrong type": ('"vectors": "columns"', "LSTM_COMPARE['vectors'] must be 'rows' or 'columns'."),
+    "no function": ('"run(xs', "has no runs, which LSTM_COMPARE['sequence_forward'] declares."),
+}
+BAD_EDITS = {"unknown role": '"step_back(dq, dc, cache)', "gate missing": '"h x | i f o"',
+             "wrong type": '"vectors": 3', "no function": '"runs(xs'}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_declaration_is_one_clear_sentence(tmp_path, case):
+    old, message = BAD[case]
+    if case in BAD_EDITS:
+        path = write(tmp_path, "columns", (old, BAD_EDITS[case]))
+    else:
+        path = tmp_path / "bad.py"
+        path.write_text(old + "\n")
+    with pytest.raises(UsageError) as error:
+        bind(path)
+    assert message in str(error.value) and str(error.value).count(". ") == 0
