@@ -69,7 +69,8 @@ def run_back(dhs, caches):
 '''
 
 # A stateful cell (numpy-ml style): forward(x) / backward(dh, dc) on an instance that keeps its state, its
-# parameters and its accumulated gradients in attributes; one W with the bias as its last row, blocks g, i, f, o.
+# parameters, a history of its steps and its accumulated gradients in attributes; one W with the bias as its
+# last row, blocks g, i, f, o; whole-sequence methods that walk the same history.
 STATEFUL = '''
 import numpy as np
 
@@ -77,6 +78,8 @@ LSTM_COMPARE = {
     "class": "Cell(X, H)",
     "step_forward": "forward(x) -> h",
     "step_backward": "backward(dh, dc) -> dx",
+    "sequence_forward": "run(xs) -> hs",
+    "sequence_backward": "run_back(dhs) -> dxs",
     "layout": {"W": "x h 1 | g i f o"},
     "attributes": {"h_prev": "h", "c_prev": "c", "c_next": "c", "W": "params.W", "dW": "grads.W",
                    "dh_prev": "dh_prev", "dc_prev": "dc_prev"},
@@ -87,31 +90,39 @@ def sig(z):
 
 class Cell:
     def __init__(self, n_in, n_hidden):
-        self.H = n_hidden
+        self.H, self.history = n_hidden, []
         self.h = self.c = np.zeros((1, n_hidden))
         self.params = {"W": np.zeros((n_in + n_hidden + 1, 4 * n_hidden))}
         self.grads = {"W": np.zeros_like(self.params["W"])}
 
     def forward(self, x):
         H = self.H
-        self.z = np.concatenate([x, self.h, np.ones((len(x), 1), x.dtype)], axis=1)
-        a = self.z @ self.params["W"]
-        self.g, self.i, self.f, self.o = np.tanh(a[:, :H]), sig(a[:, H:2*H]), sig(a[:, 2*H:3*H]), sig(a[:, 3*H:])
-        self.c_prev = self.c
-        self.c = self.f * self.c_prev + self.i * self.g
-        self.h = self.o * np.tanh(self.c)
+        z = np.concatenate([x, self.h, np.ones((len(x), 1), x.dtype)], axis=1)
+        a = z @ self.params["W"]
+        g, i, f, o = np.tanh(a[:, :H]), sig(a[:, H:2*H]), sig(a[:, 2*H:3*H]), sig(a[:, 3*H:])
+        c_prev, self.c = self.c, f * self.c + i * g
+        self.h = o * np.tanh(self.c)
+        self.history.append((z, c_prev, self.c, g, i, f, o))
         return self.h
 
     def backward(self, dh, dc):
-        t = np.tanh(self.c)
-        dc = dc + dh * self.o * (1 - t**2)
-        da = np.concatenate([dc * self.i * (1 - self.g**2), dc * self.g * self.i * (1 - self.i),
-                             dc * self.c_prev * self.f * (1 - self.f), dh * t * self.o * (1 - self.o)], axis=1)
-        self.grads["W"] += self.z.T @ da
+        z, c_prev, c, g, i, f, o = self.history.pop()
+        t = np.tanh(c)
+        dc = dc + dh * o * (1 - t**2)
+        da = np.concatenate([dc * i * (1 - g**2), dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
+                             dh * t * o * (1 - o)], axis=1)
+        self.grads["W"] += z.T @ da
         dz = da @ self.params["W"].T
-        n_in = self.z.shape[1] - self.H - 1
-        self.dh_prev, self.dc_prev = dz[:, n_in:-1], dc * self.f
+        n_in = z.shape[1] - self.H - 1
+        self.dh_prev, self.dc_prev = dz[:, n_in:-1], dc * f
         return dz[:, :n_in]
+
+    def run(self, xs):
+        return np.stack([self.forward(x) for x in xs])
+
+    def run_back(self, dhs):
+        self.dh_prev = self.dc_prev = 0
+        return np.stack([self.backward(dh + self.dh_prev, self.dc_prev) for dh in dhs[::-1]][::-1])
 '''
 
 # Softmax cross-entropy with index targets through the file's own head; one matrix per gate acting on [h, x]
@@ -157,10 +168,65 @@ def backward(target, dh, dc, cache):
     return grads, dz[:, :H], dc * f, dz[:, H:]
 '''
 
-SHAPES = {"columns": COLUMNS, "stateful": STATEFUL, "cross_entropy": CROSS_ENTROPY}
-MODES = {"columns": ("isolated", "chained", "sequence"), "stateful": ("isolated", "chained"),
-         "cross_entropy": ("isolated", "chained")}
-OUTPUTS = {"columns": 1, "stateful": 2, "cross_entropy": 3}
+# The question's dense head and MSE loss in the file itself (its backward takes dy and returns the head's
+# gradients); separate input and recurrent matrices with blocks o, g, i, f; no dx; whole-sequence functions on
+# (N, T, n) arrays that take c0 and return the loss.
+MSE_HEAD = '''
+import numpy as np
+
+LSTM_COMPARE = {
+    "step_forward": "step(x, h, c, Wx, Wh, b, Wy, by) -> y, h, c, cache",
+    "step_backward": "step_back(dy, dh, dc, cache) -> dWx, dWh, db, dWy, dby, dh, dc",
+    "sequence_forward": "run(xs, h, c, targets, params) -> ys, loss, cache",
+    "sequence_backward": "run_back(dys, cache) -> grads, dh, dc",
+    "layout": {"Wx": "x | o g i f", "Wh": "h | o g i f", "b": "1 | o g i f", "Wy": "h | y", "by": "1 | y"},
+    "loss": "mse",
+    "sequence_axes": "NTn",
+}
+
+def sig(z):
+    return 1 / (1 + np.exp(-z))
+
+def step(x, h, c, Wx, Wh, b, Wy, by):
+    H = h.shape[1]
+    a = x @ Wx + h @ Wh + b
+    o, g, i, f = sig(a[:, :H]), np.tanh(a[:, H:2*H]), sig(a[:, 2*H:3*H]), sig(a[:, 3*H:])
+    c_next = f * c + i * g
+    h_next = o * np.tanh(c_next)
+    return h_next @ Wy + by, h_next, c_next, (x, h, c, c_next, o, g, i, f, h_next, Wh, Wy)
+
+def step_back(dy, dh, dc, cache):
+    x, h, c, c_next, o, g, i, f, h_next, Wh, Wy = cache
+    dh = dh + dy @ Wy.T
+    t = np.tanh(c_next)
+    dc = dc + dh * o * (1 - t**2)
+    da = np.concatenate([dh * t * o * (1 - o), dc * i * (1 - g**2), dc * g * i * (1 - i), dc * c * f * (1 - f)],
+                        axis=1)
+    return x.T @ da, h.T @ da, da.sum(axis=0), h_next.T @ dy, dy.sum(axis=0), da @ Wh.T, dc * f
+
+def run(xs, h, c, targets, p):
+    ys, caches, loss = [], [], 0.0
+    for t in range(xs.shape[1]):
+        y, h, c, cache = step(xs[:, t], h, c, p["Wx"], p["Wh"], p["b"], p["Wy"], p["by"])
+        loss += ((y - targets[:, t]) ** 2).mean(axis=1).sum()
+        ys.append(y)
+        caches.append(cache)
+    return np.stack(ys, axis=1), loss, caches
+
+def run_back(dys, caches):
+    names = ("Wx", "Wh", "b", "Wy", "by")
+    grads = dict.fromkeys(names, 0)
+    dh = dc = 0
+    for t in reversed(range(dys.shape[1])):
+        *step_grads, dh, dc = step_back(dys[:, t], dh, dc, caches[t])
+        grads = {k: grads[k] + v for k, v in zip(names, step_grads)}
+    return grads, dh, dc
+'''
+
+SHAPES = {"columns": COLUMNS, "stateful": STATEFUL, "cross_entropy": CROSS_ENTROPY, "mse_head": MSE_HEAD}
+MODES = {"columns": ("isolated", "chained", "sequence"), "stateful": ("isolated", "chained", "sequence"),
+         "cross_entropy": ("isolated", "chained"), "mse_head": ("isolated", "chained", "sequence")}
+OUTPUTS = {"columns": 1, "stateful": 2, "cross_entropy": 3, "mse_head": 2}
 
 
 def write(tmp_path, shape, *edits):
@@ -185,9 +251,10 @@ def test_declared_file_matches_both_references_in_every_mode_it_allows(tmp_path,
     compared = {(d.reference, d.mode, d.phase) for d in report.diffs}
     assert compared == {(r, m, p) for r in REFERENCES for m in MODES[shape] for p in ("forward", "backward")}
     tensors = {d.tensor for d in report.diffs if d.mode == "isolated"}
-    assert {"f", "i", "g", "o", "c", "h", "dWf", "dWi", "dWg", "dWo", "dbf", "dh_prev", "dc_prev", "dx"} <= tensors
-    assert ("y" in tensors) == (shape == "cross_entropy")  # the logits its own head returns
-    assert not {"dWy", "dby"} & tensors
+    assert {"f", "i", "g", "o", "c", "h", "dWf", "dWi", "dWg", "dWo", "dbf", "dh_prev", "dc_prev"} <= tensors
+    assert ("dx" in tensors) == (shape != "mse_head")  # what its backward returns
+    assert ("y" in tensors) == (shape in ("cross_entropy", "mse_head"))  # the output of its own head
+    assert ({"dWy", "dby"} <= tensors) == (shape == "mse_head")  # only an MSE head's gradients are the harness's
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -203,6 +270,13 @@ def test_whole_sequence_code_without_c_starts_from_a_zero_cell_state_and_compare
     assert {"dWf", "dbo", "dh0"} <= totals
 
 
+def test_an_mse_head_compares_its_own_outputs_loss_and_head_gradients_over_the_sequence(tmp_path):
+    report = compare_file(write(tmp_path, "mse_head"), "mse_head", batch=3)
+    sequence = {d.tensor for d in report.diffs if d.mode == "sequence"}
+    assert {"y", "loss", "dWy", "dby", "dWo", "dh0", "dc0"} <= sequence
+    assert not any("c0 = 0" in note for note in report.skipped)  # its whole-sequence forward takes c
+
+
 def test_declaration_wins_over_the_names_a_file_defines(tmp_path):
     path = write(tmp_path, "columns", ("def sig(z):", "def lstm(*a):\n    pass\n\ndef dlstm(*a):\n    pass\n\n"
                                                       "def sig(z):"))
@@ -214,9 +288,9 @@ def test_declaration_wins_over_the_names_a_file_defines(tmp_path):
 # One mutation per shape: (edit, mode, phase, step, gate, tensor, the user's name for the worst element).
 MUTATIONS = {
     "columns": (("sig(a[2*H:3*H])", "np.tanh(a[2*H:3*H])"), "forward", 0, "o", "o"),
-    "stateful": (("dc * self.c_prev * self.f * (1 - self.f)", "dc * self.f * (1 - self.f)"), "backward", 11,
-                 "f", "dWf"),
+    "stateful": (("dc * c_prev * f * (1 - f)", "dc * f * (1 - f)"), "backward", 11, "f", "dWf"),
     "cross_entropy": (('"c": dc * i * (1 - g**2)', '"c": dc * i * (1 - g)'), "backward", 11, "g", "dWg"),
+    "mse_head": (("h_next.T @ dy", "h.T @ dy"), "backward", 11, "", "dWy"),
 }
 
 

@@ -55,10 +55,14 @@ LOSSES = (None, "mse", "cross_entropy")
 ROLES = {  # signature -> (argument roles, returned roles), besides the parameters' names, d-names, params, grads
     "step_forward": ({"x", "h", "c"}, {"h", "c", "y", "cache"}),
     "step_backward": ({"dh", "dc", "dy", "target", "cache", "x", "h", "c"}, {"dx", "dh", "dc"}),
-    "sequence_forward": ({"xs", "h", "c"}, {"hs", "cs", "ys", "loss", "cache"}),
+    "sequence_forward": ({"xs", "h", "c", "targets"}, {"hs", "cs", "ys", "loss", "cache"}),
     "sequence_backward": ({"dhs", "dys", "cache"}, {"dxs", "dh", "dc"}),
 }
 ATTRIBUTE_ROLES = ("h_prev", "c_prev", "h_next", "c_next", "dh_next", "dc_next", "dx", "dh_prev", "dc_prev")
+# State and gradients a class may keep in attributes: role -> (internal tensor, returned role, signature).
+KEPT = {"h_next": ("h", "h", "step_forward"), "c_next": ("c", "c", "step_forward"),
+        "dx": ("dx", "dx", "step_backward"), "dh_prev": ("dh_prev", "dh", "step_backward"),
+        "dc_prev": ("dc_prev", "dc", "step_backward")}
 CACHED = {"f": "f", "i": "i", "g": "g", "o": "o", "f_pre": "f_pre", "i_pre": "i_pre", "g_pre": "g_pre",
           "o_pre": "o_pre", "c_tanh": "c_tanh", "c": "cache.c", "h": "cache.h", "c_prev": "cache.c_prev"}
 SIGNATURE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*\(([^()]*)\)\s*(?:->\s*(.*?))?\s*$")
@@ -215,8 +219,8 @@ def _check_complete(d, names):
         _fail("step_backward", f"must take {wanted}, as its loss ({d.loss or 'the harness-owned head'}) requires")
     if d.loss == "mse" and "y" not in d.signatures["step_forward"].returns:
         _fail("step_forward", "must return y, the output of the file's own head (its loss is 'mse')")
-    if "sequence_forward" in d.signatures and "hs" not in d.signatures["sequence_forward"].returns:
-        _fail("sequence_forward", "must return hs, the hidden states of every step")
+    if "sequence_forward" in d.signatures and not {"hs", "ys"} & set(d.signatures["sequence_forward"].returns):
+        _fail("sequence_forward", "must return hs, the hidden states of every step (or ys, its head's outputs)")
     for key in ("step_backward", "sequence_backward"):
         if key in d.signatures and "grads" not in d.signatures[key].returns:
             differentiated = [m.name for m in d.layout if "y" not in m.gates or d.loss == "mse"]
@@ -251,6 +255,9 @@ class Declared(Binding):
         self.head_layout = tuple(m for m in d.layout if head(m) and not self.has_head)
         self.columns, self.sequence_axes = d.columns, d.sequence_axes
         self.returns_dx = "dx" in self.sig["step_backward"].returns or "dx" in d.attributes
+        self.vector_names = {CACHED[k]: f"cache[{v!r}]" for k, v in d.cache.items()}
+        self.vector_names |= {name: f"self.{d.attributes[role]}" for role, (name, returned, key) in KEPT.items()
+                              if role in d.attributes and returned not in self.sig[key].returns}
         if self.has_sequence:
             self.sequence_functions = f"{self.sig['sequence_forward'].function} and " \
                                       f"{self.sig['sequence_backward'].function}"
@@ -410,7 +417,8 @@ class Declared(Binding):
         self._sizes = Sizes.of(problem.params)
         user = self.user_params(problem.params)
         instance = None
-        roles = self._roles(user, h=problem.h0, c=problem.c0) | {"xs": self.to_sequence(problem.inputs)}
+        roles = self._roles(user, h=problem.h0, c=problem.c0) | {"xs": self.to_sequence(problem.inputs),
+                                                                  "targets": self.to_sequence(problem.targets)}
         try:
             instance = self._new(user, problem.h0, problem.c0, "forward", None)
             out = self._invoke("sequence_forward", roles, "forward", None, instance)
@@ -418,12 +426,13 @@ class Declared(Binding):
             return SequenceRun({}, {}, raised)
         what = f"returned by {self.sig['sequence_forward'].function}"
         like = self.states_like(problem)
-        forward = {"h": self.from_sequence(out["hs"], like, f"hs {what}")}
-        if "cs" in out:
-            forward["c"] = self.from_sequence(out["cs"], like, f"cs {what}")
-        ys = self.head(problem.params, forward["h"])
+        forward = {name: self.from_sequence(out[role], like, f"{role} {what}")
+                   for role, name in (("hs", "h"), ("cs", "c")) if role in out}
+        ys = problem.targets  # the shape of the outputs
         if "ys" in out:
             ys = forward["y"] = self.from_sequence(out["ys"], ys, f"ys {what}")
+        else:
+            ys = self.head(problem.params, forward["h"])
         if "loss" in out and self.has_head:
             forward["loss"] = float(as_float_array(out["loss"], np.shape(out["loss"]), f"loss {what}").sum())
         dys = output_gradient(ys, problem.targets)
