@@ -8,6 +8,7 @@ import pytest
 
 from compare import Config, ProblemSpec, UsageError, run
 from compare.conventions import bind, detect
+from helpers import report_cli
 
 REFERENCES = ("torch", "jax")
 
@@ -318,26 +319,50 @@ def test_cross_entropy_harness_feeds_its_own_dl_dh_so_a_wrong_softmax_gradient_i
     assert (finding.phase, finding.step, finding.gate, finding.tensor) == ("backward", 11, "o", "dWo")
 
 
+# Each bad declaration as one edit of the column-vector file, and the sentence that answers it.
 BAD = {
-    "not a dict": ("LSTM_COMPARE = [1]", "LSTM_COMPARE must be a dict, not a list."),
-    "unknown key": ('LSTM_COMPARE = {"step": "f(x)"}', "LSTM_COMPARE has an unknown key 'step'"),
-    "unknown role": ('"step_back(dh, dc, cache)', "LSTM_COMPARE['step_backward'] takes an unknown role 'dq'"),
-    "gate missing": ('"h x | i f o g"', "LSTM_COMPARE['layout'] holds the x rows of gate g nowhere."),
-    "wrong type": ('"vectors": "columns"', "LSTM_COMPARE['vectors'] must be 'rows' or 'columns'."),
-    "no function": ('"run(xs', "has no runs, which LSTM_COMPARE['sequence_forward'] declares."),
+    "not a dict": (("LSTM_COMPARE = {", "LSTM_COMPARE = 1\n_unused = {"), "LSTM_COMPARE must be a dict (it is of "
+                                                                        "type int)."),
+    "unknown key": (('"vectors"', '"vector"'), "LSTM_COMPARE has an unknown key 'vector'"),
+    "unknown role": (('"step_back(dh,', '"step_back(dq,'), "LSTM_COMPARE['step_backward'] takes an unknown role 'dq'"),
+    "gate missing": (('"h x | i f o g"', '"h x | i f o"'), "LSTM_COMPARE['layout'] holds the x rows of gate g "
+                                                           "nowhere."),
+    "gate twice": (('"1 | i f o g"', '"1 h | i f o g"'), "LSTM_COMPARE['layout'] holds the h rows of gate f twice."),
+    "wrong type": (('"vectors": "columns"', '"vectors": 3'), "LSTM_COMPARE['vectors'] must be 'rows' or 'columns'."),
+    "no function": (('"run(xs', '"runs(xs'), "has no runs, which LSTM_COMPARE['sequence_forward'] declares."),
+    "wrong arity": (('step(x, h, c, W, b) ->', 'step(x, h, c, W) ->'), "step cannot be called as step(x, h, c, W)"),
+    "one sequence function": (('"run_back(dhs, cache) -> dxs, dh, dW, db"', 'None'),
+                              "LSTM_COMPARE['sequence_backward'] must be a string"),
+    "loss without head": (('"vectors": "columns",', '"vectors": "columns", "loss": "mse",'),
+                          "LSTM_COMPARE['loss'] 'mse' needs the head in the layout"),
+    "attributes without class": (('"vectors": "columns",', '"vectors": "columns", "attributes": {"h_prev": "h"},'),
+                                 "LSTM_COMPARE['attributes'] needs a 'class' whose instances keep them."),
 }
-BAD_EDITS = {"unknown role": '"step_back(dq, dc, cache)', "gate missing": '"h x | i f o"',
-             "wrong type": '"vectors": 3', "no function": '"runs(xs'}
 
 
 @pytest.mark.parametrize("case", BAD)
 def test_bad_declaration_is_one_clear_sentence(tmp_path, case):
-    old, message = BAD[case]
-    if case in BAD_EDITS:
-        path = write(tmp_path, "columns", (old, BAD_EDITS[case]))
-    else:
-        path = tmp_path / "bad.py"
-        path.write_text(old + "\n")
+    edit, message = BAD[case]
     with pytest.raises(UsageError) as error:
-        bind(path)
+        bind(write(tmp_path, "columns", edit))
     assert message in str(error.value) and str(error.value).count(". ") == 0
+
+
+def test_a_class_without_its_method_is_one_clear_sentence(tmp_path):
+    path = write(tmp_path, "stateful", ("def run_back(self, dhs):", "def back(self, dhs):"))
+    with pytest.raises(UsageError, match=r"has no Cell.run_back, which LSTM_COMPARE\['sequence_backward'\] declares"):
+        bind(path)
+
+
+def test_report_command_takes_the_declared_convention_and_names_the_users_matrix(tmp_path, capsys):
+    path = write(tmp_path, "cross_entropy", ('"c": dc * i * (1 - g**2)', '"c": dc * i * (1 - g)'))
+    code, out, _ = report_cli(capsys, "--impl", path, "--convention", "declared", "--outputs", "3",
+                              "--reference", "jax", "--out", tmp_path / "out")
+    assert code == 1
+    assert "jax    isolated  DIVERGED" in out and "first: backward step 11, gate g, dWg (yours: dWc[" in out
+
+
+def test_cross_entropy_with_one_class_is_refused_in_one_sentence(tmp_path, capsys):
+    code, _, err = report_cli(capsys, "--impl", write(tmp_path, "cross_entropy"), "--out", tmp_path / "out")
+    assert code == 2
+    assert "needs two classes or more: run it with --outputs 2 or more." in err

@@ -36,6 +36,7 @@ Keys (``step_forward``, ``step_backward`` and ``layout`` are required):
   attributes the instance keeps them in (``"h"``, or ``"params.W"`` for an entry of a dict attribute).
 """
 
+import inspect
 import re
 import types
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ import numpy as np
 from compare.conventions.base import Binding, SequenceRun, StepForward, accepts
 from compare.conventions.layout import Matrix, Sizes
 from compare.errors import ImplementationRaised, UsageError
-from compare.guard import as_float_array, call, private_copy, unpack
+from compare.guard import as_float_array, call, unpack
 from references.cell import GATES, output_gradient
 
 NAMES = ("LSTM_COMPARE",)
@@ -159,7 +160,7 @@ def _parse_signature(key, text, names):
 def parse(declaration):
     """The checked ``Declaration`` of a file's ``LSTM_COMPARE`` (one UsageError sentence for any mistake)."""
     if not isinstance(declaration, dict):
-        raise UsageError(f"LSTM_COMPARE must be a dict, not a {type(declaration).__name__}.")
+        raise UsageError(f"LSTM_COMPARE must be a dict (it is of type {type(declaration).__name__}).")
     unknown = [key for key in declaration if key not in KEYS]
     if unknown:
         raise UsageError(f"LSTM_COMPARE has an unknown key {unknown[0]!r}; it may use {', '.join(KEYS)}.")
@@ -211,7 +212,7 @@ def _check_complete(d, names):
             _fail("step_backward", f"must return {role} (or declare the attribute {attribute})")
     head = any("y" in m.gates for m in d.layout)
     if d.loss is not None and not head:
-        _fail("loss", f"{d.loss!r} needs the head in the layout (e.g. 'Wy': 'h | y', 'by': '1 | y')")
+        _fail("loss", f"{d.loss!r} needs the head in the layout, as 'Wy': 'h | y' and 'by': '1 | y'")
     wanted = {"mse": "dy", "cross_entropy": "target"}.get(d.loss, "dh")
     incoming = set(d.signatures["step_backward"].args) | {{"dh_next": "dh", "dc_next": "dc"}.get(a) for a in
                                                            d.attributes}
@@ -268,13 +269,18 @@ class Declared(Binding):
         self._check_callables()
 
     def _check_callables(self):
-        owner = self._class() if self.declaration.cls else self.module
+        """Every declared function (or method: one more argument, self) exists and takes its roles."""
+        cls = self.declaration.cls
+        owner = self._class() if cls else self.module
+        if cls and not accepts(owner, len(cls.args)):
+            raise UsageError(f"{self.name}: {cls.function} cannot be constructed as {cls.function}"
+                             f"({', '.join(cls.args)}).")
         for key, sig in self.sig.items():
             fn = _resolve(owner, sig.function)
-            where = f"{self.declaration.cls.function}.{sig.function}" if self.declaration.cls else sig.function
+            where = f"{cls.function}.{sig.function}" if cls else sig.function
             if not callable(fn):
                 raise UsageError(f"{self.name} has no {where}, which LSTM_COMPARE[{key!r}] declares.")
-            if not self.declaration.cls and not accepts(fn, len(sig.args)):
+            if not accepts(fn, len(sig.args) + (1 if cls and inspect.isfunction(fn) else 0)):
                 raise UsageError(f"{self.name}: {where} cannot be called as {sig}.")
 
     def _class(self):
@@ -320,7 +326,7 @@ class Declared(Binding):
     def _set(self, instance, values):
         for role, value in values.items():
             if role in self.declaration.attributes:
-                _assign(instance, self.declaration.attributes[role], private_copy(np.array(value)))
+                _assign(instance, self.declaration.attributes[role], np.array(value))  # a writable copy of its own
 
     def _gather(self, out, instance, roles):
         """``out`` completed with the declared attributes of ``instance`` for each of ``roles`` not returned."""
@@ -337,7 +343,6 @@ class Declared(Binding):
         """One declared step forward: (next_h, next_c, {returned role: value}, instance)."""
         instance = self._new(user, h, c, "forward", t)
         out = self._invoke("step_forward", self._roles(user, x=x, h=h, c=c), "forward", t, instance)
-        out = self._gather(out, instance, ())
         for role, attribute in (("h", "h_next"), ("c", "c_next")):
             if role not in out:
                 out[role] = _lookup(instance, self.declaration.attributes[attribute])
@@ -347,6 +352,9 @@ class Declared(Binding):
 
     def step_forward(self, params, x, h, c, t):
         self._sizes = Sizes.of(params)
+        if self.declaration.loss == "cross_entropy" and self._sizes.O < 2:
+            raise UsageError(f"{self.name} has a softmax cross-entropy loss, which needs two classes or more: "
+                             f"run it with --outputs 2 or more.")
         next_h, next_c, out, instance = self._forward(self.user_params(params), x, h, c, t)
         tensors = {"h": next_h, "c": next_c}
         source = out.get("cache", instance)
