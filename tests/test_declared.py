@@ -317,6 +317,7 @@ def test_cross_entropy_harness_feeds_its_own_dl_dh_so_a_wrong_softmax_gradient_i
     report = run(path, Config(spec=ProblemSpec(outputs=3), references=("torch",), modes=("isolated",)))
     finding = report.findings[0]
     assert (finding.phase, finding.step, finding.gate, finding.tensor) == ("backward", 11, "o", "dWo")
+    assert "dh = dy @ Wy.T + dh_next, computed inside the step" in finding.message  # not "dh is given"
 
 
 # Each bad declaration as one edit of the column-vector file, and the sentence that answers it.

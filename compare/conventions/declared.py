@@ -251,9 +251,11 @@ class Declared(Binding):
         self.sig = d.signatures
         self._sizes = None  # the problem's X, H, O (for a class's constructor), set by each step and sequence
         head = lambda m: "y" in m.gates  # noqa: E731
-        self.has_head = d.loss == "mse"
-        self.layout = tuple(m for m in d.layout if not head(m) or self.has_head)
-        self.head_layout = tuple(m for m in d.layout if head(m) and not self.has_head)
+        self.has_head = d.loss is not None  # the step forms dL/dh from its own head (hints know dh is not given)
+        own = d.loss == "mse"  # the head's gradients are the harness's, so they are compared
+        self.layout = tuple(m for m in d.layout if not head(m) or own)
+        self.head_layout = tuple(m for m in d.layout if head(m) and not own)
+        self.sequence_functions = "sequence_forward and sequence_backward in its LSTM_COMPARE"
         self.columns, self.sequence_axes = d.columns, d.sequence_axes
         self.returns_dx = "dx" in self.sig["step_backward"].returns or "dx" in d.attributes
         self.vector_names = {CACHED[k]: f"cache[{v!r}]" for k, v in d.cache.items()}
@@ -293,6 +295,12 @@ class Declared(Binding):
     @property
     def has_sequence(self):
         return "sequence_forward" in self.sig
+
+    @property
+    def backward_names(self):
+        """The base's, less the head's gradients of a cross-entropy file (they belong to its own loss)."""
+        drop = {"dWy", "dby"} if self.declaration.loss == "cross_entropy" else set()
+        return tuple(name for name in super().backward_names if name not in drop)
 
     def observed_forward(self):
         names = {"f", "i", "g", "o", "c", "h"} | {CACHED[k] for k in self.declaration.cache}
@@ -441,7 +449,7 @@ class Declared(Binding):
             ys = forward["y"] = self.from_sequence(out["ys"], ys, f"ys {what}")
         else:
             ys = self.head(problem.params, forward["h"])
-        if "loss" in out and self.has_head:
+        if "loss" in out and self.declaration.loss == "mse":
             forward["loss"] = float(as_float_array(out["loss"], np.shape(out["loss"]), f"loss {what}").sum())
         dys = output_gradient(ys, problem.targets)
         roles = self._roles(user) | {"dhs": self.to_sequence(self.head_backward(problem.params, dys)),
