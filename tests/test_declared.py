@@ -224,10 +224,43 @@ def run_back(dys, caches):
     return grads, dh, dc
 '''
 
-SHAPES = {"columns": COLUMNS, "stateful": STATEFUL, "cross_entropy": CROSS_ENTROPY, "mse_head": MSE_HEAD}
+# Single 1-D vectors, PyTorch's storage (weights (4H, in) acting from the left, blocks i, f, g, o), no sequence.
+SINGLE = '''
+import numpy as np
+
+LSTM_COMPARE = {
+    "step_forward": "cell(x, h, c, Wih, Whh, b) -> h, c, cache",
+    "step_backward": "cell_back(dh, dc, cache) -> dx, dh, dc, dWih, dWhh, db",
+    "layout": {"Wih": "x | i f g o", "Whh": "h | i f g o", "b": "1 | i f g o"},
+    "vectors": "single",
+    "matrices": "left",
+}
+
+def sig(z):
+    return 1 / (1 + np.exp(-z))
+
+def cell(x, h, c, Wih, Whh, b):
+    H = h.shape[0]
+    a = Wih @ x + Whh @ h + b
+    i, f, g, o = sig(a[:H]), sig(a[H:2*H]), np.tanh(a[2*H:3*H]), sig(a[3*H:])
+    c_next = f * c + i * g
+    return o * np.tanh(c_next), c_next, (x, h, c, c_next, i, f, g, o, Wih, Whh)
+
+def cell_back(dh, dc, cache):
+    x, h, c, c_next, i, f, g, o, Wih, Whh = cache
+    t = np.tanh(c_next)
+    dc = dc + dh * o * (1 - t**2)
+    da = np.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g**2), dh * t * o * (1 - o)])
+    return Wih.T @ da, Whh.T @ da, dc * f, np.outer(da, x), np.outer(da, h), da
+'''
+
+SHAPES = {"columns": COLUMNS, "stateful": STATEFUL, "cross_entropy": CROSS_ENTROPY, "mse_head": MSE_HEAD,
+          "single": SINGLE}
 MODES = {"columns": ("isolated", "chained", "sequence"), "stateful": ("isolated", "chained", "sequence"),
-         "cross_entropy": ("isolated", "chained"), "mse_head": ("isolated", "chained", "sequence")}
-OUTPUTS = {"columns": 1, "stateful": 2, "cross_entropy": 3, "mse_head": 2}
+         "cross_entropy": ("isolated", "chained"), "mse_head": ("isolated", "chained", "sequence"),
+         "single": ("isolated", "chained")}
+OUTPUTS = {"columns": 1, "stateful": 2, "cross_entropy": 3, "mse_head": 2, "single": 1}
+BATCH = {shape: 4 for shape in SHAPES} | {"single": None}  # the batch each shape takes
 
 
 def write(tmp_path, shape, *edits):
@@ -244,8 +277,8 @@ def compare_file(path, shape, **spec):
     return run(path, Config(spec=ProblemSpec(outputs=OUTPUTS[shape], **spec), references=REFERENCES))
 
 
-@pytest.mark.parametrize("batch", [None, 4])
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("shape", "batch"), [(shape, batch) for shape in SHAPES
+                                               for batch in dict.fromkeys((None, BATCH[shape]))])
 def test_declared_file_matches_both_references_in_every_mode_it_allows(tmp_path, shape, batch):
     report = compare_file(write(tmp_path, shape), shape, batch=batch)
     assert report.findings == () and report.failures == ()
@@ -260,7 +293,7 @@ def test_declared_file_matches_both_references_in_every_mode_it_allows(tmp_path,
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_declared_file_matches_in_float32(tmp_path, shape):
-    report = compare_file(write(tmp_path, shape), shape, batch=4, dtype="float32")
+    report = compare_file(write(tmp_path, shape), shape, batch=BATCH[shape], dtype="float32")
     assert report.findings == () and report.failures == ()
 
 
@@ -292,6 +325,7 @@ MUTATIONS = {
     "stateful": (("dc * c_prev * f * (1 - f)", "dc * f * (1 - f)"), "backward", 11, "f", "dWf"),
     "cross_entropy": (('"c": dc * i * (1 - g**2)', '"c": dc * i * (1 - g)'), "backward", 11, "g", "dWg"),
     "mse_head": (("h_next.T @ dy", "h.T @ dy"), "backward", 11, "", "dWy"),
+    "single": (("sig(a[3*H:])", "np.tanh(a[3*H:])"), "forward", 0, "o", "o"),
 }
 
 
@@ -329,7 +363,10 @@ BAD = {
     "gate missing": (('"h x | i f o g"', '"h x | i f o"'), "LSTM_COMPARE['layout'] holds the x rows of gate g "
                                                            "nowhere."),
     "gate twice": (('"1 | i f o g"', '"1 h | i f o g"'), "LSTM_COMPARE['layout'] holds the h rows of gate f twice."),
-    "wrong type": (('"vectors": "columns"', '"vectors": 3'), "LSTM_COMPARE['vectors'] must be 'rows' or 'columns'."),
+    "wrong type": (('"vectors": "columns"', '"vectors": 3'),
+                   "LSTM_COMPARE['vectors'] must be 'rows', 'columns' or 'single'."),
+    "bad orientation": (('"vectors": "columns"', '"vectors": "columns", "matrices": "W @ x"'),
+                        "LSTM_COMPARE['matrices'] must be 'left' (W @ x, stored (out, in)) or 'right'"),
     "no function": (('"run(xs', '"runs(xs'), "has no runs, which LSTM_COMPARE['sequence_forward'] declares."),
     "wrong arity": (('step(x, h, c, W, b) ->', 'step(x, h, c, W) ->'), "step cannot be called as step(x, h, c, W)"),
     "one sequence function": (('"run_back(dhs, cache) -> dxs, dh, dW, db"', 'None'),
@@ -367,3 +404,8 @@ def test_cross_entropy_with_one_class_is_refused_in_one_sentence(tmp_path, capsy
     code, _, err = report_cli(capsys, "--impl", write(tmp_path, "cross_entropy"), "--out", tmp_path / "out")
     assert code == 2
     assert "needs two classes or more: run it with --outputs 2 or more." in err
+
+
+def test_single_vector_file_is_told_it_takes_no_batch(tmp_path):
+    with pytest.raises(UsageError, match=r"takes single vectors only \(.*so it takes no batch\); leave out --batch"):
+        compare_file(write(tmp_path, "single"), "single", batch=4)

@@ -1,7 +1,7 @@
 """Declared layouts: a file that follows no built-in convention describes itself in a plain dict, no adapter.
 
 The file defines ``LSTM_COMPARE`` (plain Python: the file needs no import of this project).  For example, column
-vectors, ``W @ [h; x]`` with fused blocks ordered i, f, o, g and an (4H, 1) bias::
+vectors, ``W @ [h; x]`` with fused blocks ordered i, f, o, g and a (4H, 1) bias::
 
     LSTM_COMPARE = {
         "step_forward": "step(x, h, c, W, b) -> h, c, cache",
@@ -21,10 +21,12 @@ Keys (``step_forward``, ``step_backward`` and ``layout`` are required):
 - ``layout``: {parameter name: ``"rows | gate blocks"``}.  Rows along the input axis, in order: ``x``, ``h``,
   ``1`` (a bias row); blocks along the output axis: ``f i g o`` in the file's order (``g`` is the candidate),
   or ``y`` for a dense head ``y = h @ Wy + by``.  Every gate's x rows, h rows and bias must appear exactly once.
-- ``vectors``: ``"rows"`` (default: x is (batch, X), ``x @ W``; a bias alone is 1-D) or ``"columns"`` (x is
-  (X, batch), ``W @ x``, every parameter transposed; a bias is (n, 1)).
+- ``vectors``: ``"rows"`` (default: x is (batch, X)), ``"columns"`` (x is (X, batch)) or ``"single"`` (x is
+  1-D: one sequence, no batch).  A bias alone is (n, 1) beside columns, 1-D otherwise.
+- ``matrices``: ``"right"`` (``x @ W``, stored (in, out); the default for rows and single vectors) or ``"left"``
+  (``W @ x``, stored (out, in); the default for columns).
 - ``sequence_axes``: the order of the whole-sequence arrays' axes, e.g. ``"NTn"`` for (batch, steps, n);
-  default ``"TNn"``.
+  default ``"TNn"`` (``"Tn"`` for single vectors).
 - ``cache``: {tensor: index or key} where the cache keeps ``f i g o`` (activations), ``f_pre`` ... (pre-
   activations), ``c_tanh``, ``c``, ``h``, ``c_prev``.  Gates it does not keep are observed by saturation.
 - ``loss``: None (default: the harness owns the head, the backward gets dL/dh), ``"mse"`` (the file's head:
@@ -50,8 +52,9 @@ from compare.guard import as_float_array, call, unpack
 from references.cell import GATES, output_gradient
 
 NAMES = ("LSTM_COMPARE",)
-KEYS = ("step_forward", "step_backward", "sequence_forward", "sequence_backward", "layout", "vectors",
+KEYS = ("step_forward", "step_backward", "sequence_forward", "sequence_backward", "layout", "vectors", "matrices",
         "sequence_axes", "cache", "loss", "class", "attributes")
+VECTORS = ("rows", "columns", "single")  # (batch, n), (n, batch), or one 1-D vector at a time
 LOSSES = (None, "mse", "cross_entropy")
 ROLES = {  # signature -> (argument roles, returned roles), besides the parameters' names, d-names, params, grads
     "step_forward": ({"x", "h", "c"}, {"h", "c", "y", "cache"}),
@@ -93,7 +96,7 @@ class Declaration:
 
     signatures: dict  # key -> Signature
     layout: tuple  # the parameters, head included
-    columns: bool
+    vectors: str  # VECTORS
     sequence_axes: str
     cache: dict  # internal tensor -> index or key
     loss: str | None
@@ -109,7 +112,7 @@ def _fail(key, problem):
     raise UsageError(f"LSTM_COMPARE[{key!r}] {problem}.")
 
 
-def _parse_matrix(name, text, columns):
+def _parse_matrix(name, text, left, columns):
     if not isinstance(text, str) or text.count("|") != 1:
         _fail("layout", f"entry {name!r} must be a string 'rows | gate blocks', e.g. 'x h | i f o g'")
     rows, gates = (_words(part) for part in text.split("|"))
@@ -122,7 +125,9 @@ def _parse_matrix(name, text, columns):
                         f"each once")
     if "y" in gates and (gates != ("y",) or "x" in rows):
         _fail("layout", f"entry {name!r} mixes the head (y) with gates or x rows; the head is h @ Wy + by alone")
-    return Matrix(name, rows, gates, left=columns, vector=rows == ("1",) and not columns)
+    if rows == ("1",):  # a bias alone: a column (n, 1) beside column vectors, 1-D otherwise
+        return Matrix(name, rows, gates, left=columns, vector=not columns)
+    return Matrix(name, rows, gates, left=left)
 
 
 def _check_coverage(layout):
@@ -168,21 +173,27 @@ def parse(declaration):
         if key not in declaration:
             raise UsageError(f"LSTM_COMPARE needs the key {key!r}.")
     vectors = declaration.get("vectors", "rows")
-    if vectors not in ("rows", "columns"):
-        _fail("vectors", "must be 'rows' or 'columns'")
+    if vectors not in VECTORS:
+        _fail("vectors", "must be 'rows', 'columns' or 'single'")
+    matrices = declaration.get("matrices", "left" if vectors == "columns" else "right")
+    if matrices not in ("left", "right"):
+        _fail("matrices", "must be 'left' (W @ x, stored (out, in)) or 'right' (x @ W, stored (in, out))")
     layout_text = declaration["layout"]
     if not isinstance(layout_text, dict) or not all(isinstance(k, str) and k.isidentifier() for k in layout_text):
         _fail("layout", "must be a dict {parameter name: 'rows | gate blocks'}")
-    layout = tuple(_parse_matrix(name, text, vectors == "columns") for name, text in layout_text.items())
+    layout = tuple(_parse_matrix(name, text, matrices == "left", vectors == "columns")
+                   for name, text in layout_text.items())
     _check_coverage(layout)
     names = tuple(layout_text)
     signatures = {key: _parse_signature(key, declaration[key], names) for key in ROLES if key in declaration}
     if ("sequence_forward" in signatures) != ("sequence_backward" in signatures):
         raise UsageError("LSTM_COMPARE declares one of sequence_forward and sequence_backward; declare both or "
                          "neither.")
-    axes = declaration.get("sequence_axes", "TNn")
-    if not isinstance(axes, str) or sorted(axes) != sorted("TNn"):
-        _fail("sequence_axes", "must order the letters T (steps), N (batch) and n (features), e.g. 'NTn'")
+    letters = "Tn" if vectors == "single" else "TNn"
+    axes = declaration.get("sequence_axes", letters)
+    if not isinstance(axes, str) or sorted(axes) != sorted(letters):
+        _fail("sequence_axes", f"must order the letters {', '.join(letters)} (steps, {'batch, ' * (len(letters) > 2)}"
+                               f"features), e.g. '{letters[::-1]}'")
     cache = declaration.get("cache", {})
     if not isinstance(cache, dict) or not all(k in CACHED and isinstance(v, (int, str)) for k, v in cache.items()):
         _fail("cache", f"must map tensors ({', '.join(CACHED)}) to an index or a key")
@@ -196,7 +207,7 @@ def parse(declaration):
         _fail("attributes", f"must map roles ({', '.join(sorted(roles))}) to attribute names")
     if attributes and cls is None:
         _fail("attributes", "needs a 'class' whose instances keep them")
-    result = Declaration(signatures, layout, vectors == "columns", axes, dict(cache), loss, cls, dict(attributes))
+    result = Declaration(signatures, layout, vectors, axes, dict(cache), loss, cls, dict(attributes))
     _check_complete(result, names)
     return result
 
@@ -256,7 +267,8 @@ class Declared(Binding):
         self.layout = tuple(m for m in d.layout if not head(m) or own)
         self.head_layout = tuple(m for m in d.layout if head(m) and not own)
         self.sequence_functions = "sequence_forward and sequence_backward in its LSTM_COMPARE"
-        self.columns, self.sequence_axes = d.columns, d.sequence_axes
+        self.columns, self.sequence_axes = d.vectors == "columns", d.sequence_axes
+        self.single, self.always_batched = d.vectors == "single", d.vectors != "single"
         self.returns_dx = "dx" in self.sig["step_backward"].returns or "dx" in d.attributes
         self.vector_names = {CACHED[k]: f"cache[{v!r}]" for k, v in d.cache.items()}
         self.vector_names |= {name: f"self.{d.attributes[role]}" for role, (name, returned, key) in KEPT.items()
@@ -305,6 +317,30 @@ class Declared(Binding):
     def observed_forward(self):
         names = {"f", "i", "g", "o", "c", "h"} | {CACHED[k] for k in self.declaration.cache}
         return names | ({"y"} if "y" in self.sig["step_forward"].returns else set())
+
+    # --- vectors and sequences: 'single' passes 1-D vectors and (T, n) or (n, T) sequences as they are ---
+    def to_user_vector(self, v):
+        if not self.single:
+            return super().to_user_vector(v)
+        if v.ndim != 1:
+            raise UsageError(f"{self.name} declares single vectors ('vectors': 'single'), so it takes no batch.")
+        return v
+
+    def from_user_vector(self, u, like, what):
+        return as_float_array(u, like.shape, what) if self.single else super().from_user_vector(u, like, what)
+
+    def to_sequence(self, values):
+        if not self.single:
+            return super().to_sequence(values)
+        self.to_user_vector(values[0])  # refuses a batch
+        return np.ascontiguousarray(values if self.sequence_axes == "Tn" else values.T)
+
+    def from_sequence(self, value, like, what):
+        if not self.single:
+            return super().from_sequence(value, like, what)
+        flip = self.sequence_axes != "Tn"
+        value = as_float_array(value, like.shape[::-1] if flip else like.shape, what)
+        return value.T if flip else value
 
     # --- calling the user's code ---
     def _invoke(self, key, roles, phase, t, instance=None):
@@ -393,6 +429,7 @@ class Declared(Binding):
             dh = self.head_backward(params, dy) + dh_next
         elif self.declaration.loss == "cross_entropy":
             target = (t + np.arange(1 if dy.ndim == 1 else len(dy))) % dy.shape[-1]  # (N,)
+            target = int(target[0]) if self.single else target
             dh = dh_next + self.head_backward(params, dy - (softmax(cache.y) - onehot(target, cache.y)))
         roles = self._roles(user, dh=dh, dc=dc_next, dy=dy, x=cache.x, h=cache.h, c=cache.c)
         roles |= {"cache": cache.cache, "target": target}
