@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+import handrolled.cs231n_lstm
 from compare import Config, ProblemSpec, UsageError, run
 from compare.conventions import bind, detect
 from helpers import report_cli
@@ -373,6 +374,9 @@ BAD = {
                               "LSTM_COMPARE['sequence_backward'] must be a string"),
     "loss without head": (('"vectors": "columns",', '"vectors": "columns", "loss": "mse",'),
                           "LSTM_COMPARE['loss'] 'mse' needs the head in the layout"),
+    "target without cross-entropy": (('"step_back(dh, dc, cache)', '"step_back(dh, dc, target)'),
+                                     "LSTM_COMPARE['step_backward'] takes target, which only a 'cross_entropy' loss "
+                                     "gives."),
     "attributes without class": (('"vectors": "columns",', '"vectors": "columns", "attributes": {"h_prev": "h"},'),
                                  "LSTM_COMPARE['attributes'] needs a 'class' whose instances keep them."),
 }
@@ -384,6 +388,12 @@ def test_bad_declaration_is_one_clear_sentence(tmp_path, case):
     with pytest.raises(UsageError) as error:
         bind(write(tmp_path, "columns", edit))
     assert message in str(error.value) and str(error.value).count(". ") == 0
+
+
+def test_forcing_the_declared_convention_on_a_file_without_a_declaration_is_one_sentence():
+    with pytest.raises(UsageError, match=r"cs231n_lstm defines no LSTM_COMPARE, which the declared convention "
+                                         r"requires\.$"):
+        bind(handrolled.cs231n_lstm, "declared")
 
 
 def test_a_class_without_its_method_is_one_clear_sentence(tmp_path):
@@ -409,3 +419,10 @@ def test_cross_entropy_with_one_class_is_refused_in_one_sentence(tmp_path, capsy
 def test_single_vector_file_is_told_it_takes_no_batch(tmp_path):
     with pytest.raises(UsageError, match=r"takes single vectors only \(.*so it takes no batch\); leave out --batch"):
         compare_file(write(tmp_path, "single"), "single", batch=4)
+
+
+def test_a_wrong_number_of_returned_values_names_the_declaration(tmp_path):
+    path = write(tmp_path, "columns", ("return h_next, c_next, (z,", "return h_next, (z,"))
+    with pytest.raises(UsageError, match=r"^step \(declared as step\(x, h, c, W, b\) -> h, c, cache\) must return 3 "
+                                         r"values, but returned 2 values\.$"):
+        run(path, Config(references=("jax",), modes=("isolated",)))

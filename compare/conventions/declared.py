@@ -229,6 +229,8 @@ def _check_complete(d, names):
                                                            d.attributes}
     if wanted not in incoming:
         _fail("step_backward", f"must take {wanted}, as its loss ({d.loss or 'the harness-owned head'}) requires")
+    if "target" in incoming and d.loss != "cross_entropy":
+        _fail("step_backward", "takes target, which only a 'cross_entropy' loss gives")
     if d.loss == "mse" and "y" not in d.signatures["step_forward"].returns:
         _fail("step_forward", "must return y, the output of the file's own head (its loss is 'mse')")
     if "sequence_forward" in d.signatures and not {"hs", "ys"} & set(d.signatures["sequence_forward"].returns):
@@ -258,7 +260,9 @@ class Declared(Binding):
 
     def __init__(self, module, name, source):
         super().__init__(module, name, source)
-        d = self.declaration = parse(getattr(module, "LSTM_COMPARE", None))
+        if not hasattr(module, "LSTM_COMPARE"):
+            raise UsageError(f"{name} defines no LSTM_COMPARE, which the declared convention requires.")
+        d = self.declaration = parse(module.LSTM_COMPARE)
         self.sig = d.signatures
         self._sizes = None  # the problem's X, H, O (for a class's constructor), set by each step and sequence
         head = lambda m: "y" in m.gates  # noqa: E731
@@ -354,8 +358,8 @@ class Declared(Binding):
             result = (result,)
         elif not sig.returns:
             return {}
-        return {role: value for role, value in zip(sig.returns, unpack(result, len(sig.returns), str(sig)))
-                if role != "_"}
+        values = unpack(result, len(sig.returns), f"{sig.function} (declared as {sig})")
+        return {role: value for role, value in zip(sig.returns, values) if role != "_"}
 
     def _new(self, user, h, c, phase, t):
         """A fresh instance of the declared class with the state and the parameters in its attributes."""
