@@ -255,12 +255,55 @@ def cell_back(dh, dc, cache):
     return Wih.T @ da, Whh.T @ da, dc * f, np.outer(da, x), np.outer(da, h), da
 '''
 
+# Whole-sequence functions only (the step modes run them on one-step slices fed the state and the gradients
+# entering after the slice), separate matrices with blocks f, i, g, o, (T, N, n) arrays.
+SEQUENCE_ONLY = '''
+import numpy as np
+
+LSTM_COMPARE = {
+    "sequence_forward": "lstm_forward(xs, h, c, Wx, Wh, b) -> hs, cs, cache",
+    "sequence_backward": "lstm_backward(dhs, dh, dc, cache) -> dxs, dh, dc, dWx, dWh, db",
+    "layout": {"Wx": "x | f i g o", "Wh": "h | f i g o", "b": "1 | f i g o"},
+}
+
+def sig(z):
+    return 1 / (1 + np.exp(-z))
+
+def lstm_forward(xs, h, c, Wx, Wh, b):
+    H = h.shape[1]
+    hs, cs, cache = [], [], []
+    for x in xs:
+        a = x @ Wx + h @ Wh + b
+        f, i, g, o = sig(a[:, :H]), sig(a[:, H:2*H]), np.tanh(a[:, 2*H:3*H]), sig(a[:, 3*H:])
+        cache.append((x, h, c, f, i, g, o))
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        hs.append(h)
+        cs.append(c)
+    return np.stack(hs), np.stack(cs), (cache, cs, Wx, Wh)
+
+def lstm_backward(dhs, dh, dc, cache):
+    steps, cs, Wx, Wh = cache
+    dWx, dWh, db, dxs = 0, 0, 0, []
+    for t in reversed(range(len(dhs))):
+        x, h, c, f, i, g, o = steps[t]
+        dh = dh + dhs[t]
+        tc = np.tanh(cs[t])
+        dc = dc + dh * o * (1 - tc**2)
+        da = np.concatenate([dc * c * f * (1 - f), dc * g * i * (1 - i), dc * i * (1 - g**2), dh * tc * o * (1 - o)],
+                            axis=1)
+        dWx, dWh, db = dWx + x.T @ da, dWh + h.T @ da, db + da.sum(axis=0)
+        dxs.insert(0, da @ Wx.T)
+        dh, dc = da @ Wh.T, dc * f
+    return np.stack(dxs), dh, dc, dWx, dWh, db
+'''
+
 SHAPES = {"columns": COLUMNS, "stateful": STATEFUL, "cross_entropy": CROSS_ENTROPY, "mse_head": MSE_HEAD,
-          "single": SINGLE}
+          "single": SINGLE, "sequence_only": SEQUENCE_ONLY}
 MODES = {"columns": ("isolated", "chained", "sequence"), "stateful": ("isolated", "chained", "sequence"),
          "cross_entropy": ("isolated", "chained"), "mse_head": ("isolated", "chained", "sequence"),
-         "single": ("isolated", "chained")}
-OUTPUTS = {"columns": 1, "stateful": 2, "cross_entropy": 3, "mse_head": 2, "single": 1}
+         "single": ("isolated", "chained"), "sequence_only": ("isolated", "chained", "sequence")}
+OUTPUTS = {"columns": 1, "stateful": 2, "cross_entropy": 3, "mse_head": 2, "single": 1, "sequence_only": 1}
 BATCH = {shape: 4 for shape in SHAPES} | {"single": None}  # the batch each shape takes
 
 
@@ -327,6 +370,7 @@ MUTATIONS = {
     "cross_entropy": (('"c": dc * i * (1 - g**2)', '"c": dc * i * (1 - g)'), "backward", 11, "g", "dWg"),
     "mse_head": (("h_next.T @ dy", "h.T @ dy"), "backward", 11, "", "dWy"),
     "single": (("sig(a[3*H:])", "np.tanh(a[3*H:])"), "forward", 0, "o", "o"),
+    "sequence_only": (("dc * g * i * (1 - i)", "dc * g * (1 - i)"), "backward", 11, "i", "dWi"),
 }
 
 
@@ -355,7 +399,9 @@ def test_cross_entropy_harness_feeds_its_own_dl_dh_so_a_wrong_softmax_gradient_i
     assert "dh = dy @ Wy.T + dh_next, computed inside the step" in finding.message  # not "dh is given"
 
 
-# Each bad declaration as one edit of the column-vector file, and the sentence that answers it.
+# Each bad declaration as edits of the column-vector file, and the sentence that answers it.
+STEPLESS = ('    "step_forward": "step(x, h, c, W, b) -> h, c, cache",\n'
+            '    "step_backward": "step_back(dh, dc, cache) -> dx, dh, dc, dW, db",\n', '')  # whole-sequence only
 BAD = {
     "not a dict": (("LSTM_COMPARE = {", "LSTM_COMPARE = 1\n_unused = {"), "LSTM_COMPARE must be a dict (it is of "
                                                                         "type int)."),
@@ -377,6 +423,11 @@ BAD = {
     "target without cross-entropy": (('"step_back(dh, dc, cache)', '"step_back(dh, dc, target)'),
                                      "LSTM_COMPARE['step_backward'] takes target, which only a 'cross_entropy' loss "
                                      "gives."),
+    "sequence only without c": ((STEPLESS,), "LSTM_COMPARE['sequence_forward'] must return cs or c (or declare the "
+                                             "attribute c_next), as a file without step functions must."),
+    "sequence only without dh": ((STEPLESS, ('run(xs, h, W, b) -> hs,', 'run(xs, h, c, W, b) -> hs, cs,'),
+                                  ('-> dxs, dh, dW', '-> dxs, dh, dc, dW')),
+                                 "LSTM_COMPARE['sequence_forward'] must take c, and sequence_backward dh and dc"),
     "attributes without class": (('"vectors": "columns",', '"vectors": "columns", "attributes": {"h_prev": "h"},'),
                                  "LSTM_COMPARE['attributes'] needs a 'class' whose instances keep them."),
 }
@@ -384,9 +435,9 @@ BAD = {
 
 @pytest.mark.parametrize("case", BAD)
 def test_bad_declaration_is_one_clear_sentence(tmp_path, case):
-    edit, message = BAD[case]
+    edits, message = BAD[case]
     with pytest.raises(UsageError) as error:
-        bind(write(tmp_path, "columns", edit))
+        bind(write(tmp_path, "columns", *(edits if isinstance(edits[0], tuple) else (edits,))))
     assert message in str(error.value) and str(error.value).count(". ") == 0
 
 

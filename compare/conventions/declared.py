@@ -59,9 +59,10 @@ LOSSES = (None, "mse", "cross_entropy")
 ROLES = {  # signature -> (argument roles, returned roles), besides the parameters' names, d-names, params, grads
     "step_forward": ({"x", "h", "c"}, {"h", "c", "y", "cache"}),
     "step_backward": ({"dh", "dc", "dy", "target", "cache", "x", "h", "c"}, {"dx", "dh", "dc"}),
-    "sequence_forward": ({"xs", "h", "c", "targets"}, {"hs", "cs", "ys", "loss", "cache"}),
-    "sequence_backward": ({"dhs", "dys", "cache"}, {"dxs", "dh", "dc"}),
-}
+    "sequence_forward": ({"xs", "h", "c", "targets"}, {"hs", "cs", "ys", "loss", "cache", "h", "c"}),
+    "sequence_backward": ({"dhs", "dys", "dh", "dc", "cache"}, {"dxs", "dh", "dc"}),
+}  # a whole sequence's h, c: the initial state taken, the last returned; dh, dc: entering after the last step
+ATTRIBUTE_TAKES = {"h_prev": "h", "c_prev": "c", "dh_next": "dh", "dc_next": "dc"}  # attribute role -> argument
 ATTRIBUTE_ROLES = ("h_prev", "c_prev", "h_next", "c_next", "dh_next", "dc_next", "dx", "dh_prev", "dc_prev")
 # State and gradients a class may keep in attributes: role -> (internal tensor, returned role, signature).
 KEPT = {"h_next": ("h", "h", "step_forward"), "c_next": ("c", "c", "step_forward"),
@@ -169,9 +170,14 @@ def parse(declaration):
     unknown = [key for key in declaration if key not in KEYS]
     if unknown:
         raise UsageError(f"LSTM_COMPARE has an unknown key {unknown[0]!r}; it may use {', '.join(KEYS)}.")
-    for key in ("step_forward", "step_backward", "layout"):
-        if key not in declaration:
-            raise UsageError(f"LSTM_COMPARE needs the key {key!r}.")
+    if "layout" not in declaration:
+        raise UsageError("LSTM_COMPARE needs the key 'layout'.")
+    if not {"step_forward", "step_backward"} <= declaration.keys() and not {"sequence_forward",
+                                                                           "sequence_backward"} <= declaration.keys():
+        raise UsageError("LSTM_COMPARE needs step_forward and step_backward, or (for a file without step functions) "
+                         "sequence_forward and sequence_backward.")
+    if ("step_forward" in declaration) != ("step_backward" in declaration):
+        raise UsageError("LSTM_COMPARE declares one of step_forward and step_backward; declare both or neither.")
     vectors = declaration.get("vectors", "rows")
     if vectors not in VECTORS:
         _fail("vectors", "must be 'rows', 'columns' or 'single'")
@@ -208,31 +214,39 @@ def parse(declaration):
     if attributes and cls is None:
         _fail("attributes", "needs a 'class' whose instances keep them")
     result = Declaration(signatures, layout, vectors, axes, dict(cache), loss, cls, dict(attributes))
-    _check_complete(result, names)
+    _check_complete(result)
     return result
 
 
-def _check_complete(d, names):
+def _check_complete(d):
     """What the harness cannot do without: the new state, the gradients leaving a step, every parameter's."""
     has = lambda key, role, attribute=None: role in d.signatures[key].returns or attribute in d.attributes  # noqa
+    takes = lambda key: set(d.signatures[key].args) | {ATTRIBUTE_TAKES.get(a) for a in d.attributes}  # noqa
+    steps = "step_forward" in d.signatures
+    forward, backward = ("step_forward", "step_backward") if steps else ("sequence_forward", "sequence_backward")
     for role, attribute in (("h", "h_next"), ("c", "c_next")):
-        if not has("step_forward", role, attribute):
-            _fail("step_forward", f"must return {role} (or declare the attribute {attribute})")
+        if steps and not has(forward, role, attribute):
+            _fail(forward, f"must return {role} (or declare the attribute {attribute})")
+        if not steps and not has(forward, role, attribute) and not has(forward, f"{role}s"):
+            _fail(forward, f"must return {role}s or {role} (or declare the attribute {attribute}), as a file "
+                           f"without step functions must")
     for role, attribute in (("dh", "dh_prev"), ("dc", "dc_prev")):
-        if not has("step_backward", role, attribute):
-            _fail("step_backward", f"must return {role} (or declare the attribute {attribute})")
-    head = any("y" in m.gates for m in d.layout)
-    if d.loss is not None and not head:
+        if not has(backward, role, attribute):
+            _fail(backward, f"must return {role} (or declare the attribute {attribute})")
+    if not steps and ("c" not in takes(forward) or not {"dh", "dc"} <= takes(backward)):
+        _fail(forward, "must take c, and sequence_backward dh and dc (the gradients entering after the last step), "
+                       "so that a file without step functions can run one step from a given state")
+    if not steps and d.loss == "cross_entropy":
+        _fail("loss", "'cross_entropy' needs step functions (step_forward and step_backward) that take the targets")
+    if d.loss is not None and not any("y" in m.gates for m in d.layout):
         _fail("loss", f"{d.loss!r} needs the head in the layout, as 'Wy': 'h | y' and 'by': '1 | y'")
-    wanted = {"mse": "dy", "cross_entropy": "target"}.get(d.loss, "dh")
-    incoming = set(d.signatures["step_backward"].args) | {{"dh_next": "dh", "dc_next": "dc"}.get(a) for a in
-                                                           d.attributes}
-    if wanted not in incoming:
-        _fail("step_backward", f"must take {wanted}, as its loss ({d.loss or 'the harness-owned head'}) requires")
-    if "target" in incoming and d.loss != "cross_entropy":
-        _fail("step_backward", "takes target, which only a 'cross_entropy' loss gives")
-    if d.loss == "mse" and "y" not in d.signatures["step_forward"].returns:
-        _fail("step_forward", "must return y, the output of the file's own head (its loss is 'mse')")
+    wanted = {"mse": "dy", "cross_entropy": "target"}.get(d.loss, "dh") + ("" if steps else "s")
+    if wanted not in takes(backward):
+        _fail(backward, f"must take {wanted}, as its loss ({d.loss or 'the harness-owned head'}) requires")
+    if "target" in takes(backward) and d.loss != "cross_entropy":
+        _fail(backward, "takes target, which only a 'cross_entropy' loss gives")
+    if d.loss == "mse" and not {"y", "ys"} & set(d.signatures[forward].returns):
+        _fail(forward, "must return y, the output of the file's own head (its loss is 'mse')")
     if "sequence_forward" in d.signatures and not {"hs", "ys"} & set(d.signatures["sequence_forward"].returns):
         _fail("sequence_forward", "must return hs, the hidden states of every step (or ys, its head's outputs)")
     for key in ("step_backward", "sequence_backward"):
@@ -273,10 +287,11 @@ class Declared(Binding):
         self.sequence_functions = "sequence_forward and sequence_backward in its LSTM_COMPARE"
         self.columns, self.sequence_axes = d.vectors == "columns", d.sequence_axes
         self.single, self.always_batched = d.vectors == "single", d.vectors != "single"
-        self.returns_dx = "dx" in self.sig["step_backward"].returns or "dx" in d.attributes
+        backward = self.sig.get("step_backward", self.sig.get("sequence_backward"))
+        self.returns_dx = bool({"dx", "dxs"} & {*backward.returns, *d.attributes})
         self.vector_names = {CACHED[k]: f"cache[{v!r}]" for k, v in d.cache.items()}
         self.vector_names |= {name: f"self.{d.attributes[role]}" for role, (name, returned, key) in KEPT.items()
-                              if role in d.attributes and returned not in self.sig[key].returns}
+                              if role in d.attributes and key in self.sig and returned not in self.sig[key].returns}
         if self.has_sequence:
             self.sequence_functions = f"{self.sig['sequence_forward'].function} and " \
                                       f"{self.sig['sequence_backward'].function}"
@@ -320,7 +335,8 @@ class Declared(Binding):
 
     def observed_forward(self):
         names = {"f", "i", "g", "o", "c", "h"} | {CACHED[k] for k in self.declaration.cache}
-        return names | ({"y"} if "y" in self.sig["step_forward"].returns else set())
+        forward = self.sig.get("step_forward", self.sig.get("sequence_forward"))
+        return names | ({"y"} if {"y", "ys"} & set(forward.returns) else set())
 
     # --- vectors and sequences: 'single' passes 1-D vectors and (T, n) or (n, T) sequences as they are ---
     def to_user_vector(self, v):
@@ -386,24 +402,39 @@ class Declared(Binding):
     def _roles(self, user, **vectors):
         return {"params": user, **user, **{k: self.to_user_vector(v) for k, v in vectors.items()}}
 
-    # --- the step functions ---
+    # --- the step functions (or, without them, the whole-sequence functions on one-step slices) ---
+    @property
+    def _steps(self):
+        return "step_forward" in self.sig
+
     def _forward(self, user, x, h, c, t):
-        """One declared step forward: (next_h, next_c, {returned role: value}, instance)."""
+        """One step forward: (next_h, next_c, y or None, {returned role: value}, instance), in internal shapes."""
         instance = self._new(user, h, c, "forward", t)
-        out = self._invoke("step_forward", self._roles(user, x=x, h=h, c=c), "forward", t, instance)
-        for role, attribute in (("h", "h_next"), ("c", "c_next")):
-            if role not in out:
-                out[role] = _lookup(instance, self.declaration.attributes[attribute])
-        what = f"returned by {self.sig['step_forward'].function} at step {t}"
-        return (self.from_user_vector(out["h"], h, f"h {what}"), self.from_user_vector(out["c"], c, f"c {what}"),
-                out, instance)
+        key = "step_forward" if self._steps else "sequence_forward"
+        roles = self._roles(user, x=x, h=h, c=c)
+        if not self._steps:
+            zeros = np.zeros((*h.shape[:-1], self._sizes.O), h.dtype)
+            roles |= {"xs": self.to_sequence(x[None]), "targets": self.to_sequence(zeros[None])}
+        out = self._invoke(key, roles, "forward", t, instance)
+        what = f"returned by {self.sig[key].function} at step {t}"
+        found = {}
+        y_like = np.zeros((*h.shape[:-1], self._sizes.O), h.dtype)
+        for name, like, attribute in (("h", h, "h_next"), ("c", c, "c_next"), ("y", y_like, None)):
+            if f"{name}s" in out and not self._steps:  # a one-step slice
+                found[name] = self.from_sequence(out[f"{name}s"], like[None], f"{name}s {what}")[0]
+            elif name in out:
+                found[name] = self.from_user_vector(out[name], like, f"{name} {what}")
+            elif attribute:
+                found[name] = self.from_user_vector(_lookup(instance, self.declaration.attributes[attribute]), like,
+                                                    f"self.{self.declaration.attributes[attribute]} after {what[12:]}")
+        return found["h"], found["c"], found.get("y"), out, instance
 
     def step_forward(self, params, x, h, c, t):
         self._sizes = Sizes.of(params)
         if self.declaration.loss == "cross_entropy" and self._sizes.O < 2:
             raise UsageError(f"{self.name} has a softmax cross-entropy loss, which needs two classes or more: "
                              f"run it with --outputs 2 or more.")
-        next_h, next_c, out, instance = self._forward(self.user_params(params), x, h, c, t)
+        next_h, next_c, y, out, instance = self._forward(self.user_params(params), x, h, c, t)
         tensors = {"h": next_h, "c": next_c}
         source = out.get("cache", instance)
         for tensor, where in self.declaration.cache.items():
@@ -412,10 +443,10 @@ class Declared(Binding):
         if not set(GATES) <= tensors.keys():
             gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
             tensors |= {gate: value for gate, value in gates.items() if gate not in tensors}
-        y = self.head(params, next_h)
-        if "y" in out:
-            y = tensors["y"] = self.from_user_vector(out["y"], y, f"y returned by {self.sig['step_forward'].function} "
-                                                                  f"at step {t}")
+        if y is None:
+            y = self.head(params, next_h)
+        else:
+            tensors["y"] = y
         return StepForward(tensors, y, next_h, next_c, Saved(out.get("cache"), instance, x, h, c, y))
 
     def step_backward(self, params, dy, dh_next, dc_next, cache, t):
@@ -425,26 +456,33 @@ class Declared(Binding):
         own dL/dy = softmax(y) - onehot(target) from index targets (here target = (t + n) mod O for row n), so it
         is given ``dh`` = dh_next + (dy - (softmax(y) - onehot(target))) @ Wy.T: the dL/dh it then forms is
         exactly the harness's, and every gradient it returns is compared except the head's own (dWy, dby), which
-        belong to another loss.
+        belong to another loss.  Whole-sequence functions on a one-step slice get dhs = [dy @ Wy.T] (or dys =
+        [dy]) and dh_next, dc_next as the gradients entering after their last step.
         """
         user = self.user_params(params)
         dh, target = dh_next, None
-        if self.declaration.loss is None:
+        if self.declaration.loss is None and self._steps:
             dh = self.head_backward(params, dy) + dh_next
         elif self.declaration.loss == "cross_entropy":
             target = (t + np.arange(1 if dy.ndim == 1 else len(dy))) % dy.shape[-1]  # (N,)
             target = int(target[0]) if self.single else target
             dh = dh_next + self.head_backward(params, dy - (softmax(cache.y) - onehot(target, cache.y)))
         roles = self._roles(user, dh=dh, dc=dc_next, dy=dy, x=cache.x, h=cache.h, c=cache.c)
-        roles |= {"cache": cache.cache, "target": target}
+        roles |= {"cache": cache.cache, "target": target, "dys": self.to_sequence(dy[None]),
+                  "dhs": self.to_sequence(self.head_backward(params, dy)[None])}
         instance = cache.instance
         if instance is not None:
             self._set(instance, {"dh_next": roles["dh"], "dc_next": roles["dc"]})
             self._set(instance, {f"d{m.name}": np.zeros_like(user[m.name]) for m in self.layout})
-        out = self._invoke("step_backward", roles, "backward", t, instance)
-        return self._gradients(out, instance, params, f"{self.sig['step_backward'].function} at step {t}",
-                               {"dx": ("dx", self.x_like(params, dh_next)), "dh": ("dh_prev", dh_next),
-                                "dc": ("dc_prev", dc_next)})
+        key = "step_backward" if self._steps else "sequence_backward"
+        out = self._invoke(key, roles, "backward", t, instance)
+        where = f"{self.sig[key].function} at step {t}"
+        x_like = self.x_like(params, dh_next)
+        result = self._gradients(out, instance, params, where, {"dx": ("dx", x_like), "dh": ("dh_prev", dh_next),
+                                                               "dc": ("dc_prev", dc_next)})
+        if out.get("dxs") is not None:
+            result["dx"] = self.from_sequence(out["dxs"], x_like[None], f"dxs returned by {where}")[0]
+        return result
 
     def _gradients(self, out, instance, params, where, vectors):
         """The returned (or kept) gradients, checked, in internal names: dWf ..., dx, dh_prev (dh0), dc_prev."""
@@ -493,8 +531,9 @@ class Declared(Binding):
         if "loss" in out and self.declaration.loss == "mse":
             forward["loss"] = float(as_float_array(out["loss"], np.shape(out["loss"]), f"loss {what}").sum())
         dys = output_gradient(ys, problem.targets)
-        roles = self._roles(user) | {"dhs": self.to_sequence(self.head_backward(problem.params, dys)),
-                                     "dys": self.to_sequence(dys), "cache": out.get("cache")}
+        roles = self._roles(user, dh=np.zeros_like(problem.h0), dc=np.zeros_like(problem.c0))
+        roles |= {"dhs": self.to_sequence(self.head_backward(problem.params, dys)), "dys": self.to_sequence(dys),
+                  "cache": out.get("cache")}
         if instance is not None:
             self._set(instance, {f"d{m.name}": np.zeros_like(user[m.name]) for m in self.layout})
         try:
