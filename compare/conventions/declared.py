@@ -10,14 +10,15 @@ vectors, ``W @ [h; x]`` with fused blocks ordered i, f, o, g and a (4H, 1) bias:
         "vectors": "columns",
     }
 
-Keys (``step_forward``, ``step_backward`` and ``layout`` are required):
+Keys (``layout`` is required, and the step functions or the whole-sequence ones, or both):
 
-- ``step_forward``, ``step_backward`` and optionally ``sequence_forward``, ``sequence_backward``: a signature
+- ``step_forward``, ``step_backward``, ``sequence_forward``, ``sequence_backward``: a signature
   ``"name(role, ...) -> role, ..."`` whose words are roles (``ROLES``; ``_`` ignores a returned value).  On the
-  left of ``->`` of a backward, ``dh``, ``dc`` are the gradients entering the step; on the right, ``dh``, ``dc``
-  are those leaving it (whole-sequence: dh0, dc0).  A parameter's own name passes it; ``params`` passes a dict
-  of them all; ``grads`` returns such a dict (keys ``dW`` or ``W``).  A whole-sequence forward without ``c``
-  starts from c = 0.
+  left of ``->`` of a backward, ``dh``, ``dc`` are the gradients entering the step (whole-sequence: after its
+  last step); on the right, ``dh``, ``dc`` are those leaving it (whole-sequence: dh0, dc0).  A parameter's own
+  name passes it; ``params`` passes a dict of them all; ``grads`` returns such a dict (keys ``dW`` or ``W``).  A
+  whole-sequence forward without ``c`` starts from c = 0.  Without step functions the step modes run the
+  whole-sequence ones on one-step slices, so these must take ``c`` and ``dh``, ``dc``.
 - ``layout``: {parameter name: ``"rows | gate blocks"``}.  Rows along the input axis, in order: ``x``, ``h``,
   ``1`` (a bias row); blocks along the output axis: ``f i g o`` in the file's order (``g`` is the candidate),
   or ``y`` for a dense head ``y = h @ Wy + by``.  Every gate's x rows, h rows and bias must appear exactly once.
