@@ -428,6 +428,10 @@ BAD = {
     "sequence only without dh": ((STEPLESS, ('run(xs, h, W, b) -> hs,', 'run(xs, h, c, W, b) -> hs, cs,'),
                                   ('-> dxs, dh, dW', '-> dxs, dh, dc, dW')),
                                  "LSTM_COMPARE['sequence_forward'] must take c, and sequence_backward dh and dc"),
+    "cache without steps": ((STEPLESS, ('run(xs, h, W, b) -> hs,', 'run(xs, h, c, W, b) -> hs, cs,'),
+                             ('run_back(dhs, cache) -> dxs, dh, dW',
+                              'run_back(dhs, dh, dc, cache) -> dxs, dh, dc, dW')),
+                            "LSTM_COMPARE['cache'] describes a step's cache, and the file declares no step functions"),
     "attributes without class": (('"vectors": "columns",', '"vectors": "columns", "attributes": {"h_prev": "h"},'),
                                  "LSTM_COMPARE['attributes'] needs a 'class' whose instances keep them."),
 }

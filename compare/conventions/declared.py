@@ -116,7 +116,7 @@ def _fail(key, problem):
 
 def _parse_matrix(name, text, left, columns):
     if not isinstance(text, str) or text.count("|") != 1:
-        _fail("layout", f"entry {name!r} must be a string 'rows | gate blocks', e.g. 'x h | i f o g'")
+        _fail("layout", f"entry {name!r} must be a string 'rows | gate blocks', such as 'x h | i f o g'")
     rows, gates = (_words(part) for part in text.split("|"))
     if len(gates) == 1:
         gates = tuple(gates[0])  # "ifog"
@@ -200,7 +200,7 @@ def parse(declaration):
     axes = declaration.get("sequence_axes", letters)
     if not isinstance(axes, str) or sorted(axes) != sorted(letters):
         _fail("sequence_axes", f"must order the letters {', '.join(letters)} (steps, {'batch, ' * (len(letters) > 2)}"
-                               f"features), e.g. '{letters[::-1]}'")
+                               f"features), such as '{letters[::-1]}'")
     cache = declaration.get("cache", {})
     if not isinstance(cache, dict) or not all(k in CACHED and isinstance(v, (int, str)) for k, v in cache.items()):
         _fail("cache", f"must map tensors ({', '.join(CACHED)}) to an index or a key")
@@ -237,6 +237,9 @@ def _check_complete(d):
     if not steps and ("c" not in takes(forward) or not {"dh", "dc"} <= takes(backward)):
         _fail(forward, "must take c, and sequence_backward dh and dc (the gradients entering after the last step), "
                        "so that a file without step functions can run one step from a given state")
+    if not steps and d.cache:
+        _fail("cache", "describes a step's cache, and the file declares no step functions (its gates are observed "
+                       "by saturation)")
     if not steps and d.loss == "cross_entropy":
         _fail("loss", "'cross_entropy' needs step functions (step_forward and step_backward) that take the targets")
     if d.loss is not None and not any("y" in m.gates for m in d.layout):
