@@ -9,6 +9,7 @@ import pytest
 import handrolled.cs231n_lstm
 from compare import Config, ProblemSpec, UsageError, run
 from compare.conventions import bind, detect
+from compare.problem import make_problem
 from helpers import report_cli
 
 REFERENCES = ("torch", "jax")
@@ -171,8 +172,8 @@ def backward(target, dh, dc, cache):
 '''
 
 # The question's dense head and MSE loss in the file itself (its backward takes dy and returns the head's
-# gradients); separate input and recurrent matrices with blocks o, g, i, f; no dx; whole-sequence functions on
-# (N, T, n) arrays that take c0 and return the loss.
+# gradients); separate input and recurrent matrices with blocks o, g, i, f; (1, n) biases; no dx; whole-sequence
+# functions on (N, T, n) arrays that take c0 and return the loss.
 MSE_HEAD = '''
 import numpy as np
 
@@ -183,6 +184,7 @@ LSTM_COMPARE = {
     "sequence_backward": "run_back(dys, cache) -> grads, dh, dc",
     "layout": {"Wx": "x | o g i f", "Wh": "h | o g i f", "b": "1 | o g i f", "Wy": "h | y", "by": "1 | y"},
     "loss": "mse",
+    "biases": "2d",
     "sequence_axes": "NTn",
 }
 
@@ -204,7 +206,7 @@ def step_back(dy, dh, dc, cache):
     dc = dc + dh * o * (1 - t**2)
     da = np.concatenate([dh * t * o * (1 - o), dc * i * (1 - g**2), dc * g * i * (1 - i), dc * c * f * (1 - f)],
                         axis=1)
-    return x.T @ da, h.T @ da, da.sum(axis=0), h_next.T @ dy, dy.sum(axis=0), da @ Wh.T, dc * f
+    return x.T @ da, h.T @ da, da.sum(0, keepdims=True), h_next.T @ dy, dy.sum(0, keepdims=True), da @ Wh.T, dc * f
 
 def run(xs, h, c, targets, p):
     ys, caches, loss = [], [], 0.0
@@ -481,3 +483,11 @@ def test_a_wrong_number_of_returned_values_names_the_declaration(tmp_path):
     with pytest.raises(UsageError, match=r"^step \(declared as step\(x, h, c, W, b\) -> h, c, cache\) must return 3 "
                                          r"values, but returned 2 values\.$"):
         run(path, Config(references=("jax",), modes=("isolated",)))
+
+
+@pytest.mark.parametrize(("vectors", "biases", "shape"), [("rows", "1d", (20,)), ("rows", "2d", (1, 20)),
+                                                          ("columns", "2d", (20, 1)), ("columns", "1d", (20,))])
+def test_a_bias_alone_is_stored_as_declared(tmp_path, vectors, biases, shape):
+    path = write(tmp_path, "columns", ('"vectors": "columns"', f'"vectors": "{vectors}", "biases": "{biases}"'))
+    params = make_problem(ProblemSpec(hidden=5, inputs=3)).params
+    assert bind(path).user_params(params)["b"].shape == shape

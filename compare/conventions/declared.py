@@ -23,7 +23,9 @@ Keys (``layout`` is required, and the step functions or the whole-sequence ones,
   ``1`` (a bias row); blocks along the output axis: ``f i g o`` in the file's order (``g`` is the candidate),
   or ``y`` for a dense head ``y = h @ Wy + by``.  Every gate's x rows, h rows and bias must appear exactly once.
 - ``vectors``: ``"rows"`` (default: x is (batch, X)), ``"columns"`` (x is (X, batch)) or ``"single"`` (x is
-  1-D: one sequence, no batch).  A bias alone is (n, 1) beside columns, 1-D otherwise.
+  1-D: one sequence, no batch).
+- ``biases``: how a bias alone is stored: ``"1d"`` (n,) (the default beside rows and single vectors) or ``"2d"``
+  ((1, n) beside rows, (n, 1) beside columns: the default there).
 - ``matrices``: ``"right"`` (``x @ W``, stored (in, out); the default for rows and single vectors) or ``"left"``
   (``W @ x``, stored (out, in); the default for columns).
 - ``sequence_axes``: the order of the whole-sequence arrays' axes, e.g. ``"NTn"`` for (batch, steps, n);
@@ -54,7 +56,7 @@ from references.cell import GATES, output_gradient
 
 NAMES = ("LSTM_COMPARE",)
 KEYS = ("step_forward", "step_backward", "sequence_forward", "sequence_backward", "layout", "vectors", "matrices",
-        "sequence_axes", "cache", "loss", "class", "attributes")
+        "biases", "sequence_axes", "cache", "loss", "class", "attributes")
 VECTORS = ("rows", "columns", "single")  # (batch, n), (n, batch), or one 1-D vector at a time
 LOSSES = (None, "mse", "cross_entropy")
 ROLES = {  # signature -> (argument roles, returned roles), besides the parameters' names, d-names, params, grads
@@ -114,7 +116,7 @@ def _fail(key, problem):
     raise UsageError(f"LSTM_COMPARE[{key!r}] {problem}.")
 
 
-def _parse_matrix(name, text, left, columns):
+def _parse_matrix(name, text, left, columns, bias_2d):
     if not isinstance(text, str) or text.count("|") != 1:
         _fail("layout", f"entry {name!r} must be a string 'rows | gate blocks', such as 'x h | i f o g'")
     rows, gates = (_words(part) for part in text.split("|"))
@@ -127,8 +129,8 @@ def _parse_matrix(name, text, left, columns):
                         f"each once")
     if "y" in gates and (gates != ("y",) or "x" in rows):
         _fail("layout", f"entry {name!r} mixes the head (y) with gates or x rows; the head is h @ Wy + by alone")
-    if rows == ("1",):  # a bias alone: a column (n, 1) beside column vectors, 1-D otherwise
-        return Matrix(name, rows, gates, left=columns, vector=not columns)
+    if rows == ("1",):  # a bias alone: 1-D, or (1, n) beside rows, (n, 1) beside columns
+        return Matrix(name, rows, gates, left=columns and bias_2d, vector=not bias_2d)
     return Matrix(name, rows, gates, left=left)
 
 
@@ -188,7 +190,10 @@ def parse(declaration):
     layout_text = declaration["layout"]
     if not isinstance(layout_text, dict) or not all(isinstance(k, str) and k.isidentifier() for k in layout_text):
         _fail("layout", "must be a dict {parameter name: 'rows | gate blocks'}")
-    layout = tuple(_parse_matrix(name, text, matrices == "left", vectors == "columns")
+    biases = declaration.get("biases", "2d" if vectors == "columns" else "1d")
+    if biases not in ("1d", "2d"):
+        _fail("biases", "must be '1d' or '2d'")
+    layout = tuple(_parse_matrix(name, text, matrices == "left", vectors == "columns", biases == "2d")
                    for name, text in layout_text.items())
     _check_coverage(layout)
     names = tuple(layout_text)
