@@ -491,3 +491,11 @@ def test_a_bias_alone_is_stored_as_declared(tmp_path, vectors, biases, shape):
     path = write(tmp_path, "columns", ('"vectors": "columns"', f'"vectors": "{vectors}", "biases": "{biases}"'))
     params = make_problem(ProblemSpec(hidden=5, inputs=3)).params
     assert bind(path).user_params(params)["b"].shape == shape
+
+
+def test_a_declared_file_whose_script_part_fails_still_binds_by_its_declaration(tmp_path):
+    path = write(tmp_path, "columns")
+    path.write_text(path.read_text() + "\nassert False, 'my training did not converge'\n")
+    report = run(path, Config(references=("jax",), modes=("isolated",)))
+    assert report.findings == () and report.naming.convention == "declared"
+    assert any("only its definitions were loaded" in note for note in report.skipped)
