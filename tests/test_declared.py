@@ -411,6 +411,9 @@ BAD = {
     "unknown role": (('"step_back(dh,', '"step_back(dq,'), "LSTM_COMPARE['step_backward'] takes an unknown role 'dq'"),
     "gate missing": (('"h x | i f o g"', '"h x | i f o"'), "LSTM_COMPARE['layout'] holds the x rows of gate g "
                                                            "nowhere."),
+    "parameter named like a role": (('"W": "h x | i f o g"', '"W": "h x | i f o g", "c": "h | y", "by": "1 | y"'),
+                                    "LSTM_COMPARE['layout'] names a parameter 'c', which is a role; call it something "
+                                    "else."),
     "gate twice": (('"1 | i f o g"', '"1 h | i f o g"'), "LSTM_COMPARE['layout'] holds the h rows of gate f twice."),
     "wrong type": (('"vectors": "columns"', '"vectors": 3'),
                    "LSTM_COMPARE['vectors'] must be 'rows', 'columns' or 'single'."),

@@ -197,6 +197,10 @@ def parse(declaration):
                    for name, text in layout_text.items())
     _check_coverage(layout)
     names = tuple(layout_text)
+    roles = {"params", "grads", "_"} | {r for args, returns in ROLES.values() for r in args | returns}
+    clash = [name for name in names if name in roles or name in {"X", "H", "O"}]
+    if clash:
+        _fail("layout", f"names a parameter {clash[0]!r}, which is a role; call it something else")
     signatures = {key: _parse_signature(key, declaration[key], names) for key in ROLES if key in declaration}
     if ("sequence_forward" in signatures) != ("sequence_backward" in signatures):
         raise UsageError("LSTM_COMPARE declares one of sequence_forward and sequence_backward; declare both or "
