@@ -4,11 +4,13 @@ bad declaration is one clear sentence."""
 
 import textwrap
 
+import numpy as np
 import pytest
 
 import handrolled.cs231n_lstm
 from compare import Config, ProblemSpec, UsageError, run
 from compare.conventions import bind, detect
+from compare.conventions.layout import Sizes, locate_entry, to_internal, to_user
 from compare.problem import make_problem
 from helpers import report_cli
 
@@ -502,3 +504,18 @@ def test_a_declared_file_whose_script_part_fails_still_binds_by_its_declaration(
     report = run(path, Config(references=("jax",), modes=("isolated",)))
     assert report.findings == () and report.naming.convention == "declared"
     assert any("only its definitions were loaded" in note for note in report.skipped)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_declared_layout_round_trip_is_exact_and_every_entry_is_located(tmp_path, shape):
+    binding = bind(write(tmp_path, shape))
+    layout = binding.layout + binding.head_layout
+    params = make_problem(ProblemSpec(hidden=4, inputs=3, outputs=2, seed=3)).params
+    user, sizes = to_user(layout, params), Sizes.of(params)
+    back = to_internal(layout, user, sizes)
+    assert {"Wf", "Wi", "Wg", "Wo", "bf", "bi", "bg", "bo"} <= back.keys()
+    for name, value in back.items():
+        np.testing.assert_array_equal(value, params[name])
+        for index in np.ndindex(value.shape):
+            matrix, user_index, _ = locate_entry(layout, name, index, sizes)
+            assert user[matrix.name][user_index] == value[index]
