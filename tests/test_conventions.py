@@ -13,7 +13,7 @@ import handrolled.seed_lstm
 from compare import Config, ProblemSpec, UsageError, run
 from compare.catalog import check
 from compare.catalog_conventions import CONVENTION_CATALOG
-from compare.conventions import CONVENTIONS, bind, detect
+from compare.conventions import bind, detect
 from compare.conventions.layout import Sizes, locate_entry, to_internal, to_user
 from compare.problem import make_problem
 from references.cell import PARAM_NAMES
@@ -51,7 +51,7 @@ def test_convention_catalog_bug_is_located_exactly_where_it_must_be(bug):
     assert result.ok, f"{bug.name}: expected {result.expected}, found {result.found}"
 
 
-@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("convention", MODULES)
 def test_layout_round_trip_is_exact_and_every_entry_is_located(convention):
     layout = bind(MODULES[convention]).layout
     params = make_problem(ProblemSpec(hidden=4, inputs=3, outputs=2, seed=3)).params

@@ -7,14 +7,15 @@ convention it follows: named with ``convention``, or detected from the names the
 import inspect
 import types
 
-from compare.conventions import coursera, cs231n, karpathy, question
+from compare.conventions import coursera, cs231n, declared, karpathy, question
 from compare.conventions.base import Binding
 from compare.errors import UsageError
 from compare.guard import import_file
 from compare.loading import import_definitions
 
-# name -> module with ``detect(module) -> reason | None`` and a ``Binding`` subclass; detection tries them in order.
-CONVENTIONS = {"question": question, "cs231n": cs231n, "coursera": coursera, "karpathy": karpathy}
+# name -> module with ``detect(module) -> reason | None`` and a ``Binding`` subclass; detection tries them in order
+# (a file's own declaration first: it wins over the names the file happens to define).
+CONVENTIONS = {"declared": declared, "question": question, "cs231n": cs231n, "coursera": coursera, "karpathy": karpathy}
 CHOICES = ("auto", *CONVENTIONS)
 
 
