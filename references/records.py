@@ -6,7 +6,7 @@ from typing import Mapping
 
 import numpy as np
 
-from references.cell import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS, param_grads_at
+from references.cell import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS, param_grads_at  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
