@@ -6,7 +6,10 @@ from typing import Mapping
 
 import numpy as np
 
-from references.cell import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS, param_grads_at  # noqa: F401 (re-exported)
+from references.cell import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS, param_grads_at
+
+__all__ = ["BACKWARD_TENSORS", "FORWARD_TENSORS", "STATE_TENSORS", "Problem", "Totals", "Trace",
+           "grads_entering_later_steps"]  # the tensor names are re-exported from the cell description
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@
 are observed by saturating the others through the bias (``Binding.observe_by_saturation``).
 """
 
-
 from compare.conventions.base import Binding, SequenceRun, StepForward, defines
 from compare.conventions.layout import Matrix
 from compare.errors import ImplementationRaised
