@@ -10,12 +10,13 @@ import ast
 import importlib.util
 import sys
 import types
+from os import PathLike
 from pathlib import Path
 
 DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _calls_nothing(node):
+def _calls_nothing(node: ast.AST) -> bool:
     """True when evaluating ``node`` calls no function (a lambda's body runs only when it is called)."""
     stack = [node]
     while stack:
@@ -27,7 +28,7 @@ def _calls_nothing(node):
     return True
 
 
-def is_definition(node):
+def is_definition(node: ast.AST) -> bool:
     if isinstance(node, DEFINITIONS):
         return True
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
@@ -38,7 +39,7 @@ def is_definition(node):
     return False
 
 
-def import_definitions(path):
+def import_definitions(path: str | PathLike[str]) -> tuple[types.ModuleType, list[str]] | None:
     """(module, names of the definitions that failed) with only ``path``'s definitions run; None when the file
     cannot be read or parsed (then there is nothing better to offer than the original error)."""
     path = Path(path)

@@ -137,10 +137,12 @@ def trace(problem: Problem) -> Trace:
     backward["dh_next"] = grads_entering_later_steps(backward["dh_prev"])
     backward["dc_next"] = grads_entering_later_steps(backward["dc_prev"])
     grads = _param_gradients(params, inputs, targets, h0, c0)
-    unbatch = (lambda a: a[:, 0]) if problem.inputs.ndim == 2 else (lambda a: a)  # noqa: E731
+    unbatch: Callable[[np.ndarray], np.ndarray] = (
+        (lambda a: a[:, 0]) if problem.inputs.ndim == 2 else (lambda a: a))  # noqa: E731
     forward = {name: unbatch(value) for name, value in forward.items()}
     backward = {name: unbatch(value) for name, value in backward.items()}
-    first = (lambda a: a[0]) if problem.inputs.ndim == 2 else (lambda a: a)  # noqa: E731
+    first: Callable[[np.ndarray], np.ndarray] = (
+        (lambda a: a[0]) if problem.inputs.ndim == 2 else (lambda a: a))  # noqa: E731
     totals = Totals(loss=float(loss[0]), outputs=forward["y"], h_last=first(h_last[0]), c_last=first(c_last[0]),
                     grads=grads, dinputs=unbatch(probed["x"]), dh0=backward["dh_prev"][0],
                     dc0=backward["dc_prev"][0])
@@ -157,7 +159,7 @@ def _sizes(problem: Problem) -> tuple[int, int, int, int, int, int]:
 
 def _batched64(problem: Problem) -> tuple[Any, ...]:
     """float64 copies with a batch axis always present: inputs (T, B, X), targets (T, B, O), h0 and c0 (B, H)."""
-    cast = lambda a: np.array(a, dtype=np.float64)  # noqa: E731
+    cast: Callable[[Any], np.ndarray] = lambda a: np.array(a, dtype=np.float64)  # noqa: E731
     params = {name: cast(problem.params[name]) for name in PARAM_NAMES}
     arrays = [cast(a) for a in (problem.inputs, problem.targets, problem.h0, problem.c0)]
     if problem.inputs.ndim == 2:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -33,7 +33,7 @@ class Problem:
 
     def astype(self, dtype: np.typing.DTypeLike) -> "Problem":
         """The same problem with every array cast to ``dtype``."""
-        cast = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
+        cast: Callable[[Any], np.ndarray] = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
         return Problem({k: cast(v) for k, v in self.params.items()}, cast(self.inputs), cast(self.targets),
                        cast(self.h0), cast(self.c0))
 
