@@ -13,12 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("compare", "references", "handrolled")
 
 USER_FILE = """
-import numpy as np
-
 import compare
 from compare import Config, ProblemSpec
 from compare.pytest_plugin import LstmCompare
-from handrolled import lstm
+from handrolled import init_params
 from references import torch_lstm
 
 report = compare.run("my_lstm.py", Config(spec=ProblemSpec(steps=4)))
@@ -26,7 +24,7 @@ reveal_type(report)
 reveal_type(report.frame())
 reveal_type(report.findings[0].step)
 reveal_type(torch_lstm.trace(compare.make_problem(ProblemSpec())).totals.loss)
-reveal_type(lstm({}, np.zeros(3), np.zeros(5), np.zeros(5))[3])
+init_params(3, 5, 1, seed="0")
 compare.run("my_lstm.py", Config(spec=ProblemSpec(steps="4")))
 compare.assert_lstm_matches("my_lstm.py", dtype=64)
 
@@ -51,7 +49,7 @@ def test_a_users_type_checker_sees_the_public_api_types_and_flags_wrong_argument
         'note: Revealed type is "pandas.core.frame.DataFrame"',
         'note: Revealed type is "int | None"',
         'note: Revealed type is "float"',
-        'note: Revealed type is "tuple[numpy.ndarray[tuple[Any, ...], numpy.dtype[Any]], ...]"',
+        'error: Argument "seed" to "init_params" has incompatible type "str"; expected "int | None"  [arg-type]',
         'error: Argument "steps" to "ProblemSpec" has incompatible type "str"; expected "int"  [arg-type]',
         'error: Argument "dtype" to "assert_lstm_matches" has incompatible type "int"; expected "str"  [arg-type]',
         'note: Revealed type is "compare.engine.Report"',
