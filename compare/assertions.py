@@ -13,7 +13,6 @@ to the full report.  A file that cannot be compared at all raises ``compare.Usag
 import os
 import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -25,15 +24,15 @@ from compare.summary import shorten
 from references import REFERENCES
 
 if TYPE_CHECKING:
-    from compare.conventions.base import Binding
+    from compare.conventions.base import Source
     from compare.engine import Report
     from compare.locate import Finding
     from compare.measure import TensorDiff
 
 
-def compare_lstm(impl: "str | os.PathLike[str] | ModuleType | Binding", *, steps: int = 12, hidden: int = 5,
-                 inputs: int = 3, outputs: int = 1, dtype: str = "float64", seed: int = 0, batch: int | None = None,
-                 zero_state: bool = False, references: Sequence[str] = REFERENCES, modes: Sequence[str] = MODES,
+def compare_lstm(impl: "Source", *, steps: int = 12, hidden: int = 5, inputs: int = 3, outputs: int = 1,
+                 dtype: str = "float64", seed: int = 0, batch: int | None = None, zero_state: bool = False,
+                 references: Sequence[str] = REFERENCES, modes: Sequence[str] = MODES,
                  convention: str = "auto") -> "Report":
     """Run the comparison on ``impl`` (a path or a module) for one problem: a ``compare.Report``.
 
@@ -49,11 +48,10 @@ def compare_lstm(impl: "str | os.PathLike[str] | ModuleType | Binding", *, steps
         raise UsageError(str(error)) from None
 
 
-def assert_lstm_matches(impl: "str | os.PathLike[str] | ModuleType | Binding", steps: int = 12, hidden: int = 5,
-                        inputs: int = 3, outputs: int = 1, dtype: str = "float64", seed: int = 0, *,
-                        batch: int | None = None, zero_state: bool = False, references: Sequence[str] = REFERENCES,
-                        modes: Sequence[str] = MODES, convention: str = "auto",
-                        report_dir: str | os.PathLike[str] | None = None) -> None:
+def assert_lstm_matches(impl: "Source", steps: int = 12, hidden: int = 5, inputs: int = 3, outputs: int = 1,
+                        dtype: str = "float64", seed: int = 0, *, batch: int | None = None, zero_state: bool = False,
+                        references: Sequence[str] = REFERENCES, modes: Sequence[str] = MODES,
+                        convention: str = "auto", report_dir: str | os.PathLike[str] | None = None) -> None:
     """Raise ``AssertionError`` unless ``impl`` matches every reference in every mode; otherwise return None.
 
     The problem (parameters, inputs, targets, initial state) is drawn from ``seed`` exactly as

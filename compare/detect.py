@@ -7,9 +7,7 @@ h and c match the reference.  When none does, the gates that match under no cand
 
 import copy
 import itertools
-import os
 from dataclasses import dataclass, replace
-from types import ModuleType
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
@@ -22,7 +20,7 @@ from references import load
 from references.cell import GATES
 
 if TYPE_CHECKING:
-    from compare.conventions.base import Binding
+    from compare.conventions.base import Binding, Source
     from references.records import Problem
 
 PROBE = ProblemSpec(steps=1, hidden=4, inputs=3, outputs=1, seed=7)
@@ -51,7 +49,7 @@ class Detection:
         return self.declared in self.matching
 
 
-def run_detection(source: "str | os.PathLike[str] | ModuleType | Binding", convention: str = "auto") -> Detection:
+def run_detection(source: "Source", convention: str = "auto") -> Detection:
     """Bind ``source`` and try every candidate layout on one forward step: a ``Detection``."""
     binding = bind(source, convention)
     found, reason = detect(binding.module)

@@ -1,7 +1,6 @@
 """Run every mode of the comparison against every reference and collect the measurements."""
 
 from dataclasses import dataclass, field, replace
-from os import PathLike
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -23,7 +22,7 @@ from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
 if TYPE_CHECKING:
     import pandas as pd
 
-    from compare.conventions.base import Binding
+    from compare.conventions.base import Binding, Source
     from compare.drive import ForwardRun
     from references.records import Problem, Trace
 
@@ -80,13 +79,13 @@ class Report:
         return first_divergence_frame(self)
 
 
-def run(impl: "str | PathLike[str] | ModuleType | Binding", config: Config = Config()) -> Report:
+def run(impl: "Source", config: Config = Config()) -> Report:
     """Compare ``impl`` (a path to an LSTM file, a module, or a ``Binding``) with the references: a ``Report``."""
     with time_limit(config.timeout):
         return _run(impl, config)
 
 
-def _run(impl: "str | PathLike[str] | ModuleType | Binding", config: Config) -> Report:
+def _run(impl: "Source", config: Config) -> Report:
     check_fits(config.spec, config.references)
     implementation = bind(impl, config.convention)
     unknown = [mode for mode in config.modes if mode not in MODES]
@@ -172,7 +171,7 @@ def _trace_reference(name: str, problem: "Problem", truth_problem: "Problem") ->
     return ReferenceRun(name, same_dtype, truth, reference_tolerance(module, problem.dtype))
 
 
-def reference_tolerance(module: ModuleType, dtype: np.typing.DTypeLike | np.dtype[Any]) -> Tolerance:
+def reference_tolerance(module: ModuleType, dtype: np.typing.DTypeLike) -> Tolerance:
     """The dtype's tolerance, widened to the reference's own accuracy where it declares a coarser one.
 
     A reference module may define ``TOLERANCE`` with ``rtol`` and ``atol`` (finite differences do).

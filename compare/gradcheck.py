@@ -15,9 +15,7 @@ This checks the backward pass against the file's own forward pass; ``lstm-compar
 pass itself against PyTorch and JAX.
 """
 
-import os
 from dataclasses import dataclass, replace
-from types import ModuleType
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
@@ -32,7 +30,7 @@ from compare.tensors import PARAM_GRADS
 from references.numeric import RTOL, STEP, central_differences, floor_for, relative_error
 
 if TYPE_CHECKING:
-    from compare.conventions.base import Binding
+    from compare.conventions.base import Binding, Source
     from references.records import Problem
 
 MAX_ENTRIES = 1000  # every entry up to this many in all (X=1: H up to 14; X=3: H up to 13)
@@ -108,7 +106,7 @@ class GradCheck:
         return self.passed
 
 
-def gradcheck(impl: "str | os.PathLike[str] | ModuleType | Binding", spec: ProblemSpec = ProblemSpec(),
+def gradcheck(impl: "Source", spec: ProblemSpec = ProblemSpec(),
               max_entries: int = MAX_ENTRIES) -> GradCheck:
     """Check ``impl`` (a path or a module in the seed convention) on the problem ``spec`` draws: a ``GradCheck``."""
     if spec.dtype != "float64":

@@ -8,7 +8,7 @@ object API on an Agg canvas: no pyplot, no global state, no display needed.
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 

@@ -13,9 +13,7 @@ than ``--lstm-compare-factor`` times (default 10; a finite number above 1) fails
 import hashlib
 import math
 import re
-import os
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import pytest
@@ -23,7 +21,7 @@ import pytest
 if TYPE_CHECKING:
     from typing import TypedDict, Unpack
 
-    from compare.conventions.base import Binding
+    from compare.conventions.base import Source
     from compare.engine import Report
 
     class ProblemKeywords(TypedDict, total=False):
@@ -119,8 +117,8 @@ class LstmCompare:
         self._tmp = tmp_path_factory
         self._calls = 0
 
-    def __call__(self, impl: "str | os.PathLike[str] | ModuleType | Binding", *,
-                 baseline: str | Literal[False] | None = None, **problem: "Unpack[ProblemKeywords]") -> "Report":
+    def __call__(self, impl: "Source", *, baseline: str | Literal[False] | None = None,
+                 **problem: "Unpack[ProblemKeywords]") -> "Report":
         """Compare ``impl`` on the problem given by ``problem`` (the keywords of ``assert_lstm_matches``).
 
         ``baseline`` names the golden CSV (default: ``baseline_name`` of the test's node id and of which call

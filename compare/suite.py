@@ -11,7 +11,6 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -32,7 +31,7 @@ from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
 
 if TYPE_CHECKING:
     from compare.catalog import Bug, CatalogResult, Location
-    from compare.conventions.base import Binding
+    from compare.conventions.base import Binding, Source
     from compare.drive import BatchRefusal
     from compare.engine import Report
     from compare.summary import ModeSummary
@@ -158,7 +157,7 @@ def probe_batches(implementation: "Binding", spec: ProblemSpec = ProblemSpec(ste
     return batch_support(implementation, replace(problem, params=params))
 
 
-def run_suite(impl: "str | os.PathLike[str] | ModuleType | Binding", grid: Grid = GRIDS["default"],
+def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
               references: Sequence[str] = REFERENCES, catalog: Sequence["Bug"] | None = None,
               progress: Callable[[str, int, int], object] | None = None, convention: str = "auto") -> SuiteResult:
     """Run ``grid`` on ``impl`` (a path or a module), then the self-check of ``catalog`` (default: the whole

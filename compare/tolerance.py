@@ -11,7 +11,6 @@ truth on exactly this tensor and step.  In a float64 run r is t, so the floor is
 """
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -33,5 +32,5 @@ TOLERANCES = {
 NOISE_FACTOR = 10.0  # a correct implementation's rounding differs from a reference's by a small factor
 
 
-def tolerance_for(dtype: np.typing.DTypeLike | np.dtype[Any]) -> Tolerance:
+def tolerance_for(dtype: np.typing.DTypeLike) -> Tolerance:
     return TOLERANCES[np.dtype(dtype)]

@@ -104,8 +104,8 @@ def lstm_loss(params: Mapping[str, np.ndarray], h0: np.ndarray, c0: np.ndarray, 
     return y, outputs, loss, h, c, caches
 
 
-def dlstm_loss(params: Mapping[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray, outputs: Sequence[np.ndarray],
-               caches: Sequence[Sequence[np.ndarray]]) -> dict[str, np.ndarray]:
+def dlstm_loss(params: Mapping[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray,
+               outputs: Sequence[np.ndarray], caches: Sequence[Sequence[np.ndarray]]) -> dict[str, np.ndarray]:
     """Backward through the whole sequence: returns the summed dparams."""
     dparams = {name: np.zeros_like(value) for name, value in params.items()}
     dh = np.zeros_like(caches[0][-1])

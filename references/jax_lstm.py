@@ -9,8 +9,6 @@ Per-step gradients come from zero-valued probes added to each gate pre-activatio
 entering each step: the gradient of the loss with respect to a probe is exactly that per-step quantity.
 """
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np

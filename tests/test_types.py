@@ -53,7 +53,8 @@ def test_a_users_type_checker_sees_the_public_api_types_and_flags_wrong_argument
         'error: Argument "steps" to "ProblemSpec" has incompatible type "str"; expected "int"  [arg-type]',
         'error: Argument "dtype" to "assert_lstm_matches" has incompatible type "int"; expected "str"  [arg-type]',
         'note: Revealed type is "compare.engine.Report"',
-        'error: Unexpected keyword argument "stepz" for "__call__" of "LstmCompare"; did you mean "steps"?  [call-arg]',
+        'error: Unexpected keyword argument "stepz" for "__call__" of "LstmCompare"; did you mean "steps"?  '
+        '[call-arg]',
     ]
 
 

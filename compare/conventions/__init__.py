@@ -10,7 +10,7 @@ from os import PathLike
 from typing import Callable
 
 from compare.conventions import coursera, cs231n, karpathy, question
-from compare.conventions.base import Binding
+from compare.conventions.base import Binding, Source
 from compare.errors import UsageError
 from compare.guard import import_file
 from compare.loading import import_definitions
@@ -57,7 +57,7 @@ def load_module(source: str | PathLike[str] | types.ModuleType) -> tuple[types.M
         return module, str(source), (note,)
 
 
-def bind(source: str | PathLike[str] | types.ModuleType | Binding, convention: str = "auto") -> Binding:
+def bind(source: Source, convention: str = "auto") -> Binding:
     """The ``Binding`` of ``source`` (a path, a module, or a ``Binding`` already made) under ``convention``."""
     if isinstance(source, Binding):
         return source

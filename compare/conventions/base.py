@@ -11,7 +11,7 @@ gets dL/dh_t = dy_t @ Wy.T + dh_next, the same signal the question's ``dlstm`` b
 import inspect
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeAlias
 
 import numpy as np
 
@@ -22,6 +22,8 @@ from compare.guard import as_float_array, call, read_only
 from references.cell import BACKWARD_ORDER, FORWARD_ORDER, GATE_PARAM_GRADS, GATES
 
 if TYPE_CHECKING:
+    from os import PathLike
+
     from compare.conventions.layout import Matrix
     from compare.problem import ProblemSpec
     from references.records import Problem
@@ -249,3 +251,6 @@ def require(module: ModuleType, name: str, functions: Sequence[tuple[str, str]])
         if not accepts(fn, count):
             raise UsageError(f"{name}: {attribute}{inspect.signature(fn)} cannot be called as {signature}.")
 
+
+# What the harness takes as the code under test: a path to a .py file, a module object, or a Binding already made.
+Source: TypeAlias = "str | PathLike[str] | ModuleType | Binding"
