@@ -28,7 +28,9 @@ test-lower: $(VENV_LOWER)/.installed
 suite: venv
 	$(PY) -m compare run
 
+# mypy first (over compare/, references/ and handrolled/: [tool.mypy] in pyproject.toml), then the tests.
 test: venv
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 bench: venv

@@ -10,8 +10,10 @@ first divergence spelled out (mode, phase, step, gate, tensor, worst index, both
 to the full report.  A file that cannot be compared at all raises ``compare.UsageError`` with one sentence.
 """
 
+import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -21,9 +23,17 @@ from compare.problem import ProblemSpec
 from compare.summary import shorten
 from references import REFERENCES
 
+if TYPE_CHECKING:
+    from compare.conventions.base import Source
+    from compare.engine import Report
+    from compare.locate import Finding
+    from compare.measure import TensorDiff
 
-def compare_lstm(impl, *, steps=12, hidden=5, inputs=3, outputs=1, dtype="float64", seed=0, batch=None,
-                 zero_state=False, references=REFERENCES, modes=MODES, convention="auto"):
+
+def compare_lstm(impl: "Source", *, steps: int = 12, hidden: int = 5, inputs: int = 3, outputs: int = 1,
+                 dtype: str = "float64", seed: int = 0, batch: int | None = None, zero_state: bool = False,
+                 references: Sequence[str] = REFERENCES, modes: Sequence[str] = MODES,
+                 convention: str = "auto") -> "Report":
     """Run the comparison on ``impl`` (a path or a module) for one problem: a ``compare.Report``.
 
     A ``UsageError`` (the file does not import, a wrong interface) is raised afresh, without the internal
@@ -38,8 +48,10 @@ def compare_lstm(impl, *, steps=12, hidden=5, inputs=3, outputs=1, dtype="float6
         raise UsageError(str(error)) from None
 
 
-def assert_lstm_matches(impl, steps=12, hidden=5, inputs=3, outputs=1, dtype="float64", seed=0, *, batch=None,
-                        zero_state=False, references=REFERENCES, modes=MODES, convention="auto", report_dir=None):
+def assert_lstm_matches(impl: "Source", steps: int = 12, hidden: int = 5, inputs: int = 3, outputs: int = 1,
+                        dtype: str = "float64", seed: int = 0, *, batch: int | None = None, zero_state: bool = False,
+                        references: Sequence[str] = REFERENCES, modes: Sequence[str] = MODES,
+                        convention: str = "auto", report_dir: str | os.PathLike[str] | None = None) -> None:
     """Raise ``AssertionError`` unless ``impl`` matches every reference in every mode; otherwise return None.
 
     The problem (parameters, inputs, targets, initial state) is drawn from ``seed`` exactly as
@@ -59,7 +71,7 @@ def assert_lstm_matches(impl, steps=12, hidden=5, inputs=3, outputs=1, dtype="fl
         raise AssertionError(mismatch_message(report, paths[0]))
 
 
-def mismatch_message(report, report_path=None):
+def mismatch_message(report: "Report", report_path: str | os.PathLike[str] | None = None) -> str:
     """A message in the spirit of ``torch.testing.assert_close`` for a report that diverged."""
     findings = sorted(report.findings, key=lambda f: f.mode != "isolated")  # isolated points at the line
     first = findings[0]
@@ -69,7 +81,7 @@ def mismatch_message(report, report_path=None):
         lines.append(shorten(first.message))
     else:
         diff, k = _diff_at(report, first)
-        index = ", ".join(str(i) for i in first.worst_index)
+        index = ", ".join(str(i) for i in first.worst_index)  # type: ignore[union-attr]  # None for exceptions only
         lines += [
             f"Mismatched elements: {int(diff.n_mismatch[k])} / {diff.n_total} "
             f"({100 * diff.n_mismatch[k] / max(diff.n_total, 1):.1f}%)",
@@ -89,7 +101,7 @@ def mismatch_message(report, report_path=None):
 
 
 
-def _diff_at(report, finding):
+def _diff_at(report: "Report", finding: "Finding") -> tuple["TensorDiff", int]:
     """The ``TensorDiff`` behind a finding and the position of its step within it."""
     step = -1 if finding.step is None else finding.step
     for diff in report.diffs:

@@ -9,8 +9,10 @@ norm-wise relative error over the steps; a later run fails when any of them grow
 (``eps`` so that an error recorded as exactly zero still allows rounding-level noise).
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,9 @@ from compare.engine import MODES
 from compare.report import write_csv_atomically
 from compare.tensors import rank
 from references import REFERENCES
+
+if TYPE_CHECKING:
+    from compare.engine import Report
 
 BASELINE_COLUMNS = ["configuration", "reference", "mode", "phase", "tensor", "max_rel_err"]
 DEFAULT_FACTOR = 10.0
@@ -36,7 +41,7 @@ class Regression:
     current: float
     allowed: float
 
-    def describe(self):
+    def describe(self) -> str:
         if np.isnan(self.current):
             return f"{self.reference} {self.mode} {self.phase} {self.tensor}: in the baseline but no longer compared"
         growth = self.current / max(self.baseline, np.finfo(np.float64).tiny)
@@ -44,7 +49,7 @@ class Regression:
                 f"baseline {self.baseline:.2e} ({growth:.3g}x; up to {self.allowed:.2e} allowed)")
 
 
-def baseline_frame(report):
+def baseline_frame(report: "Report") -> pd.DataFrame:
     """The worst relative error over the steps of every compared tensor, three significant digits."""
     rows = [{"configuration": report.config.spec.label(), "reference": d.reference, "mode": d.mode,
              "phase": d.phase, "tensor": d.tensor, "max_rel_err": f"{float(np.max(d.max_rel_err)):.2e}"}
@@ -52,7 +57,7 @@ def baseline_frame(report):
     return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
 
 
-def write_baseline(report, path):
+def write_baseline(report: "Report", path: str | os.PathLike[str]) -> Path:
     write_csv_atomically(baseline_frame(report), path)
     return Path(path)
 
@@ -61,7 +66,7 @@ class BaselineError(ValueError):
     """A golden CSV that cannot serve as a baseline; the message names the file and what is wrong, in one line."""
 
 
-def read_baseline(path):
+def read_baseline(path: str | os.PathLike[str]) -> pd.DataFrame:
     """The golden CSV at ``path`` as a frame, or ``BaselineError``: unreadable, a column missing, no rows, an
     empty configuration, or an error that is not a finite number >= 0."""
     try:
@@ -85,7 +90,7 @@ def read_baseline(path):
     return frame.assign(max_rel_err=errors.astype(float))
 
 
-def regressions(report, baseline, factor=DEFAULT_FACTOR):
+def regressions(report: "Report", baseline: pd.DataFrame, factor: float = DEFAULT_FACTOR) -> list[Regression]:
     """Every tensor of ``baseline`` (a frame from ``read_baseline``) whose error in ``report`` grew past
     ``factor`` times its baseline, listed in the order the computation runs (so the first is where it starts).
 
@@ -98,7 +103,8 @@ def regressions(report, baseline, factor=DEFAULT_FACTOR):
         raise ValueError(f"the baseline was recorded for {', '.join(sorted(recorded))}, not {label}")
     eps = float(np.finfo(np.dtype(report.config.spec.dtype)).eps)
     current = {(d.reference, d.mode, d.phase, d.tensor): float(np.max(d.max_rel_err)) for d in report.diffs}
-    found = []
+    found: list[Regression] = []
+    row: Any  # a row of read_baseline's frame: str columns, max_rel_err a float
     for row in baseline.itertuples(index=False):
         key = (row.reference, row.mode, row.phase, row.tensor)
         allowed = factor * max(row.max_rel_err, eps)
@@ -108,7 +114,7 @@ def regressions(report, baseline, factor=DEFAULT_FACTOR):
     return sorted(found, key=_computation_order)
 
 
-def _computation_order(r):
+def _computation_order(r: Regression) -> tuple[bool, int, bool, int, int]:
     """Missing tensors first, then isolated mode (where a loss of accuracy starts), in the order the LSTM runs."""
     mode = MODES.index(r.mode) if r.mode in MODES else len(MODES)
     reference = REFERENCES.index(r.reference) if r.reference in REFERENCES else len(REFERENCES)
@@ -119,7 +125,7 @@ def _computation_order(r):
     return (not np.isnan(r.current), mode, r.phase != "forward", position, reference)
 
 
-def regression_message(found, path, factor, limit=10):
+def regression_message(found: list[Regression], path: str | os.PathLike[str], factor: float, limit: int = 10) -> str:
     """'accuracy regressed against tests/baselines/x.csv (more than 10x): ...' for a failing check."""
     lines = [f"LSTM accuracy regressed against the baseline {path}: {len(found)} tensor(s) grew more than "
              f"{factor:g}x, though still within tolerance."]

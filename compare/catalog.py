@@ -7,9 +7,11 @@ says whether every reference located it exactly there.  The suite's self-check a
 
 import importlib
 import inspect
+import os
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from compare.engine import Config, run
 from compare.problem import ProblemSpec
@@ -24,7 +26,7 @@ class Location:
     step: int | None
     tensor: str
 
-    def resolve(self, steps):
+    def resolve(self, steps: int) -> "Location":
         """The same location with a negative step turned into an absolute one for a ``steps``-long sequence."""
         step = self.step if self.step is None or self.step >= 0 else steps + self.step
         return Location(self.mode, self.phase, step, self.tensor)
@@ -42,20 +44,20 @@ class Bug:
     spec: ProblemSpec = field(default_factory=ProblemSpec)
     base: str = "handrolled.seed_lstm"  # the correct implementation it mutates
 
-    def source(self):
+    def source(self) -> str:
         """The mutated source text."""
         original = inspect.getsource(importlib.import_module(self.base))
         if original.count(self.old) != 1:
             raise ValueError(f"bug {self.name!r}: {self.old!r} occurs {original.count(self.old)} times, not once")
         return original.replace(self.old, self.new)
 
-    def module(self):
+    def module(self) -> types.ModuleType:
         """The mutated LSTM as a fresh module object."""
         module = types.ModuleType(f"lstm_compare_bug_{self.name}")
         exec(compile(self.source(), f"<bug {self.name}>", "exec"), module.__dict__)
         return module
 
-    def write(self, directory):
+    def write(self, directory: str | os.PathLike[str]) -> Path:
         """Write the mutated LSTM to ``directory/<name>.py`` (for the command line); returns the path."""
         path = Path(directory) / f"{self.name}.py"
         path.write_text(self.source())
@@ -68,18 +70,18 @@ class CatalogResult:
 
     bug: Bug
     expected: Location
-    found: dict  # reference -> Location or None (not found)
+    found: dict[str, Location | None]  # reference -> where it was found (None: not found)
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return all(location == self.expected for location in self.found.values())
 
 
-def check(bug, references=("torch", "jax")):
+def check(bug: Bug, references: Sequence[str] = ("torch", "jax")) -> CatalogResult:
     """Run ``bug`` in the mode it must be found in, and compare each reference's first divergence."""
     expected = bug.expected.resolve(bug.spec.steps)
     report = run(bug.module(), Config(spec=bug.spec, references=tuple(references), modes=(expected.mode,)))
-    found = {reference: None for reference in references}
+    found: dict[str, Location | None] = {reference: None for reference in references}
     for f in report.findings:
         if f.mode == expected.mode:
             found[f.reference] = Location(f.mode, f.phase, f.step, f.tensor)
@@ -97,15 +99,15 @@ LAST, SECOND_LAST = -1, -2
 MANY_OUTPUTS = ProblemSpec(outputs=2)  # the mean over outputs is the identity when O = 1: these bugs need O > 1
 
 
-def _forward(tensor):
+def _forward(tensor: str) -> Location:
     return Location("isolated", "forward", 0, tensor)
 
 
-def _backward(tensor, step=LAST):
+def _backward(tensor: str, step: int = LAST) -> Location:
     return Location("isolated", "backward", step, tensor)
 
 
-def _sequence(phase, tensor, step=None):
+def _sequence(phase: str, tensor: str, step: int | None = None) -> Location:
     return Location("sequence", phase, step, tensor)
 
 

@@ -4,6 +4,8 @@ import argparse
 import importlib
 import math
 import sys
+from types import ModuleType
+from typing import NoReturn, Sequence
 
 from compare.errors import EXIT_INTERRUPTED, EXIT_UNUSABLE, UsageError
 from compare.guard import DEFAULT_TIMEOUT, time_limit
@@ -14,7 +16,7 @@ COMMANDS = {"report": "compare.commands.report", "run": "compare.commands.run",
             "gradcheck": "compare.commands.gradcheck", "detect": "compare.commands.detect"}
 
 
-def one_line(text):
+def one_line(text: object) -> str:
     """``text`` on one line: line breaks (a multi-line message, a path with a newline) shown as \\n."""
     return str(text).replace("\r", "\\r").replace("\n", "\\n")
 
@@ -22,11 +24,11 @@ def one_line(text):
 class OneLineParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line (and exit 2), pointing at --help instead of the usage block."""
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help).\n")
 
 
-def seconds(text):
+def seconds(text: str) -> float:
     """An argparse type: a positive, finite number of seconds."""
     try:
         value = float(text)
@@ -37,11 +39,11 @@ def seconds(text):
     return value
 
 
-def build_parser():
+def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
     parser = OneLineParser(prog="lstm-compare", description="Locate where a hand-written NumPy LSTM "
                                      "departs from PyTorch and JAX: phase, step, gate, tensor.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = {}
+    modules: dict[str, ModuleType] = {}
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         subparser = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
@@ -53,7 +55,7 @@ def build_parser():
     return parser, modules
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run one subcommand; exits with 0 match, 1 divergence, 2 unusable input, 130 interrupted.
 
     As a program (``argv`` None) the work runs in a child process that ``compare.supervise`` watches, so that
@@ -67,7 +69,7 @@ def main(argv=None):
     sys.exit(execute(argv))
 
 
-def execute(argv):
+def execute(argv: Sequence[str] | None) -> int:
     """Parse ``argv`` and run its subcommand: the exit code, after one line on stderr for an unusable input or
     an interruption (argparse's own errors and --help leave through SystemExit)."""
     try:

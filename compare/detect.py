@@ -8,6 +8,7 @@ h and c match the reference.  When none does, the gates that match under no cand
 import copy
 import itertools
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
@@ -18,6 +19,10 @@ from compare.problem import ProblemSpec, make_problem
 from references import load
 from references.cell import GATES
 
+if TYPE_CHECKING:
+    from compare.conventions.base import Binding, Source
+    from references.records import Problem
+
 PROBE = ProblemSpec(steps=1, hidden=4, inputs=3, outputs=1, seed=7)
 MATCH = 1e-9  # norm-wise: far above float64 rounding of one step, far below any layout mistake
 PART_WORDS = {"x": "x", "h": "h", "1": "a bias row"}
@@ -27,7 +32,7 @@ PART_WORDS = {"x": "x", "h": "h", "1": "a bias row"}
 class Candidate:
     layout: tuple[Matrix, ...]
     error: float  # the worst norm-wise error of h and c; inf when the step raised
-    gates: dict  # gate -> norm-wise error of that gate's activation (where it could be observed)
+    gates: dict[str, float]  # gate -> norm-wise error of that gate's activation (where it could be observed)
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,11 @@ class Detection:
     unmatched_gates: tuple[str, ...]  # gates that match under no candidate (when none matches)
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.declared in self.matching
 
 
-def run_detection(source, convention="auto"):
+def run_detection(source: "Source", convention: str = "auto") -> Detection:
     """Bind ``source`` and try every candidate layout on one forward step: a ``Detection``."""
     binding = bind(source, convention)
     found, reason = detect(binding.module)
@@ -56,10 +61,11 @@ def run_detection(source, convention="auto"):
     matching = tuple(c.layout for c in candidates if c.error <= MATCH)
     unmatched = () if matching else tuple(g for g in GATES if not any(c.gates.get(g, np.inf) <= MATCH
                                                                       for c in candidates))
-    return Detection(binding.name, binding.convention, reason, tuple(binding.layout), matching, unmatched)
+    return Detection(binding.name, binding.convention, reason,  # type: ignore[arg-type]  # detected: it has a reason
+                     tuple(binding.layout), matching, unmatched)
 
 
-def candidate_layouts(layout):
+def candidate_layouts(layout: Sequence[Matrix]) -> list[tuple[Matrix, ...]]:
     """``layout`` with its fused gate blocks in every order and its multi-part matrices' parts in every order
     (the same order for every matrix: it is one property of the code), the given layout first."""
     fused = next((m.gates for m in layout if len(m.gates) > 1), None)
@@ -73,7 +79,8 @@ def candidate_layouts(layout):
     return sorted(set(out), key=lambda candidate: candidate != tuple(layout))
 
 
-def _try(binding, layout, problem, truth):
+def _try(binding: "Binding", layout: tuple[Matrix, ...], problem: "Problem", truth: Mapping[str, np.ndarray]
+         ) -> Candidate:
     trial = copy.copy(binding)
     trial.layout, trial._params_for = layout, None
     try:
@@ -85,14 +92,14 @@ def _try(binding, layout, problem, truth):
     return Candidate(layout, max(errors["h"], errors["c"]), {g: errors[g] for g in GATES if g in errors})
 
 
-def _normwise(actual, expected):
+def _normwise(actual: np.typing.ArrayLike, expected: np.typing.ArrayLike) -> float:
     actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape or not np.isfinite(actual).all():
         return np.inf
     return float(np.max(np.abs(actual - expected)) / max(np.max(np.abs(expected)), 1e-300))
 
 
-def describe_layout(layout):
+def describe_layout(layout: Sequence[Matrix]) -> str:
     """'your gate blocks are ordered i, f, o, g; your weights act on [h; x] from the left', in plain words."""
     fused = next((m for m in layout if len(m.gates) > 1), None)
     parts = next((m for m in layout if len(m.rows) > 1), None)
@@ -108,7 +115,7 @@ def describe_layout(layout):
     return "; ".join(words) or "one matrix per gate and part"
 
 
-def summarize(detection):
+def summarize(detection: Detection) -> str:
     lines = [f"lstm-compare detect: {detection.name}",
              f"convention: {detection.convention} ({detection.reason})"]
     probe = f"one forward step with identical weights (T=1 H={PROBE.hidden} X={PROBE.inputs}), against torch"

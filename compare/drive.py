@@ -5,26 +5,34 @@ calls it through ``guard.call`` (copies in, exceptions become findings) and chec
 """
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from compare.errors import ImplementationRaised, PerExampleGradients, UsageError
 from references.cell import output_gradient
 
+if TYPE_CHECKING:
+    from references.records import Problem
+    from compare.conventions.base import Binding, SequenceRun
+
 
 @dataclass(frozen=True)
 class ForwardRun:
     """The implementation's forward tensors stacked over the steps that ran, its caches, and any failure."""
 
-    tensors: dict  # name -> (steps_run, [B,] n): what is compared
+    tensors: dict[str, np.ndarray]  # name -> (steps_run, [B,] n): what is compared
     outputs: np.ndarray | None  # (steps_run, [B,] O): y_t, from which the chained backward's dy_t comes
-    caches: list
+    caches: list[Any]
     failure: ImplementationRaised | None
 
 
-def forward(binding, problem, fed_states=None):
+def forward(binding: "Binding", problem: "Problem", fed_states: tuple[np.ndarray, np.ndarray] | None = None
+           ) -> ForwardRun:
     """Run the step forward over the sequence; with ``fed_states`` (h_prev, c_prev stacked), each step gets those."""
-    collected, outputs, caches = {}, [], []
+    collected: dict[str, list[np.ndarray]] = {}
+    outputs: list[np.ndarray] = []
+    caches: list[Any] = []
     h, c = problem.h0, problem.c0
     failure = None
     try:
@@ -43,23 +51,26 @@ def forward(binding, problem, fed_states=None):
     return ForwardRun(tensors, np.stack(outputs) if outputs else None, caches, failure)
 
 
-def backward_step(binding, problem, t, dy, dh_next, dc_next, cache):
+def backward_step(binding: "Binding", problem: "Problem", t: int, dy: np.ndarray, dh_next: np.ndarray,
+                  dc_next: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
     """One step backward: {dWf ... , dh_prev, dc_prev (and dx)}, checked for shapes and dtype."""
     return binding.step_backward(problem.params, dy, dh_next, dc_next, cache, t)
 
 
-def backward_chain(binding, problem, run_):
+def backward_chain(binding: "Binding", problem: "Problem", run_: ForwardRun
+                   ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield (t, step's backward) for t = T-1 ... 0 on the implementation's own chain: dy_t from its own y_t,
     dh_next and dc_next from its own step t+1.  An exception in the user's code ends it (ImplementationRaised)."""
     dh_next, dc_next = np.zeros_like(problem.h0), np.zeros_like(problem.c0)
     for t in reversed(range(problem.steps)):
-        dy = output_gradient(run_.outputs[t], problem.targets[t])
+        # outputs is None only for a run that failed at step 0, which is never chained
+        dy = output_gradient(run_.outputs[t], problem.targets[t])  # type: ignore[index]
         result = backward_step(binding, problem, t, dy, dh_next, dc_next, run_.caches[t])
         dh_next, dc_next = result["dh_prev"], result["dc_prev"]
         yield t, result
 
 
-def sequence(binding, problem):
+def sequence(binding: "Binding", problem: "Problem") -> "SequenceRun":
     """Run the implementation's own whole-sequence functions once: a ``conventions.base.SequenceRun``."""
     return binding.sequence(problem)
 
@@ -71,17 +82,17 @@ class BatchRefusal:
     reason: str
     per_example: bool  # it takes batches, but returns one parameter gradient per batch element
 
-    def sentence(self, name):
+    def sentence(self, name: str) -> str:
         if self.per_example:
             return f"{name} takes batches but returns per-example parameter gradients ({self.reason}); sum them " \
                    f"over the batch, or leave out --batch."
         return f"{name} takes single vectors only ({self.reason}); leave out --batch."
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.reason
 
 
-def batch_support(binding, problem):
+def batch_support(binding: "Binding", problem: "Problem") -> BatchRefusal | None:
     """None when the step functions take (B, X) batches; otherwise a ``BatchRefusal`` saying why not.
 
     One step forward and backward of a batched ``problem``: anything raised, or a result without the batch
@@ -94,7 +105,7 @@ def batch_support(binding, problem):
         forward_run = forward(binding, replace(problem, inputs=problem.inputs[:1], targets=problem.targets[:1]))
         if forward_run.failure is not None:
             return BatchRefusal(f"{probe} failed: {forward_run.failure.message.rstrip('.')}", False)
-        y = forward_run.outputs[0]
+        y = forward_run.outputs[0]  # type: ignore[index]  # it did not fail, so it has its output
         backward_step(binding, problem, 0, np.ones_like(y), np.zeros_like(problem.h0), np.zeros_like(problem.c0),
                       forward_run.caches[0])
     except ImplementationRaised as raised:

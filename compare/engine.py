@@ -1,6 +1,8 @@
 """Run every mode of the comparison against every reference and collect the measurements."""
 
 from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -11,11 +13,18 @@ from compare.errors import ImplementationRaised, UsageError
 from compare.guard import read_only, time_limit
 from compare.limits import check_fits
 from compare.locate import Finding, failure_finding, first_divergence
-from compare.measure import TensorDiff, expectation, measure, tensor_diff
+from compare.measure import Expectation, TensorDiff, expectation, measure, tensor_diff
 from compare.problem import ProblemSpec, make_problem
 from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS, gate_of
 from compare.tolerance import Tolerance, tolerance_for
 from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from compare.conventions.base import Binding, Source
+    from compare.drive import ForwardRun
+    from references.records import Problem, Trace
 
 MODES = ("isolated", "chained", "sequence")
 
@@ -36,8 +45,8 @@ class ReferenceRun:
     """One reference traced in the run's dtype (``same_dtype``) and in float64 (``truth``)."""
 
     name: str
-    same_dtype: object  # references.Trace, run in the implementation's dtype
-    truth: object  # references.Trace, run in float64 (the same object in a float64 run)
+    same_dtype: "Trace"  # run in the implementation's dtype
+    truth: "Trace"  # run in float64 (the same object in a float64 run)
     tolerance: Tolerance  # for comparisons against this reference
 
 
@@ -54,29 +63,29 @@ class Report:
     naming: Naming | None = None  # the user's own names for the tensors (its convention's)
 
     @property
-    def diverged(self):
+    def diverged(self) -> bool:
         return bool(self.findings)
 
-    def frame(self):
+    def frame(self) -> "pd.DataFrame":
         """The rows of divergence.csv as a pandas DataFrame, with the same columns."""
         from compare.report import divergence_frame  # report.py imports this module
 
         return divergence_frame(self)
 
-    def first_divergence_frame(self):
+    def first_divergence_frame(self) -> "pd.DataFrame":
         """The rows of first_divergence.csv as a pandas DataFrame, with the same columns."""
         from compare.report import first_divergence_frame
 
         return first_divergence_frame(self)
 
 
-def run(impl, config=Config()):
+def run(impl: "Source", config: Config = Config()) -> Report:
     """Compare ``impl`` (a path to an LSTM file, a module, or a ``Binding``) with the references: a ``Report``."""
     with time_limit(config.timeout):
         return _run(impl, config)
 
 
-def _run(impl, config):
+def _run(impl: "Source", config: Config) -> Report:
     check_fits(config.spec, config.references)
     implementation = bind(impl, config.convention)
     unknown = [mode for mode in config.modes if mode not in MODES]
@@ -107,7 +116,7 @@ def _run(impl, config):
     return Report(implementation.name, config, diffs, findings, failures, tuple(skipped), naming)
 
 
-def _precision_note(name, problem, runs):
+def _precision_note(name: str, problem: "Problem", runs: Sequence["ForwardRun | None"]) -> list[str]:
     """A sentence when a float32 run's code returns float64 (it computes in float64: float32 is not tested)."""
     if problem.dtype != np.float32:
         return []
@@ -119,7 +128,7 @@ def _precision_note(name, problem, runs):
             f"come back float64), so its float32 rounding is not what this run measures."]
 
 
-def _problems(implementation, spec):
+def _problems(implementation: "Binding", spec: ProblemSpec) -> tuple["Problem", "Problem"]:
     """The run's problem (its dtype, parameters read-only) and its float64 truth; refuses --batch it cannot take."""
     truth_problem = make_problem(spec)
     if implementation.has_sequence and implementation.sequence_zero_c0:  # its whole-sequence code takes no c0
@@ -133,7 +142,8 @@ def _problems(implementation, spec):
     return problem, truth_problem
 
 
-def _forward(implementation, problem, truth_problem, refs, modes, collector):
+def _forward(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
+             modes: tuple[str, ...], collector: "_Collector") -> tuple["ForwardRun | None", dict[str, "ForwardRun"]]:
     """Run and measure the forward of the chained mode (once) and of the isolated mode (once per reference)."""
     chained = drive.forward(implementation, problem) if "chained" in modes else None
     isolated = {}
@@ -149,7 +159,7 @@ def _forward(implementation, problem, truth_problem, refs, modes, collector):
     return chained, isolated
 
 
-def _trace_reference(name, problem, truth_problem):
+def _trace_reference(name: str, problem: "Problem", truth_problem: "Problem") -> ReferenceRun:
     try:
         module = load(name)
         if problem.dtype == np.float64 or getattr(module, "COMPUTES_IN_FLOAT64", False):
@@ -161,7 +171,7 @@ def _trace_reference(name, problem, truth_problem):
     return ReferenceRun(name, same_dtype, truth, reference_tolerance(module, problem.dtype))
 
 
-def reference_tolerance(module, dtype):
+def reference_tolerance(module: ModuleType, dtype: np.typing.DTypeLike) -> Tolerance:
     """The dtype's tolerance, widened to the reference's own accuracy where it declares a coarser one.
 
     A reference module may define ``TOLERANCE`` with ``rtol`` and ``atol`` (finite differences do).
@@ -173,15 +183,17 @@ def reference_tolerance(module, dtype):
     return Tolerance(rtol=max(table.rtol, own.rtol), atol=max(table.atol, own.atol))
 
 
-def _paired(ref, build):
+def _paired(ref: ReferenceRun, build: Callable[["Trace", bool], dict[str, np.ndarray]]
+            ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``build(trace, ...)`` for the float64 truth and the same-dtype run, computed once when they coincide."""
     truth = build(ref.truth, True)
     return truth, (truth if ref.same_dtype is ref.truth else build(ref.same_dtype, False))
 
 
-def _forward_expectations(ref, problem, truth_problem, names):
+def _forward_expectations(ref: ReferenceRun, problem: "Problem", truth_problem: "Problem", names: Sequence[str]
+                          ) -> dict[str, Expectation]:
     """Per forward tensor in ``names``, over all steps: what this reference expects (tensors.FORWARD_ORDER)."""
-    def arrays(trace, is_truth):
+    def arrays(trace: "Trace", is_truth: bool) -> dict[str, np.ndarray]:
         inputs = truth_problem.inputs if is_truth else problem.inputs
         f = trace.forward
         cache = {"cache.xh": lambda: np.concatenate([inputs, f["h_prev"]], axis=-1),
@@ -192,10 +204,11 @@ def _forward_expectations(ref, problem, truth_problem, names):
     return {name: expectation(truth[name], same[name], ref.tolerance) for name in truth}
 
 
-def _backward_expectations(ref, steps, problem, truth_problem, names):
+def _backward_expectations(ref: ReferenceRun, steps: list[int], problem: "Problem", truth_problem: "Problem",
+                           names: Sequence[str]) -> dict[str, Expectation]:
     """Per backward tensor in ``names`` at ``steps``: what this reference expects (each step's dWf ... dby
     contribution, dx, dh_prev, dc_prev)."""
-    def arrays(trace, is_truth):
+    def arrays(trace: "Trace", is_truth: bool) -> dict[str, np.ndarray]:
         inputs = truth_problem.inputs if is_truth else problem.inputs
         grads = {f"d{name}": value for name, value in trace.param_grads_at(steps, inputs).items()}
         return {**grads, "dx": trace.totals.dinputs[steps], "dh_prev": trace.backward["dh_prev"][steps],
@@ -210,24 +223,26 @@ def _backward_expectations(ref, steps, problem, truth_problem, names):
 ELEMENTS_PER_BATCH = 1 << 15
 
 
-def steps_per_batch(params):
+def steps_per_batch(params: Mapping[str, np.ndarray]) -> int:
     return int(np.clip(ELEMENTS_PER_BATCH // max(v.size for v in params.values()), 1, 64))
 
 
-def _backward(impl, problem, truth_problem, refs, chained, isolated, collector):
+def _backward(impl: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
+              chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "_Collector") -> None:
     """Walk t = T-1 ... 0 once; measure in batches of steps, preparing each reference's expectations once."""
     alive = {(ref.name, "isolated"): isolated[ref.name] for ref in refs if ref.name in isolated}
     if chained is not None:
         alive.update({(ref.name, "chained"): chained for ref in refs})
     alive = {key: run_ for key, run_ in alive.items() if run_.failure is None}
-    pending = {key: [] for key in alive}  # (reference, mode) -> [(t, result)] not yet measured
+    pending: dict[tuple[str, str], list[tuple[int, dict[str, np.ndarray]]]] = {key: [] for key in alive}
+    # (reference, mode) -> [(t, result)] not yet measured
     chain = drive.backward_chain(impl, problem, chained) if chained is not None else None
     batch = steps_per_batch(problem.params)
     for t in reversed(range(problem.steps)):
-        chained_result = None
+        chained_result: Any = None  # this step's backward on the own chain, or the exception that ended it
         if any(mode == "chained" for _, mode in alive):
             try:
-                _, chained_result = next(chain)
+                _, chained_result = next(chain)  # type: ignore[arg-type]  # made whenever a chained mode runs
             except ImplementationRaised as raised:
                 chained_result = raised
         for ref in refs:
@@ -246,7 +261,9 @@ def _backward(impl, problem, truth_problem, refs, chained, isolated, collector):
             return
 
 
-def _measure_pending(refs, pending, problem, truth_problem, collector, names):
+def _measure_pending(refs: list[ReferenceRun], pending: dict[tuple[str, str], list[tuple[int, dict[str, np.ndarray]]]],
+                     problem: "Problem", truth_problem: "Problem", collector: "_Collector", names: Sequence[str]
+                    ) -> None:
     for ref in refs:
         keys = [key for key in pending if key[0] == ref.name and pending[key]]
         if not keys:
@@ -264,7 +281,8 @@ def _measure_pending(refs, pending, problem, truth_problem, collector, names):
             pending[key] = []
 
 
-def _isolated_step(impl, problem, t, ref, isolated):
+def _isolated_step(impl: "Binding", problem: "Problem", t: int, ref: ReferenceRun, isolated: dict[str, "ForwardRun"]
+                   ) -> dict[str, np.ndarray] | ImplementationRaised:
     """Step t's backward fed the reference's dy, dh_next and dc_next, with the cache its own forward made."""
     b = ref.same_dtype.backward
     cache = isolated[ref.name].caches[t]
@@ -274,7 +292,7 @@ def _isolated_step(impl, problem, t, ref, isolated):
         return raised
 
 
-def _sequence_expected(trace, name):
+def _sequence_expected(trace: "Trace", name: str) -> tuple[np.ndarray | list[int], np.ndarray]:
     """What a reference expects of one whole-sequence result: (steps, array stacked over them)."""
     t = trace.totals
     if name in trace.forward:
@@ -285,7 +303,7 @@ def _sequence_expected(trace, name):
     return [-1], (whole[name] if name in whole else t.grads[name[1:]])[None]
 
 
-def _sequence(impl, problem, refs, collector):
+def _sequence(impl: "Binding", problem: "Problem", refs: list[ReferenceRun], collector: "_Collector") -> None:
     result = drive.sequence(impl, problem)
     for ref in refs:
         for phase, values, order in (("forward", result.forward, FORWARD_ORDER + ("loss",)),
@@ -304,15 +322,18 @@ def _sequence(impl, problem, refs, collector):
 class _Collector:
     """Accumulates measurements into one ``TensorDiff`` per (reference, mode, phase, tensor)."""
 
-    def __init__(self):
-        self.diffs, self.failures = [], []
-        self._backward = {}  # (reference, mode, tensor) -> ([steps], [stats], shape)
+    def __init__(self) -> None:
+        self.diffs: list[TensorDiff] = []
+        self.failures: list[Finding] = []
+        # (reference, mode, tensor) -> ([steps], [stats], shape)
+        self._backward: dict[tuple[str, str, str], tuple[list[int], list[dict[str, np.ndarray]], tuple[int, ...]]] = {}
 
-    def add(self, reference, mode, phase, tensor, steps, actual, expected):
+    def add(self, reference: str, mode: str, phase: str, tensor: str, steps: Sequence[int] | np.ndarray,
+            actual: np.ndarray, expected: Expectation) -> None:
         labels = (reference, mode, phase, tensor, gate_of(tensor))
         self.diffs.append(tensor_diff(labels, np.shape(actual)[1:], steps, [measure(actual, expected)]))
 
-    def forward(self, reference, mode, run_, expected):
+    def forward(self, reference: str, mode: str, run_: "ForwardRun", expected: dict[str, Expectation]) -> None:
         for name in FORWARD_ORDER:
             if name in expected and name in run_.tensors:
                 actual = run_.tensors[name]  # (steps that ran, [B,] n)
@@ -321,14 +342,15 @@ class _Collector:
         if run_.failure is not None:
             self.failures.append(failure_finding(reference, mode, run_.failure))
 
-    def backward_steps(self, reference, mode, steps, results, expected):
+    def backward_steps(self, reference: str, mode: str, steps: list[int], results: list[dict[str, np.ndarray]],
+                       expected: dict[str, Expectation]) -> None:
         for name in expected:
             actual = results[0][name][None] if len(results) == 1 else np.stack([r[name] for r in results])  # (S, ...)
             done_steps, stats, _ = self._backward.setdefault((reference, mode, name), ([], [], actual.shape[1:]))
             done_steps.extend(steps)
             stats.append(measure(actual, expected[name]))
 
-    def finish(self):
+    def finish(self) -> tuple[TensorDiff, ...]:
         """All ``TensorDiff``s, the per-step backward measurements merged into one per tensor."""
         for (reference, mode, name), (steps, stats, shape) in self._backward.items():
             self.diffs.append(tensor_diff((reference, mode, "backward", name, gate_of(name)), shape, steps, stats))

@@ -17,6 +17,6 @@ class PerExampleGradients(UsageError):
 class ImplementationRaised(Exception):
     """The implementation raised inside its own code: a located finding, not a crash."""
 
-    def __init__(self, phase, step, message):
+    def __init__(self, phase: str, step: int | None, message: str) -> None:
         super().__init__(message)
         self.phase, self.step, self.message = phase, step, message

@@ -16,6 +16,7 @@ pass itself against PyTorch and JAX.
 """
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
@@ -27,6 +28,10 @@ from compare.limits import check_fits, check_gradcheck_fits
 from compare.problem import ProblemSpec, make_problem
 from compare.tensors import PARAM_GRADS
 from references.numeric import RTOL, STEP, central_differences, floor_for, relative_error
+
+if TYPE_CHECKING:
+    from compare.conventions.base import Binding, Source
+    from references.records import Problem
 
 MAX_ENTRIES = 1000  # every entry up to this many in all (X=1: H up to 14; X=3: H up to 13)
 MIN_PER_PARAMETER = 8
@@ -45,10 +50,10 @@ class EntryCheck:
     relative_error: float  # NaN when either value is NaN or Inf
 
     @property
-    def passed(self):
+    def passed(self) -> bool:
         return bool(self.relative_error <= RTOL)
 
-    def where(self):
+    def where(self) -> str:
         return f"{self.parameter}[{', '.join(str(i) for i in self.index)}]"
 
 
@@ -61,15 +66,15 @@ class ParameterCheck:
     entries: tuple[EntryCheck, ...]
 
     @property
-    def failed(self):
+    def failed(self) -> tuple[EntryCheck, ...]:
         return tuple(e for e in self.entries if not e.passed)
 
     @property
-    def passed(self):
+    def passed(self) -> bool:
         return not self.failed
 
     @property
-    def worst(self):
+    def worst(self) -> EntryCheck:
         return self.entries[0]
 
 
@@ -86,22 +91,23 @@ class GradCheck:
     failure: str | None = None  # an exception in the user's code: nothing could be compared
 
     @property
-    def checked(self):
+    def checked(self) -> int:
         return sum(len(p.entries) for p in self.parameters)
 
     @property
-    def total(self):
+    def total(self) -> int:
         return sum(p.size for p in self.parameters)
 
     @property
-    def passed(self):
+    def passed(self) -> bool:
         return self.failure is None and all(p.passed for p in self.parameters)
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return self.passed
 
 
-def gradcheck(impl, spec=ProblemSpec(), max_entries=MAX_ENTRIES, convention="auto"):
+def gradcheck(impl: "Source", spec: ProblemSpec = ProblemSpec(), max_entries: int = MAX_ENTRIES,
+              convention: str = "auto") -> GradCheck:
     """Check ``impl`` (a path or a module, in any convention) on the problem ``spec`` draws: a ``GradCheck``.
 
     The question's convention is checked through its own ``lstm_loss``/``dlstm_loss`` when it has them; every
@@ -140,7 +146,7 @@ def gradcheck(impl, spec=ProblemSpec(), max_entries=MAX_ENTRIES, convention="aut
     return GradCheck(implementation.name, spec, driver, float(loss), float(floor), parameters)
 
 
-def _entry_count(spec, max_entries):
+def _entry_count(spec: ProblemSpec, max_entries: int) -> int:
     """How many entries ``_entries`` will choose, from the sizes alone (before any array exists)."""
     H, X, O = spec.hidden, spec.inputs, spec.outputs
     sizes = [(X + H) * H] * 4 + [H] * 4 + [H * O, O]
@@ -149,17 +155,19 @@ def _entry_count(spec, max_entries):
     return max(max_entries, sum(min(size, MIN_PER_PARAMETER) for size in sizes))
 
 
-def _errors(entries, analytic, numeric, floor):
+def _errors(entries: Sequence[tuple[str, int]], analytic: Mapping[str, np.ndarray], numeric: np.ndarray,
+            floor: float) -> np.ndarray:
     a = np.array([analytic[name].flat[index] for name, index in entries])
     return relative_error(a, numeric, floor)
 
 
-def _badness(check):
+def _badness(check: EntryCheck) -> tuple[int, float]:
     """Sort key, worst first: NaN before everything, then larger errors."""
     return (0, 0.0) if np.isnan(check.relative_error) else (1, -check.relative_error)
 
 
-def _entries(params, max_entries, seed, names=PARAMS):
+def _entries(params: Mapping[str, np.ndarray], max_entries: int, seed: int,
+             names: tuple[str, ...] = PARAMS) -> list[tuple[str, int]]:
     """(name, flat index) to check among the parameters ``names``: all of them, or a seeded sample of
     ``max_entries`` (more only when every parameter's minimum, min(size, MIN_PER_PARAMETER), already adds up to
     more), the rest shared by size."""
@@ -176,27 +184,27 @@ def _entries(params, max_entries, seed, names=PARAMS):
             for i in np.sort(rng.choice(sizes[name], size=counts[name], replace=False))]
 
 
-def _sequence_loss(impl, problem):
+def _sequence_loss(impl: "Binding", problem: "Problem") -> float:
     args = (dict(problem.params), problem.h0, problem.c0, problem.inputs, problem.targets)
     result = unpack(call(impl, "lstm_loss", args, "forward", None), 6, "lstm_loss")
     return float(as_float_array(result[2], np.shape(result[2]), "the loss returned by lstm_loss").sum())
 
 
-def _sequence_gradient(impl, problem):
+def _sequence_gradient(impl: "Binding", problem: "Problem") -> dict[str, np.ndarray]:
     run = drive.sequence(impl, problem)
     if run.failure is not None:
         raise run.failure
     return {name[1:]: value for name, value in run.backward.items()}
 
 
-def _driven_loss(impl, problem):
+def _driven_loss(impl: "Binding", problem: "Problem") -> float:
     run = drive.forward(impl, problem)
     if run.failure is not None:
         raise run.failure
     return float(np.sum(np.mean((run.outputs - problem.targets) ** 2, axis=-1)))
 
 
-def _driven_gradient(impl, problem):
+def _driven_gradient(impl: "Binding", problem: "Problem") -> dict[str, np.ndarray]:
     """dlstm chained from the last step to the first, dy_t = 2 (y_t - target_t) / O, dparams summed."""
     run = drive.forward(impl, problem)
     if run.failure is not None:
@@ -209,7 +217,7 @@ def _driven_gradient(impl, problem):
     return total
 
 
-def summarize(result):
+def summarize(result: GradCheck) -> str:
     """Lines for the terminal: what ran, the worst entry of each parameter (more for a failing one), the verdict."""
     lines = [f"gradcheck: {result.implementation} ({result.spec.label()}), loss and gradient from {result.driver}"]
     if result.failure is not None:

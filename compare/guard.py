@@ -19,16 +19,23 @@ import signal
 import sys
 import threading
 import traceback
+from os import PathLike
 from pathlib import Path
+from types import FrameType, ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from compare.errors import ImplementationRaised, UsageError
 
+if TYPE_CHECKING:
+    from compare.supervise import Monitor
+
 DEFAULT_TIMEOUT = 60.0  # seconds one call of the user's code may take (lstm-compare --timeout, Config.timeout)
 
 _timeout = contextvars.ContextVar("lstm_compare_timeout", default=DEFAULT_TIMEOUT)
-MONITOR = None  # set in a supervised child (compare.supervise): told where the user's code runs, for its parent
+# Set in a supervised child (compare.supervise): told where the user's code runs, for its parent.
+MONITOR: "Monitor | None" = None
 
 
 class TimedOut(BaseException):
@@ -37,7 +44,7 @@ class TimedOut(BaseException):
 
 
 @contextlib.contextmanager
-def time_limit(seconds):
+def time_limit(seconds: float | None) -> Iterator[None]:
     """Within this block each call of the user's code may take at most ``seconds``; None keeps the current limit."""
     if seconds is None:
         yield
@@ -51,7 +58,7 @@ def time_limit(seconds):
         _timeout.reset(token)
 
 
-def import_file(path):
+def import_file(path: str | PathLike[str]) -> ModuleType:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path} does not exist or is not a file.")
@@ -81,7 +88,7 @@ OWN_PACKAGES = ("compare", "references", "handrolled")  # this project's top-lev
 
 
 @contextlib.contextmanager
-def own_packages_set_aside(folder):
+def own_packages_set_aside(folder: Path) -> Iterator[None]:
     """While a user's file in ``folder`` imports, its own sibling modules named like this project's packages
     (``compare.py``, ``references/``, ...) are the ones it gets; this project's are put back afterwards, and the
     user's module keeps the siblings it imported."""
@@ -95,14 +102,14 @@ def own_packages_set_aside(folder):
         sys.modules.update(saved)
 
 
-def _sibling_shadows(folder, name):
+def _sibling_shadows(folder: Path, name: str) -> bool:
     candidates = (folder / f"{name}.py", folder / name / "__init__.py")
     ours = sys.modules.get(name)
     ours_file = Path(getattr(ours, "__file__", "") or "").resolve()
     return any(c.is_file() and c.resolve() != ours_file for c in candidates)
 
 
-def describe(error, source):
+def describe(error: BaseException, source: str | None) -> str:
     """'ValueError: message (line 42 of my_lstm.py)' from the innermost frame in the user's file or a module
     beside it (``(line 125 of lstm_full.py)`` for a sibling it imports), on one line.
 
@@ -123,7 +130,7 @@ def describe(error, source):
     return text
 
 
-def _users(file, source):
+def _users(file: Path, source: Path) -> bool:
     """Whether ``file`` is the user's ``source`` or a module in its folder (not this project's own code)."""
     if file == source:
         return True
@@ -134,12 +141,12 @@ def _users(file, source):
         return False
 
 
-def _ours(file):
+def _ours(file: Path) -> bool:
     root = Path(__file__).resolve().parent.parent  # the folder holding compare/, references/, handrolled/
     return any(file.is_relative_to(root / name) for name in OWN_PACKAGES)
 
 
-def private_copy(value):
+def private_copy(value: Any) -> Any:
     """A deep copy the user's code may modify in place, of the same type: arrays, dicts, lists and tuples
     quickly; namedtuples, dataclasses and other objects through ``copy.deepcopy``.  An object that cannot be
     copied (one holding a lock, say) is passed as it is: it is the user's own, the harness never reads it."""
@@ -156,14 +163,14 @@ def private_copy(value):
         return value
 
 
-def read_only(array):
+def read_only(array: np.typing.ArrayLike) -> np.ndarray:
     """A read-only copy of ``array``: what the engine's own parameters are, so that nothing writes to them."""
     array = np.array(array)
     array.flags.writeable = False
     return array
 
 
-def call(impl, function, args, phase, step):
+def call(impl: Any, function: str, args: tuple[Any, ...], phase: str, step: int | None) -> Any:
     """Call one of the user's functions, ``args = (params, ...)``, on private copies; its exceptions, and a call
     that runs past the time limit, become ``ImplementationRaised`` at ``phase``/``step``.  KeyboardInterrupt
     (Ctrl-C, or raised by the user's code) passes through."""
@@ -183,7 +190,7 @@ def call(impl, function, args, phase, step):
 
 
 # What the user's code may change in the process, and how to put it back: (name, read, restore).
-_PROCESS_STATE = (
+_PROCESS_STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
     ("working directory", os.getcwd, os.chdir),
     ("NumPy error handling", np.geterr, lambda saved: np.seterr(**saved)),
     ("sys.stdout", lambda: sys.stdout, lambda saved: setattr(sys, "stdout", saved)),
@@ -194,7 +201,7 @@ _PROCESS_STATE = (
 
 
 @contextlib.contextmanager
-def _guarded(location):
+def _guarded(location: str) -> Iterator[None]:
     """Run the block as the user's code at ``location``: under the time limit, watched by a supervising parent
     (if any), and with the process state of ``_PROCESS_STATE`` restored afterwards."""
     saved = [read() for _, read, _ in _PROCESS_STATE]
@@ -210,7 +217,7 @@ def _guarded(location):
         _restore(saved)
 
 
-def _restore(saved):
+def _restore(saved: list[Any]) -> None:
     for (_, read, restore), value in zip(_PROCESS_STATE, saved):
         try:
             changed = read() != value
@@ -227,14 +234,14 @@ class _Alarm:
     armed = False
 
 
-def _on_alarm(signum, frame):
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
     if _Alarm.armed:
         _Alarm.armed = False
         raise TimedOut
 
 
 @contextlib.contextmanager
-def _alarm(seconds):
+def _alarm(seconds: float) -> Iterator[None]:
     """Raise TimedOut in this block after ``seconds``.  Only in the main thread (where signals arrive), and only
     when no other real-time timer (pytest-timeout's, say) or handler from outside Python is in place: elsewhere
     the block is not limited in-process (the command line's supervising parent still is)."""
@@ -253,7 +260,7 @@ def _alarm(seconds):
         signal.signal(signal.SIGALRM, previous)
 
 
-def unpack(result, count, what):
+def unpack(result: Any, count: int, what: str) -> tuple[Any, ...]:
     """The user's return value as a tuple of ``count`` items, or one clear UsageError (``result`` itself is not
     changed: a namedtuple cache stays one)."""
     if not isinstance(result, (tuple, list)) or len(result) != count:
@@ -262,7 +269,7 @@ def unpack(result, count, what):
     return tuple(result)
 
 
-def as_float_array(value, expected_shape, what):
+def as_float_array(value: Any, expected_shape: Sequence[int], what: str) -> np.ndarray:
     """A snapshot of the user's array (a copy: code that reuses one buffer for every step cannot change what was
     recorded), checked for a floating dtype and the expected shape (UsageError otherwise)."""
     try:

@@ -21,7 +21,12 @@ with the largest ``--max-entries`` (or ``--steps``) that would fit.
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Sequence
+
 from compare.errors import UsageError
+
+if TYPE_CHECKING:
+    from compare.problem import ProblemSpec
 
 GIB = 2 ** 30
 BASE_BYTES = 600 * 2 ** 20  # the interpreter, NumPy, pandas, torch and JAX (jit-compiled scan included)
@@ -34,24 +39,24 @@ MULTIPLY_ADDS_PER_SECOND = 5e9
 GRADCHECK_SECONDS = 300.0
 
 
-def parameter_count(spec):
+def parameter_count(spec: "ProblemSpec") -> int:
     """Entries of Wf ... by: four (X+H, H) gate matrices, four H biases, the (H, O) head and its O bias."""
     H, X, O = spec.hidden, spec.inputs, spec.outputs
     return 4 * (X + H) * H + 4 * H + H * O + O
 
 
-def needed_bytes(spec, references=("torch", "jax")):
+def needed_bytes(spec: "ProblemSpec", references: Sequence[str] = ("torch", "jax")) -> float:
     """The estimated peak memory of one comparison of ``spec`` against ``references`` (see the module notes)."""
     per_step = _bytes_per_step(spec, references)
     return BASE_BYTES + spec.steps * per_step + PARAMETER_COPIES * 8 * parameter_count(spec)
 
 
-def _bytes_per_step(spec, references):
+def _bytes_per_step(spec: "ProblemSpec", references: Sequence[str]) -> float:
     share = max(len(references), 1) / 2  # measured with two references
     return share * (ROW_BYTES + UNIT_BYTES * (spec.batch or 1) * (spec.hidden + spec.inputs + spec.outputs))
 
 
-def available_bytes():
+def available_bytes() -> int | None:
     """Memory this process can still take: MemAvailable, lowered to what a cgroup limit leaves; None if unknown."""
     limits = []
     try:
@@ -75,7 +80,7 @@ def available_bytes():
     return min(limits)
 
 
-def check_fits(spec, references=("torch", "jax")):
+def check_fits(spec: "ProblemSpec", references: Sequence[str] = ("torch", "jax")) -> None:
     """Raise ``UsageError`` (one sentence: the estimate, what is available, what would fit) when comparing
     ``spec`` against ``references`` would allocate more memory than this machine has available.
 
@@ -92,17 +97,18 @@ def check_fits(spec, references=("torch", "jax")):
                      f"{available / GIB:.1f} GiB available here; {fits}.")
 
 
-def gradcheck_seconds(spec, entries):
+def gradcheck_seconds(spec: "ProblemSpec", entries: int) -> float:
     """Estimated seconds for gradcheck to check ``entries`` parameter entries of ``spec`` (two losses each)."""
     return 2 * entries * spec.steps * _seconds_per_step(spec)
 
 
-def _seconds_per_step(spec):
+def _seconds_per_step(spec: "ProblemSpec") -> float:
     multiply_adds = (spec.batch or 1) * (4 * (spec.inputs + spec.hidden) * spec.hidden + spec.hidden * spec.outputs)
     return SECONDS_PER_STEP_CALL + multiply_adds / MULTIPLY_ADDS_PER_SECOND
 
 
-def check_gradcheck_fits(spec, entries, minimum=1, limit=GRADCHECK_SECONDS):
+def check_gradcheck_fits(spec: "ProblemSpec", entries: int, minimum: int = 1,
+                         limit: float = GRADCHECK_SECONDS) -> None:
     """Raise ``UsageError`` when checking ``entries`` entries would take longer than ``limit`` seconds here,
     saying how many entries (never fewer than ``minimum``, the smallest sample gradcheck takes) or how many steps
     would fit."""

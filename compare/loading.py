@@ -10,6 +10,7 @@ import ast
 import importlib.util
 import sys
 import types
+from os import PathLike
 from pathlib import Path
 
 from compare.guard import own_packages_set_aside
@@ -17,7 +18,7 @@ from compare.guard import own_packages_set_aside
 DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _calls_nothing(node):
+def _calls_nothing(node: ast.AST) -> bool:
     """True when evaluating ``node`` calls no function (a lambda's body runs only when it is called)."""
     stack = [node]
     while stack:
@@ -29,7 +30,7 @@ def _calls_nothing(node):
     return True
 
 
-def is_definition(node):
+def is_definition(node: ast.AST) -> bool:
     if isinstance(node, DEFINITIONS):
         return True
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
@@ -40,7 +41,7 @@ def is_definition(node):
     return False
 
 
-def _run(node, path, module):
+def _run(node: ast.stmt, path: Path, module: types.ModuleType) -> bool:
     """Run one top-level statement in ``module``; False when it raises (a missing optional import, say)."""
     code = compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec")
     try:
@@ -50,7 +51,7 @@ def _run(node, path, module):
     return True
 
 
-def import_definitions(path):
+def import_definitions(path: str | PathLike[str]) -> tuple[types.ModuleType, list[str]] | None:
     """(module, names of the definitions that failed) with only ``path``'s definitions run; None when the file
     cannot be read or parsed (then there is nothing better to offer than the original error)."""
     path = Path(path)

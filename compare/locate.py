@@ -1,10 +1,16 @@
 """Find the first divergence of each (reference, mode) in the order the computation runs, and say it plainly."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
 from compare.tensors import FORWARD_HINTS, GATE_NAMES, gate_of, rank
+
+if TYPE_CHECKING:
+    from compare.errors import ImplementationRaised
+    from compare.conventions.naming import Naming
+    from compare.measure import TensorDiff
 
 UPSTREAM = {"forward": "h_prev and c_prev", "backward": "dy, dh_next and dc_next"}
 OUTFLOW = {"dx", "dh_prev", "dc_prev"}  # what leaves a backward step: every gate's contribution adds into them
@@ -29,7 +35,7 @@ class Finding:
     message: str
     user_tensor: str = ""  # the worst element in the user's own names, where they differ (e.g. 'dWx[3, 11] (o block)')
 
-    def where(self, name_tensor=False):
+    def where(self, name_tensor: bool = False) -> str:
         """'backward step 11, gate f, dWf' ('..., tensor dWf' with ``name_tensor``); 'whole sequence' for totals."""
         step = " (whole sequence)" if self.step is None else f" step {self.step}"
         gate = f", gate {self.gate}" if self.gate else ""
@@ -37,27 +43,28 @@ class Finding:
         return f"{self.phase}{step}{gate}, {'tensor ' if name_tensor else ''}{self.tensor}{yours}"
 
 
-def failure_finding(reference, mode, raised):
+def failure_finding(reference: str, mode: str, raised: "ImplementationRaised") -> Finding:
     """An exception in the user's code, located at its mode, phase and step."""
     where = f"{raised.phase} step {raised.step}" if raised.step is not None else f"{raised.phase} (whole sequence)"
     return Finding(reference, mode, raised.phase, raised.step, "", "exception", np.nan, np.nan, np.nan, None,
                    np.nan, np.nan, f"{mode} {where}: {raised.message}")
 
 
-def order_key(phase, step, tensor, steps):
+def order_key(phase: str, step: int | None, tensor: str, steps: int) -> tuple[int, int, int]:
     """Forward t = 0 ... T-1 then its totals; backward t = T-1 ... 0 then its totals; tensors in run order."""
     if phase == "forward":
         return (0, steps if step is None or step < 0 else step, rank(phase, tensor))
     return (1, steps if step is None or step < 0 else steps - 1 - step, rank(phase, tensor))
 
 
-def first_divergence(diffs, failures, steps, dh_given=False, naming=None):
+def first_divergence(diffs: Iterable["TensorDiff"], failures: Iterable[Finding], steps: int, dh_given: bool = False,
+                     naming: "Naming | None" = None) -> tuple[Finding, ...]:
     """One ``Finding`` per (reference, mode) that diverged or raised: the earliest in computation order.
 
     ``dh_given``: the step backward receives dL/dh itself (conventions without a head), rather than computing
     it from dy and dh_next.  ``naming`` (``conventions.naming.Naming``) names the worst element the user's way.
     """
-    candidates = {}
+    candidates: dict[tuple[str, str], list[tuple[tuple[int, int, int], Any, Any]]] = {}  # (key, diff or failure, k)
     for diff in diffs:
         for k in np.flatnonzero(diff.diverged):
             key = order_key(diff.phase, int(diff.steps[k]), diff.tensor, steps)
@@ -78,7 +85,8 @@ def first_divergence(diffs, failures, steps, dh_given=False, naming=None):
     return tuple(findings)
 
 
-def _finding(diff, k, diverged_here, steps_diverge, steps, dh_given, naming):
+def _finding(diff: "TensorDiff", k: int, diverged_here: list[str], steps_diverge: bool, steps: int, dh_given: bool,
+             naming: "Naming | None") -> Finding:
     step = int(diff.steps[k])
     index = tuple(int(i) for i in np.unravel_index(int(diff.worst_index[k]), diff.shape)) if diff.shape else ()
     where = f"{diff.phase} step {step}" if step >= 0 else f"{diff.phase} (whole sequence)"
@@ -106,7 +114,7 @@ def _finding(diff, k, diverged_here, steps_diverge, steps, dh_given, naming):
                    yours if yours != element else "")
 
 
-def _sequence_hint(diff, step, steps_diverge):
+def _sequence_hint(diff: "TensorDiff", step: int, steps_diverge: bool) -> str:
     if steps_diverge:
         return "it follows from the step functions, which diverge in isolated mode too"
     if diff.phase == "backward":
@@ -121,7 +129,7 @@ def _sequence_hint(diff, step, steps_diverge):
     return "the sequence loop's forward (the state passed from step to step)"
 
 
-def _upstream(mode, phase, step, steps):
+def _upstream(mode: str, phase: str, step: int, steps: int) -> str:
     """What is known to match on the way into the diverging step."""
     if step < 0:
         return "the outputs and the loss match; " if phase == "backward" else "the per-step outputs match; "
@@ -132,7 +140,7 @@ def _upstream(mode, phase, step, steps):
     return f"{UPSTREAM[phase]} entering step {step} match; "
 
 
-def _distinct(actual, expected):
+def _distinct(actual: float, expected: float) -> tuple[str, str]:
     """Both values with just enough digits to tell them apart."""
     for digits in range(6, 18):
         a, e = f"{actual:.{digits}g}", f"{expected:.{digits}g}"
@@ -141,7 +149,7 @@ def _distinct(actual, expected):
     return a, e
 
 
-def suggest(phase, tensors, dh_given=False):
+def suggest(phase: str, tensors: Sequence[str], dh_given: bool = False) -> str:
     """A short guess at the line to look at, from which tensors diverge together at one step."""
     gates = {gate_of(t) for t in tensors} - {""}
     if phase == "forward":

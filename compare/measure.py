@@ -1,10 +1,11 @@
 """Measure one tensor against its float64 truth, for one step or for many stacked steps at once."""
 
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
-from compare.tolerance import NOISE_FACTOR
+from compare.tolerance import NOISE_FACTOR, Tolerance
 
 
 @dataclass(frozen=True)
@@ -17,19 +18,19 @@ class Expectation:
     tolerance: np.ndarray  # (S,): the largest |actual - truth| allowed
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return self.truth.shape
 
-    def first(self, steps):
+    def first(self, steps: int) -> "Expectation":
         """The expectation for the first ``steps`` steps only (a run that stopped early)."""
         return self.rows(slice(0, steps))
 
-    def rows(self, rows):
+    def rows(self, rows: slice | list[int]) -> "Expectation":
         """The expectation for a subset of its steps (a slice or a list of row numbers)."""
         return Expectation(self.truth[rows], self.scale[rows], self.noise_floor[rows], self.tolerance[rows])
 
 
-def expectation(truth, same_dtype_reference, tolerance):
+def expectation(truth: np.ndarray, same_dtype_reference: np.ndarray, tolerance: Tolerance) -> Expectation:
     """An ``Expectation`` from a reference's float64 run and its run in the implementation's dtype.
 
     allowed = atol + rtol * max|truth| + NOISE_FACTOR * max|same-dtype - truth|, per step (see tolerance.py).
@@ -76,11 +77,11 @@ class TensorDiff:
     diverged: np.ndarray
 
     @property
-    def any_diverged(self):
+    def any_diverged(self) -> bool:
         return bool(self.diverged.any())
 
 
-def measure(actual, expected):
+def measure(actual: np.typing.ArrayLike, expected: Expectation) -> dict[str, np.ndarray]:
     """Statistics of ``actual`` (S, ...) against an ``Expectation``: a dict of per-step arrays.
 
     NaN or Inf in ``actual`` where the truth is finite always fails.
@@ -114,8 +115,9 @@ def measure(actual, expected):
                 noise_floor=expected.noise_floor, diverged=n_mismatch > 0)
 
 
-def tensor_diff(labels, shape, steps, stats):
+def tensor_diff(labels: tuple[str, str, str, str, str], shape: Sequence[int], steps: Sequence[int] | np.ndarray,
+                stats: Sequence[dict[str, np.ndarray]]) -> TensorDiff:
     """A ``TensorDiff`` from its labels (reference, mode, phase, tensor, gate) and per-step ``measure`` dicts."""
-    merged = {key: np.concatenate([s[key] for s in stats]) for key in stats[0]}
+    merged: dict[str, Any] = {key: np.concatenate([s[key] for s in stats]) for key in stats[0]}
     n_total = int(np.prod(shape))
     return TensorDiff(*labels, shape=tuple(shape), steps=np.asarray(steps), n_total=n_total, **merged)

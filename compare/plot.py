@@ -5,14 +5,24 @@ Below 0 (blue) a tensor is within tolerance; above 0 (yellow to red) it diverged
 object API on an Agg canvas: no pyplot, no global state, no display needed.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from compare.engine import MODES
 from compare.summary import shorten
 from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
+
+    from compare.engine import Report
+    from compare.report import Output
 
 LOW, HIGH = -8.0, 8.0  # the colour scale, in log10(error / allowed); beyond it the end colours
 PHASE_TITLES = {"forward": "forward  (computed t = 0 \u2192 T-1)", "backward": "backward  (computed t = T-1 \u2192 0)"}
@@ -40,13 +50,13 @@ class Heatmap:
     note: str  # the first divergence in words, or why nothing is boxed
 
 
-def heatmap(report, reference, mode):
+def heatmap(report: "Report", reference: str, mode: str) -> Heatmap:
     """The ``Heatmap`` of one reference x mode of ``report``."""
     T = report.config.spec.steps
     diffs = [d for d in report.diffs if (d.reference, d.mode) == (reference, mode)]
     has_total = any((d.steps < 0).any() for d in diffs)
     columns = tuple(str(t) for t in range(T)) + (("total",) if has_total else ())
-    panels = []
+    panels: list[Panel] = []
     for phase, order in (("forward", FORWARD_ORDER + ("loss",)), ("backward", BACKWARD_ORDER)):
         present = {d.tensor: d for d in diffs if d.phase == phase}
         tensors = tuple(t for t in order if t in present)
@@ -70,7 +80,7 @@ def heatmap(report, reference, mode):
     return Heatmap(reference, mode, title, columns, tuple(panels), first, note)
 
 
-def _colormap():
+def _colormap() -> "Colormap":
     """Blues below 0 (darker = more accurate), yellow to dark red above: the sign reads at a glance."""
     from matplotlib import colormaps
     from matplotlib.colors import ListedColormap
@@ -86,7 +96,7 @@ ROW_IN, COL_IN, MIN_PLOT_IN, MAX_WIDTH_IN = 0.24, 0.32, 5.5, 16.0
 LEFT_IN, RIGHT_IN, BAR_IN, BOTTOM_IN, PANEL_TITLE_IN, LINE_IN = 1.05, 1.05, 0.16, 0.55, 0.32, 0.17
 
 
-def draw(heat):
+def draw(heat: Heatmap) -> "Figure":
     """A matplotlib ``Figure`` for one ``Heatmap``."""
     from matplotlib.colors import TwoSlopeNorm
     from matplotlib.figure import Figure
@@ -102,6 +112,7 @@ def draw(heat):
     fig = Figure(figsize=(width, height))
     fig.text(0.08 / width, 1 - 0.08 / height, heading, va="top", fontsize=9)
     norm, cmap = TwoSlopeNorm(vmin=LOW, vcenter=0.0, vmax=HIGH), _colormap()
+    axes: list[Axes]
     y, axes = height - top, []
     for panel, h in zip(heat.panels, heights):
         y -= PANEL_TITLE_IN + h
@@ -125,7 +136,7 @@ def draw(heat):
     return fig
 
 
-def _decorate(ax, heat, panel, n_cols):
+def _decorate(ax: "Axes", heat: Heatmap, panel: Panel, n_cols: int) -> None:
     """Tensor labels, cell borders, the panel's title, and the box around the first divergence."""
     from matplotlib.patches import Rectangle
 
@@ -149,13 +160,13 @@ def _decorate(ax, heat, panel, n_cols):
     ax.set_title(title, loc="left", fontsize=9)
 
 
-def _wrap(text, width):
+def _wrap(text: str, width: int) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(text, width=max(width, 60)))
 
 
-def _step_ticks(n_cols):
+def _step_ticks(n_cols: int) -> list[int]:
     """Every column for short sequences, about 20 evenly spaced ones (and the last) for long ones."""
     if n_cols <= 30:
         return list(range(n_cols))
@@ -163,11 +174,11 @@ def _step_ticks(n_cols):
     return sorted(set(range(0, n_cols, stride)) | {n_cols - 1})
 
 
-def heatmap_outputs(report, out_dir, dpi=110):
+def heatmap_outputs(report: "Report", out_dir: str | os.PathLike[str], dpi: float = 110) -> list["Output"]:
     """One ``report.Output`` per reference x mode of ``report`` that has data: heatmap-<reference>-<mode>.png."""
     from compare.report import Output
 
-    outputs = []
+    outputs: list[Output] = []  # mypy cannot type a lambda with a default argument (below)
     for reference in report.config.references:
         for mode in MODES:
             if mode not in report.config.modes:
@@ -175,11 +186,11 @@ def heatmap_outputs(report, out_dir, dpi=110):
             heat = heatmap(report, reference, mode)
             if heat.panels:
                 outputs.append(Output(Path(out_dir) / f"heatmap-{reference}-{mode}.png",
-                                      lambda path, heat=heat: _save(heat, path, dpi)))
+                                      lambda path, heat=heat: _save(heat, path, dpi)))  # type: ignore[misc]
     return outputs
 
 
-def _save(heat, path, dpi):
+def _save(heat: Heatmap, path: str | os.PathLike[str], dpi: float) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     fig = draw(heat)
@@ -187,7 +198,7 @@ def _save(heat, path, dpi):
     fig.savefig(path, dpi=dpi, format="png")
 
 
-def write_heatmaps(report, out_dir, dpi=110):
+def write_heatmaps(report: "Report", out_dir: str | os.PathLike[str], dpi: float = 110) -> list[Path]:
     """Write heatmap-<reference>-<mode>.png for every reference x mode of ``report``, all or none (through a
     temporary each, like the CSVs); returns the paths."""
     from compare.report import commit

@@ -21,14 +21,14 @@ class ProblemSpec:
     seed: int = 0
     zero_state: bool = False
 
-    def label(self):
+    def label(self) -> str:
         batch = "" if self.batch is None else f" B={self.batch}"
         state = " zero-state" if self.zero_state else ""
         sizes = f"T={self.steps} H={self.hidden} X={self.inputs} O={self.outputs}{batch}"
         return f"{sizes} {self.dtype} seed={self.seed}{state}"
 
 
-def make_problem(spec):
+def make_problem(spec: ProblemSpec) -> Problem:
     """The float64 problem for ``spec``; cast it with ``Problem.astype`` for a lower-precision run.
 
     Drawn in float64 so that a float32 run and its float64 truth see the same rounded-once values.

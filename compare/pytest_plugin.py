@@ -14,14 +14,36 @@ import hashlib
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import pytest
+
+if TYPE_CHECKING:
+    from typing import TypedDict, Unpack
+
+    from compare.conventions.base import Source
+    from compare.engine import Report
+
+    class ProblemKeywords(TypedDict, total=False):
+        """The keywords the fixture passes on to ``compare.assertions.compare_lstm``."""
+
+        steps: int
+        hidden: int
+        inputs: int
+        outputs: int
+        dtype: str
+        seed: int
+        batch: int | None
+        zero_state: bool
+        references: Sequence[str]
+        modes: Sequence[str]
+        convention: str
 
 # The comparison (numpy, pandas, and torch and JAX on first use) is imported inside the fixture only, so that
 # this plugin, loaded by every pytest run in the environment, costs nothing where it is not used.
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lstm-compare", "LSTM comparison against PyTorch and JAX")
     group.addoption("--lstm-compare-reports", metavar="DIR",
                     help="write every lstm_compare call's divergence reports to DIR/<name>/, named as its baseline "
@@ -38,7 +60,7 @@ def pytest_addoption(parser):
     parser.addini("lstm_compare_factor", "allowed error growth over the baseline (default 10)")
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--lstm-compare-update-baseline") and _baseline_dir(config) is None:
         raise pytest.UsageError("--lstm-compare-update-baseline needs --lstm-compare-baseline DIR "
                                 "(or lstm_compare_baseline in the ini file)")
@@ -48,7 +70,7 @@ def pytest_configure(config):
 READABLE = 80  # characters of the node id kept in a baseline's file name; a hash of all of it follows
 
 
-def baseline_name(nodeid, call=1):
+def baseline_name(nodeid: str, call: int = 1) -> str:
     """The golden CSV's file name for the ``call``-th comparison in the test ``nodeid``: the node id made safe for
     a file name and cut to ``READABLE`` characters, then 12 hex digits of its SHA-256, so that ids differing only
     in characters a file name cannot hold ('a b' and 'a/b'), or two modules' ``test_matches``, never share one
@@ -58,7 +80,7 @@ def baseline_name(nodeid, call=1):
     return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def _baseline_dir(config):
+def _baseline_dir(config: pytest.Config) -> Path | None:
     option = config.getoption("--lstm-compare-baseline")
     if option:
         return Path(option).resolve()
@@ -69,7 +91,7 @@ def _baseline_dir(config):
     return (base / ini).resolve()
 
 
-def _factor(config):
+def _factor(config: pytest.Config) -> float | None:
     """The --lstm-compare-factor option, else the ini setting, else None (the default, 10); it must be a finite
     number above 1 (at 1 or below, every tensor would 'regress'), else a ``pytest.UsageError``."""
     option = config.getoption("--lstm-compare-factor")
@@ -89,13 +111,14 @@ def _factor(config):
 class LstmCompare:
     """The fixture's value: call it like ``assert_lstm_matches``; it returns the ``compare.Report``."""
 
-    def __init__(self, request, tmp_path_factory):
+    def __init__(self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
         self._config = request.config
         self._nodeid = request.node.nodeid
         self._tmp = tmp_path_factory
         self._calls = 0
 
-    def __call__(self, impl, *, baseline=None, **problem):
+    def __call__(self, impl: "Source", *, baseline: str | Literal[False] | None = None,
+                 **problem: "Unpack[ProblemKeywords]") -> "Report":
         """Compare ``impl`` on the problem given by ``problem`` (the keywords of ``assert_lstm_matches``).
 
         ``baseline`` names the golden CSV (default: ``baseline_name`` of the test's node id and of which call
@@ -120,7 +143,7 @@ class LstmCompare:
             self._check_baseline(report, folder / f"{baseline or name}.csv")
         return report
 
-    def _check_baseline(self, report, path):
+    def _check_baseline(self, report: "Report", path: Path) -> None:
         __tracebackhide__ = True
         from compare.baseline import (DEFAULT_FACTOR, BaselineError, read_baseline, regression_message, regressions,
                                       write_baseline)
@@ -144,6 +167,6 @@ class LstmCompare:
 
 
 @pytest.fixture
-def lstm_compare(request, tmp_path_factory):
+def lstm_compare(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LstmCompare:
     """Compare a seed-convention LSTM with PyTorch and JAX; fails on a divergence or an accuracy regression."""
     return LstmCompare(request, tmp_path_factory)

@@ -16,7 +16,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,12 @@ import pandas as pd
 from compare.engine import MODES
 from compare.errors import UsageError
 from compare.locate import order_key
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from compare.engine import Report
+    from compare.measure import TensorDiff
 
 DIVERGENCE_COLUMNS = ["reference", "mode", "phase", "step", "gate", "tensor", "shape", "max_abs_err",
                       "max_rel_err", "worst_index", "user_element", "actual", "expected", "n_mismatch", "n_total",
@@ -33,11 +39,12 @@ FIRST_DIVERGENCE_COLUMNS = ["reference", "mode", "phase", "step", "gate", "tenso
 DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV = "divergence.csv", "first_divergence.csv"
 
 
-def _index_text(flat, shape):
+def _index_text(flat: int | np.integer[Any], shape: tuple[int, ...]) -> str:
     return str(tuple(int(i) for i in np.unravel_index(int(flat), shape))) if shape else "()"
 
 
-def _user_element(report, diff, flat, step):
+def _user_element(report: "Report", diff: "TensorDiff", flat: int | np.integer[Any], step: int | np.integer[Any]
+                 ) -> str:
     """The worst element in the user's own names, e.g. 'dWx[3, 11] (o block)'."""
     index = tuple(int(i) for i in np.unravel_index(int(flat), diff.shape)) if diff.shape else ()
     if report.naming is None:
@@ -45,7 +52,7 @@ def _user_element(report, diff, flat, step):
     return report.naming.element(diff.tensor, index, diff.mode, int(step))
 
 
-def divergence_frame(report):
+def divergence_frame(report: "Report") -> pd.DataFrame:
     """One row per reference x mode x phase x step x tensor, in the order the computation runs."""
     T = report.config.spec.steps
     frames = []
@@ -81,7 +88,7 @@ def divergence_frame(report):
     return frame[DIVERGENCE_COLUMNS].reset_index(drop=True)
 
 
-def first_divergence_frame(report):
+def first_divergence_frame(report: "Report") -> pd.DataFrame:
     """One row per (reference, mode) that diverged; just the header when nothing did."""
     rows = [{column: getattr(f, column) for column in FIRST_DIVERGENCE_COLUMNS} for f in report.findings]
     frame = pd.DataFrame(rows, columns=FIRST_DIVERGENCE_COLUMNS)
@@ -97,7 +104,7 @@ class Output:
     write: Callable[[Path], None]
 
 
-def csv_output(frame, path):
+def csv_output(frame: pd.DataFrame | Callable[[], pd.DataFrame], path: str | os.PathLike[str]) -> Output:
     """The ``Output`` that writes ``frame`` (a DataFrame, or a function that builds one when the file is written)
     as CSV, without index, with '\n' line ends."""
     build = frame if callable(frame) else lambda: frame
@@ -107,12 +114,12 @@ def csv_output(frame, path):
 TEMPORARY = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.tmp$")  # .<name>.<pid>.<random>.tmp
 
 
-def temporary_for(target):
+def temporary_for(target: Path) -> Path:
     """A fresh hidden name beside ``target``: .<name>.<pid>.<random>.tmp (TEMPORARY)."""
     return target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -124,7 +131,7 @@ def _alive(pid):
     return True
 
 
-def remove_stale_temporaries(folder):
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> None:
     """Remove the temporaries of our naming pattern in ``folder`` whose writing process no longer exists."""
     if not Path(folder).is_dir():
         return
@@ -139,14 +146,14 @@ class _Terminated(BaseException):
 
 
 @contextlib.contextmanager
-def _sigterm_raises():
+def _sigterm_raises() -> Iterator[None]:
     """Within the block, SIGTERM raises ``_Terminated`` (so that cleanup runs), then is delivered again."""
     previous = signal.getsignal(signal.SIGTERM)
     if threading.current_thread() is not threading.main_thread() or previous in (None, signal.SIG_IGN):
         yield  # signals reach the main thread only; SIG_IGN: whoever started us wants SIGTERM ignored
         return
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: "FrameType | None") -> None:
         raise _Terminated
 
     signal.signal(signal.SIGTERM, handler)
@@ -163,7 +170,7 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
-def check_targets(paths):
+def check_targets(paths: Iterable[str | os.PathLike[str]]) -> None:
     """Refuse (UsageError, one sentence) a target that is a folder, or whose folder is a file."""
     for path in map(Path, paths):
         for folder in path.parents:
@@ -173,7 +180,7 @@ def check_targets(paths):
             raise UsageError(f"cannot write {path}: it is a folder.")
 
 
-def commit(outputs, remove=()):
+def commit(outputs: Iterable[Output], remove: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
     """Write every ``Output`` to a temporary, then move them all into place; then delete the files in ``remove``
     (reports an earlier run left that this one replaces with nothing).  All or nothing: a failure before the
     moves leaves every earlier file as it was, and no temporary.  Returns the targets.
@@ -202,12 +209,12 @@ def commit(outputs, remove=()):
     return [o.target for o in outputs]
 
 
-def write_csv_atomically(frame, path):
+def write_csv_atomically(frame: pd.DataFrame | Callable[[], pd.DataFrame], path: str | os.PathLike[str]) -> Path:
     """Write ``frame`` to a temporary file beside ``path`` and move it into place in one step."""
     return commit([csv_output(frame, path)])[0]
 
 
-def check_output_dir(out_dir, names=()):
+def check_output_dir(out_dir: str | os.PathLike[str], names: Iterable[str] = ()) -> None:
     """Refuse, before any work, an output folder that cannot be one or cannot be written (UsageError, exit 2);
     ``names`` are files the run will write there, each of which must not be a folder."""
     path = Path(out_dir)
@@ -224,7 +231,7 @@ def check_output_dir(out_dir, names=()):
 HEATMAP = re.compile(r"^heatmap-[a-z0-9_]+-[a-z]+\.png$")  # heatmap-<reference>-<mode>.png
 
 
-def report_files(folder):
+def report_files(folder: str | os.PathLike[str]) -> list[Path]:
     """The report files of ours in ``folder``: the two CSVs and the heatmaps (what a later run replaces)."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -233,7 +240,7 @@ def report_files(folder):
     return sorted(p for p in folder.iterdir() if p.is_file() and (p.name in names or HEATMAP.match(p.name)))
 
 
-def report_outputs(report, out_dir, plot=False):
+def report_outputs(report: "Report", out_dir: str | os.PathLike[str], plot: bool = False) -> list[Output]:
     """The ``Output``s of one report: divergence.csv, first_divergence.csv, and the heatmaps when ``plot``."""
     out_dir = Path(out_dir)
     outputs = [csv_output(lambda: divergence_frame(report), out_dir / DIVERGENCE_CSV),
@@ -245,7 +252,7 @@ def report_outputs(report, out_dir, plot=False):
     return outputs
 
 
-def write_reports(report, out_dir, plot=False):
+def write_reports(report: "Report", out_dir: str | os.PathLike[str], plot: bool = False) -> list[Path]:
     """Write divergence.csv, first_divergence.csv (and, with ``plot``, the heatmaps) into ``out_dir``, all or
     nothing; heatmaps an earlier run left there are removed.  Returns the paths written."""
     outputs = report_outputs(report, out_dir, plot)

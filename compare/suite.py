@@ -7,9 +7,11 @@ shape (steps, batch, sizes, dtype), which dominates the run time of short sequen
 """
 
 import itertools
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +28,13 @@ from compare.problem import ProblemSpec, make_problem
 from compare.report import commit, csv_output, report_files, report_outputs
 from compare.summary import mode_summaries
 from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
+
+if TYPE_CHECKING:
+    from compare.catalog import Bug, CatalogResult, Location
+    from compare.conventions.base import Binding, Source
+    from compare.drive import BatchRefusal
+    from compare.engine import Report
+    from compare.summary import ModeSummary
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,7 @@ class Block:
     zero_states: tuple[bool, ...] = (False, True)
     seeds: tuple[int, ...] = (0,)
 
-    def specs(self):
+    def specs(self) -> Iterator[ProblemSpec]:
         for T, size, dtype, batch, zero, seed in itertools.product(
                 self.steps, self.sizes, self.dtypes, self.batches, self.zero_states, self.seeds):
             yield ProblemSpec(steps=T, hidden=size.hidden, inputs=size.inputs, outputs=size.outputs,
@@ -64,7 +73,7 @@ class Grid:
     name: str
     blocks: tuple[Block, ...]
 
-    def specs(self):
+    def specs(self) -> tuple[ProblemSpec, ...]:
         return tuple(dict.fromkeys(spec for block in self.blocks for spec in block.specs()))
 
 
@@ -100,15 +109,15 @@ class ConfigResult:
     """One configuration of the grid: its per-(reference, mode) summaries, the report, and its wall time."""
 
     spec: ProblemSpec
-    report: object  # compare.engine.Report
+    report: "Report"
     seconds: float
 
     @property
-    def summaries(self):
+    def summaries(self) -> list["ModeSummary"]:
         return mode_summaries(self.report)
 
     @property
-    def diverged(self):
+    def diverged(self) -> bool:
         return self.report.diverged
 
 
@@ -116,11 +125,11 @@ class ConfigResult:
 class CatalogCheck:
     """One catalog bug's self-check and its wall time."""
 
-    result: object  # compare.catalog.CatalogResult
+    result: "CatalogResult"
     seconds: float
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return self.result.ok
 
 
@@ -136,18 +145,21 @@ class SuiteResult:
     notes: tuple[str, ...]  # one sentence per kind of configuration or mode that was skipped, and why
 
     @property
-    def ok(self):
+    def ok(self) -> bool:
         return not any(c.diverged for c in self.configs) and all(r.ok for r in self.catalog)
 
 
-def probe_batches(implementation, spec=ProblemSpec(steps=1, batch=2)):
+def probe_batches(implementation: "Binding", spec: ProblemSpec = ProblemSpec(steps=1, batch=2)
+                 ) -> "BatchRefusal | None":
     """None when the implementation takes (B, X) batches; otherwise why not (see ``drive.batch_support``)."""
     problem = make_problem(spec)
     params = {name: read_only(value) for name, value in problem.params.items()}
     return batch_support(implementation, replace(problem, params=params))
 
 
-def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, progress=None, convention="auto"):
+def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
+              references: Sequence[str] = REFERENCES, catalog: Sequence["Bug"] | None = None,
+              progress: Callable[[str, int, int], object] | None = None, convention: str = "auto") -> SuiteResult:
     """Run ``grid`` on ``impl`` (a path or a module), then the self-check of ``catalog`` (default: the whole
     public ``CATALOG``): a ``SuiteResult``.
 
@@ -155,6 +167,7 @@ def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, 
     """
     implementation = bind(impl, convention)  # a bad file is a UsageError before anything runs
     catalog = CATALOG if catalog is None else catalog
+    notes: list[str]
     specs, notes = grid.specs(), []
     if any(spec.batch is not None for spec in specs):
         reason = probe_batches(implementation)
@@ -166,7 +179,7 @@ def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, 
     notes += refusal_notes(accepted, references)
     specs = tuple(spec for spec in specs if accepted[spec])
     total = len(specs) + len(catalog)
-    configs = []
+    configs: list[ConfigResult] = []
     for k, spec in enumerate(specs):
         if progress:
             progress(spec.label(), k, total)
@@ -177,7 +190,7 @@ def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, 
             raise UsageError(f"{spec.label()}: {error}") from None
         configs.append(ConfigResult(spec, report, time.perf_counter() - start))
         notes += [note for note in report.skipped if note not in notes]
-    results = []
+    results: list[CatalogCheck] = []
     for k, bug in enumerate(catalog, start=len(specs)):
         if progress:
             progress(f"catalog: {bug.name}", k, total)
@@ -187,7 +200,7 @@ def run_suite(impl, grid=GRIDS["default"], references=REFERENCES, catalog=None, 
                        tuple(notes))
 
 
-def accepting(spec, references):
+def accepting(spec: ProblemSpec, references: Sequence[str]) -> tuple[str, ...]:
     """The references that take ``spec``: a reference module may refuse a problem in ``check_size`` (the
     finite-difference reference refuses long or wide ones), which costs nothing compared with running it."""
     names = []
@@ -205,7 +218,7 @@ def accepting(spec, references):
     return tuple(names)
 
 
-def refusal_notes(accepted, references):
+def refusal_notes(accepted: Mapping[ProblemSpec, Sequence[str]], references: Sequence[str]) -> list[str]:
     """One sentence per reference that refused some configurations: how many, and the first of them."""
     notes = []
     for name in references:
@@ -228,7 +241,7 @@ SUITE_COLUMNS = ["configuration", "reference", "mode", "status", "worst_rel_err"
 CATALOG_COLUMNS = ["bug", "reference", "expected", "found", "status"]
 
 
-def slug(spec):
+def slug(spec: ProblemSpec) -> str:
     """A folder name for one configuration: T12-H5-X3-O1-B4-float32-seed1-zero."""
     batch = "" if spec.batch is None else f"-B{spec.batch}"
     zero = "-zero" if spec.zero_state else ""
@@ -237,7 +250,7 @@ def slug(spec):
 
 
 
-def describe_location(location, mode=True):
+def describe_location(location: "Location | None", mode: bool = True) -> str:
     """'isolated backward step 11, dWf' for a ``catalog.Location`` (or 'not found' for None)."""
     if location is None:
         return "not found"
@@ -245,7 +258,7 @@ def describe_location(location, mode=True):
     return f"{location.mode + ' ' if mode else ''}{location.phase}{step}, {location.tensor}"
 
 
-def suite_frame(result):
+def suite_frame(result: SuiteResult) -> pd.DataFrame:
     """One row per configuration x reference x mode, in grid order; deterministic (no timings)."""
     rows = []
     for config in result.configs:
@@ -259,7 +272,7 @@ def suite_frame(result):
     return pd.DataFrame(rows, columns=SUITE_COLUMNS)
 
 
-def catalog_frame(result):
+def catalog_frame(result: SuiteResult) -> pd.DataFrame:
     """One row per catalog bug x reference: where it had to be found, where it was."""
     rows = []
     for entry in result.catalog:
@@ -271,12 +284,12 @@ def catalog_frame(result):
     return pd.DataFrame(rows, columns=CATALOG_COLUMNS)
 
 
-def _number(value):
+def _number(value: float) -> str:
     """Three significant digits: enough to read, and stable against last-bit differences between BLAS builds."""
     return f"{value:.2e}" if np.isfinite(value) else str(value)
 
 
-def write_suite(result, out_dir, plot=False):
+def write_suite(result: SuiteResult, out_dir: str | os.PathLike[str], plot: bool = False) -> list[Path]:
     """Write suite.csv, catalog.csv and, per diverged configuration, suite/<slug>/divergence.csv and
     first_divergence.csv (and its heatmaps with ``plot``), all or nothing; the reports an earlier run left under
     suite/ are removed once the new ones are in place.  Returns the paths.

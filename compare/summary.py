@@ -1,15 +1,21 @@
 """A short plain-text summary of a ``Report`` that a person can act on."""
 
 from dataclasses import dataclass
+from os import PathLike
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
 from compare.engine import MODES
 
+if TYPE_CHECKING:
+    from compare.engine import Report
+    from compare.locate import Finding
+
 SHOWN_CHARACTERS = 1000  # of a message in the terminal or a picture; the CSVs keep it whole
 
 
-def shorten(text, limit=SHOWN_CHARACTERS):
+def shorten(text: object, limit: int = SHOWN_CHARACTERS) -> str:
     """``text`` on one line, cut to ``limit`` characters with the count of those left out (an exception message
     can be megabytes long; printing or drawing all of it helps no one)."""
     text = " ".join(str(text).split())
@@ -26,13 +32,13 @@ class ModeSummary:
     mode: str
     worst_rel_err: float
     worst_ratio: float  # the largest max_abs_err / tolerance: below 1 means everything matched
-    finding: object | None  # compare.locate.Finding
+    finding: "Finding | None"
 
 
-def mode_summaries(report):
+def mode_summaries(report: "Report") -> list[ModeSummary]:
     """One ``ModeSummary`` per reference and mode that produced anything, in reference then mode order."""
     findings = {(f.reference, f.mode): f for f in report.findings}
-    worst = {}
+    worst: dict[tuple[str, str], tuple[float, float]] = {}
     for d in report.diffs:
         key = (d.reference, d.mode)
         rel, ratio = worst.get(key, (0.0, 0.0))
@@ -45,7 +51,7 @@ def mode_summaries(report):
             for r, m in sorted(keys, key=order)]
 
 
-def summarize(report, paths=()):
+def summarize(report: "Report", paths: Iterable[str | PathLike[str]] = ()) -> str:
     """Lines for the terminal: one per reference x mode, then each first divergence, then where reports went."""
     spec = report.config.spec
     lines = [f"lstm-compare: {report.implementation} against {', '.join(report.config.references)} "
@@ -69,6 +75,6 @@ def summarize(report, paths=()):
 
 
 
-def _references(report):
+def _references(report: "Report") -> str:
     names = report.config.references
     return {1: f"the {names[0]} reference", 2: "both references"}.get(len(names), f"all {len(names)} references")

@@ -17,6 +17,8 @@ import struct
 import sys
 import threading
 import time
+from types import FrameType
+from typing import Any, Callable, NoReturn
 
 from compare import guard
 from compare.errors import EXIT_DIVERGED, EXIT_INTERRUPTED
@@ -33,34 +35,34 @@ WORKING, IN_CALL, FINISHED = 0, 1, 2
 class Monitor:
     """The shared record of where the child is: written by the child (``guard._guarded``), read by the parent."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.memory = mmap.mmap(-1, _SIZE)
 
-    def enter(self, location, limit):
+    def enter(self, location: str, limit: float) -> None:
         text = location.encode("utf-8", "replace")[:_SIZE - _HEADER.size - 1] + b"\0"
         self.memory[_HEADER.size:_HEADER.size + len(text)] = text
         _HEADER.pack_into(self.memory, 0, IN_CALL, time.monotonic() + limit, limit)
 
-    def leave(self):
+    def leave(self) -> None:
         self.memory[0] = WORKING
 
-    def finish(self):
+    def finish(self) -> None:
         self.memory[0] = FINISHED
 
-    def read(self):
+    def read(self) -> tuple[int, float, float, str]:
         """(state, deadline, limit, location of the last call of the user's code, '' before the first)."""
         state, deadline, limit = _HEADER.unpack_from(self.memory, 0)
         location = self.memory[_HEADER.size:].split(b"\0", 1)[0].decode("utf-8", "replace")
         return state, deadline, limit, location
 
 
-def can_fork():
+def can_fork() -> bool:
     """Whether forking is safe here: POSIX, one thread, and no framework (with threads of its own) imported yet."""
     return (hasattr(os, "fork") and threading.active_count() == 1
             and not any(name in sys.modules for name in ("torch", "jax", "jaxlib")))
 
 
-def run(work):
+def run(work: Callable[[], int]) -> NoReturn:
     """Exit the process with ``work()``'s exit code, ``work`` run in a watched child when that is possible."""
     if not can_fork():
         _leave(_attempt(work))
@@ -75,7 +77,7 @@ def run(work):
     sys.exit(_watch(pid, monitor))
 
 
-def _attempt(work):
+def _attempt(work: Callable[[], int]) -> int:
     """``work()``'s exit code, with SystemExit (argparse's --help and errors) turned into its code."""
     try:
         return work()
@@ -86,7 +88,7 @@ def _attempt(work):
         return 1
 
 
-def _leave(code):
+def _leave(code: int) -> NoReturn:
     """Flush and end the process now, whatever threads the user's code left running."""
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -96,26 +98,26 @@ def _leave(code):
     os._exit(code)
 
 
-def _interrupt_once(signum, frame):
+def _interrupt_once(signum: int, frame: FrameType | None) -> None:
     """SIGINT in the child: one KeyboardInterrupt, however many times it arrives (the terminal and the parent
     may both send it)."""
-    if not _interrupt_once.raised:
-        _interrupt_once.raised = True
+    if not _interrupt_once.raised:  # type: ignore[attr-defined]  # the function's own flag, set below
+        _interrupt_once.raised = True  # type: ignore[attr-defined]
         raise KeyboardInterrupt
 
 
-_interrupt_once.raised = False
+_interrupt_once.raised = False  # type: ignore[attr-defined]
 
 
-def _watch(pid, monitor):
+def _watch(pid: int, monitor: Monitor) -> int:
     """Wait for the child; the exit code, after one line on stderr if it had to be stopped or ended abruptly."""
-    received = []
+    received: list[tuple[int, float]] = []  # (signal, when)
 
-    def forward(signum, frame):
+    def forward(signum: int, frame: FrameType | None) -> None:
         received.append((signum, time.monotonic()))
         _signal(pid, signum)
 
-    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
+    previous: dict[int, Any] = {signum: signal.signal(signum, forward) for signum in FORWARDED}  # the handlers before
     try:
         status, stopped = _wait(pid, monitor, received)
     finally:
@@ -141,7 +143,7 @@ def _watch(pid, monitor):
     return EXIT_DIVERGED
 
 
-def _wait(pid, monitor, received):
+def _wait(pid: int, monitor: Monitor, received: list[tuple[int, float]]) -> tuple[int, bool]:
     """(wait status, whether the parent stopped the child because a call ran past its deadline)."""
     try:
         ready = os.pidfd_open(pid)  # readable when the child ends: no waiting out a whole POLL
@@ -169,12 +171,12 @@ def _wait(pid, monitor, received):
             os.close(ready)
 
 
-def _signal(pid, signum):
+def _signal(pid: int, signum: int) -> None:
     try:
         os.kill(pid, signum)
     except ProcessLookupError:  # it has just ended
         pass
 
 
-def _say(sentence):
+def _say(sentence: str) -> None:
     print(f"lstm-compare: {sentence}", file=sys.stderr, flush=True)

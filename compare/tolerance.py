@@ -32,5 +32,5 @@ TOLERANCES = {
 NOISE_FACTOR = 10.0  # a correct implementation's rounding differs from a reference's by a small factor
 
 
-def tolerance_for(dtype):
+def tolerance_for(dtype: np.typing.DTypeLike) -> Tolerance:
     return TOLERANCES[np.dtype(dtype)]

@@ -8,24 +8,27 @@ Each gate has its own matrix acting from the left on ``concat = [a_prev; xt]`` (
 and float32 inputs stay float32.
 """
 
+from typing import Any
+
 import numpy as np
 
 GATE_PARAMS = ("Wf", "Wi", "Wc", "Wo", "bf", "bi", "bc", "bo")
 
 
-def sigmoid(z):
+def sigmoid(z: np.ndarray) -> np.ndarray:
     """Logistic function that neither overflows nor warns for large |z|; keeps z's dtype."""
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def softmax(z):
+def softmax(z: np.ndarray) -> np.ndarray:
     """Softmax over axis 0 (the classes of each column), shifted by each column's maximum."""
     e = np.exp(z - z.max(axis=0, keepdims=True))
     return e / e.sum(axis=0, keepdims=True)
 
 
-def lstm_cell_forward(xt, a_prev, c_prev, parameters):
+def lstm_cell_forward(xt: np.ndarray, a_prev: np.ndarray, c_prev: np.ndarray, parameters: dict[str, np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[Any, ...]]:
     """One step forward: returns (a_next, c_next, yt_pred, cache)."""
     p = parameters
     concat = np.concatenate([a_prev, xt], axis=0)  # (n_a + n_x, m)
@@ -40,7 +43,7 @@ def lstm_cell_forward(xt, a_prev, c_prev, parameters):
     return a_next, c_next, yt_pred, cache
 
 
-def lstm_cell_backward(da_next, dc_next, cache):
+def lstm_cell_backward(da_next: np.ndarray, dc_next: np.ndarray, cache: tuple[Any, ...]) -> dict[str, np.ndarray]:
     """One step backward: returns the gradients dict (dxt, da_prev, dc_prev and this step's dWf ... dbo)."""
     a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters = cache
     p = parameters
@@ -61,7 +64,8 @@ def lstm_cell_backward(da_next, dc_next, cache):
     }
 
 
-def lstm_forward(x, a0, parameters):
+def lstm_forward(x: np.ndarray, a0: np.ndarray, parameters: dict[str, np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[list[tuple[Any, ...]], np.ndarray]]:
     """Run the sequence x (n_x, m, T_x) from a0 and c0 = 0: returns (a, y, c, caches), caches = (list, x)."""
     a_t, c_t = a0, np.zeros_like(a0)
     a, y, c, caches = [], [], [], []
@@ -74,7 +78,7 @@ def lstm_forward(x, a0, parameters):
     return np.stack(a, axis=2), np.stack(y, axis=2), np.stack(c, axis=2), (caches, x)
 
 
-def lstm_backward(da, caches):
+def lstm_backward(da: np.ndarray, caches: tuple[Any, ...]) -> dict[str, np.ndarray]:
     """Backward through the sequence; da (n_a, m, T_x) holds the gradients from the outputs only.
 
     Returns the gradients dict: dx (n_x, m, T_x), da0 and the summed dWf ... dbo.
@@ -84,7 +88,7 @@ def lstm_backward(da, caches):
     sums = {"d" + name: np.zeros_like(parameters[name]) for name in GATE_PARAMS}
     da_prevt = np.zeros_like(da[:, :, 0])
     dc_prevt = np.zeros_like(da_prevt)
-    dxs = [None] * da.shape[2]
+    dxs: list[Any] = [None] * da.shape[2]
     for t in reversed(range(da.shape[2])):
         step = lstm_cell_backward(da[:, :, t] + da_prevt, dc_prevt, caches[t])
         dxs[t], da_prevt, dc_prevt = step["dxt"], step["da_prev"], step["dc_prev"]

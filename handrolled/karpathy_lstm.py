@@ -7,16 +7,18 @@ None) and ``backward`` takes ``dcn``, ``dhn``, the gradients reaching the last c
 Only NumPy is needed, and float32 inputs stay float32.
 """
 
+from typing import Any
+
 import numpy as np
 
 
-def sigmoid(z):
+def sigmoid(z: np.ndarray) -> np.ndarray:
     """Logistic function that neither overflows nor warns for large |z|; keeps z's dtype."""
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def _blocks(gates, d):
+def _blocks(gates: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The four d-wide blocks i, f, o, g of a (b, 4d) array."""
     return gates[:, :d], gates[:, d:2 * d], gates[:, 2 * d:3 * d], gates[:, 3 * d:]
 
@@ -25,7 +27,8 @@ class LSTM:
     """The gist's static functions: ``init``, ``forward``, ``backward``."""
 
     @staticmethod
-    def init(input_size, hidden_size, fancy_forget_bias_init=3, *, rng=None):
+    def init(input_size: int, hidden_size: int, fancy_forget_bias_init: float = 3, *,
+             rng: int | np.random.Generator | None = None) -> np.ndarray:
         """Xavier-scaled WLSTM with zero biases except the forget gate's; ``rng``: a seed or Generator."""
         rng = np.random.default_rng(rng)
         WLSTM = rng.standard_normal((1 + input_size + hidden_size, 4 * hidden_size)) / np.sqrt(input_size + hidden_size)
@@ -34,7 +37,8 @@ class LSTM:
         return WLSTM
 
     @staticmethod
-    def forward(X, WLSTM, c0=None, h0=None):
+    def forward(X: np.ndarray, WLSTM: np.ndarray, c0: np.ndarray | None = None, h0: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Run X (n, b, input_size): returns (Hout (n, b, d), c_last, h_last, cache)."""
         n, b, input_size = X.shape
         d = WLSTM.shape[1] // 4
@@ -65,7 +69,8 @@ class LSTM:
         return Hout, C[n - 1], Hout[n - 1], cache
 
     @staticmethod
-    def backward(dHout, cache, dcn=None, dhn=None):
+    def backward(dHout: np.ndarray, cache: dict[str, Any], dcn: np.ndarray | None = None, dhn: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Backward through the sequence: returns (dX, dWLSTM, dc0, dh0)."""
         WLSTM, IFOGf, C, Ct, Hin = cache["WLSTM"], cache["IFOGf"], cache["C"], cache["Ct"], cache["Hin"]
         n, b, d = C.shape

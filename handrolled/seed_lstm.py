@@ -6,19 +6,22 @@ sequence element ``x`` of shape (X,) or on a batch of shape (B, X); parameter gr
 batch.  Only NumPy is needed, exactly like a user's own file.
 """
 
+from typing import Mapping, Sequence
+
 import numpy as np
 
 PARAM_NAMES = ("Wf", "Wi", "Wg", "Wo", "Wy", "bf", "bi", "bg", "bo", "by")
 CACHE_FIELDS = ("xh", "f_pre", "f", "i_pre", "i", "g_pre", "g", "o_pre", "o", "c", "c_tanh", "c_prev", "h")
 
 
-def sigmoid(z):
+def sigmoid(z: np.ndarray) -> np.ndarray:
     """Logistic function that neither overflows nor warns for large |z|; keeps z's dtype."""
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def init_params(inputs, hidden, outputs, *, seed, dtype=np.float64):
+def init_params(inputs: int, hidden: int, outputs: int, *, seed: int | None,
+                dtype: np.typing.DTypeLike = np.float64) -> dict[str, np.ndarray]:
     """Xavier-scaled weights and small biases from a seeded ``numpy.random.Generator``."""
     rng = np.random.default_rng(seed)
     X, H, O = inputs, hidden, outputs
@@ -32,18 +35,19 @@ def init_params(inputs, hidden, outputs, *, seed, dtype=np.float64):
     return {name: params[name].astype(dtype) for name in PARAM_NAMES}
 
 
-def _sum_outer(a, b):
+def _sum_outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a^T b summed over every leading (batch) axis: outer(a, b) for 1-D vectors."""  # (A,), (B,) -> (A, B)
     lead = list(range(a.ndim - 1))
     return np.tensordot(a, b, axes=(lead, lead))
 
 
-def _sum_batch(d):
+def _sum_batch(d: np.ndarray) -> np.ndarray:
     """Sum a per-element gradient over the batch axes, leaving the last axis."""
     return d.reshape(-1, d.shape[-1]).sum(axis=0)
 
 
-def lstm(params, x, h_prev, c_prev):
+def lstm(params: Mapping[str, np.ndarray], x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
     """One step forward: returns (y, h, c, cache) with the cache fields in ``CACHE_FIELDS`` order."""
     xh = np.concatenate([x, h_prev], axis=-1)  # ([B,] X+H)
     f_pre = xh @ params["Wf"] + params["bf"]  # ([B,] H)
@@ -59,7 +63,8 @@ def lstm(params, x, h_prev, c_prev):
     return y, h, c, cache
 
 
-def dlstm(params, dy, dh_next, dc_next, cache):
+def dlstm(params: Mapping[str, np.ndarray], dy: np.ndarray, dh_next: np.ndarray, dc_next: np.ndarray,
+          cache: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """One step backward: returns (dparams, dh_prev, dc_prev); dparams is this step's contribution."""
     xh, f_pre, f, i_pre, i, g_pre, g, o_pre, o, c, c_tanh, c_prev, h = cache
     H = h.shape[-1]
@@ -82,7 +87,8 @@ def dlstm(params, dy, dh_next, dc_next, cache):
     return dparams, dxh[..., -H:], dc * f
 
 
-def lstm_loss(params, h0, c0, inputs, targets):
+def lstm_loss(params: Mapping[str, np.ndarray], h0: np.ndarray, c0: np.ndarray, inputs: np.ndarray, targets: np.ndarray
+              ) -> tuple[np.ndarray, list[np.ndarray], float, np.ndarray, np.ndarray, list[tuple[np.ndarray, ...]]]:
     """Run the sequence: returns (y_last, outputs, loss, h_T, c_T, caches).
 
     loss = sum over steps (and batch) of the mean over outputs of (y_t - target_t)^2.
@@ -98,7 +104,8 @@ def lstm_loss(params, h0, c0, inputs, targets):
     return y, outputs, loss, h, c, caches
 
 
-def dlstm_loss(params, inputs, targets, outputs, caches):
+def dlstm_loss(params: Mapping[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray,
+               outputs: Sequence[np.ndarray], caches: Sequence[Sequence[np.ndarray]]) -> dict[str, np.ndarray]:
     """Backward through the whole sequence: returns the summed dparams."""
     dparams = {name: np.zeros_like(value) for name, value in params.items()}
     dh = np.zeros_like(caches[0][-1])

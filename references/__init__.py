@@ -8,6 +8,7 @@ a missing one is reported in one line while the other still works.
 """
 
 import importlib
+from types import ModuleType
 
 from references.records import BACKWARD_TENSORS, FORWARD_TENSORS, Problem, Totals, Trace
 
@@ -23,7 +24,7 @@ class ReferenceRefused(ValueError):
     """A reference cannot take this problem (finite differences on one too large); the message is one sentence."""
 
 
-def load(name):
+def load(name: str) -> ModuleType:
     """The reference module called ``name`` (one of MODULES: 'torch', 'jax', 'numeric')."""
     if name not in MODULES:
         raise ReferenceUnavailable(f"unknown reference {name!r}: choose from {', '.join(MODULES)}")
@@ -33,7 +34,7 @@ def load(name):
         raise ReferenceUnavailable(f"reference {name!r} is unavailable: {error}") from None
 
 
-def available():
+def available() -> list[str]:
     """Names of the default references (REFERENCES) whose framework imports here."""
     names = []
     for name in REFERENCES:

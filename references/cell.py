@@ -12,6 +12,8 @@ file) names tensors with this vocabulary.  The internal layout is the question's
     loss = sum over steps (and batch) of mean over outputs of (y - target)**2
 """
 
+from typing import Mapping, Sequence
+
 import numpy as np
 
 GATES = ("f", "i", "g", "o")  # the internal order of the per-gate parameters
@@ -47,12 +49,12 @@ FORWARD_HINTS = {"c": "the cell update c = f * c_prev + i * g", "c_tanh": "tanh(
                  "y": "the output head y = h @ Wy + by", "loss": "the loss (sum over steps of the mean squared error)"}
 
 
-def output_gradient(y, target):
+def output_gradient(y: np.ndarray, target: np.ndarray) -> np.ndarray:
     """dL/dy_t of the loss above: 2 (y_t - target_t) / O."""
     return 2 * (y - target) / y.shape[-1]
 
 
-def gate_of(tensor):
+def gate_of(tensor: str) -> str:
     """'f', 'i', 'g' or 'o' for a tensor that belongs to one gate, '' otherwise."""
     if tensor in PRE_ACTIVATIONS:
         return tensor[0]
@@ -63,13 +65,14 @@ def gate_of(tensor):
     return ""
 
 
-def rank(phase, tensor):
+def rank(phase: str, tensor: str) -> int:
     """Position of ``tensor`` within a step of ``phase``; exceptions come first (nothing after them ran)."""
     order = FORWARD_ORDER + ("loss",) if phase == "forward" else BACKWARD_ORDER
     return -1 if tensor == "exception" else order.index(tensor)
 
 
-def param_grads_at(steps, inputs, forward, backward):
+def param_grads_at(steps: Sequence[int] | np.ndarray, inputs: np.ndarray, forward: Mapping[str, np.ndarray],
+                   backward: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Each parameter's gradient contribution at several steps, from a trace's per-step tensors.
 
     dWk = xh^T dk_pre and dbk = dk_pre (summed over the batch); dWy = h^T dy, dby = dy.  Each result is
@@ -88,7 +91,7 @@ def param_grads_at(steps, inputs, forward, backward):
     return grads
 
 
-def stepwise_outer(a, b):
+def stepwise_outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per step s: a_s^T b_s summed over the batch, i.e. outer(a_s, b_s) unbatched."""  # (S, [B,] A), (S, [B,] C)
     if a.ndim == 2:
         return a[:, :, None] * b[:, None, :]  # (S, A, C)

@@ -13,13 +13,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from references.records import FORWARD_TENSORS, Totals, Trace, grads_entering_later_steps
+from references.records import FORWARD_TENSORS, Problem, Totals, Trace, grads_entering_later_steps
 
 NAME = "jax"
 PROBES = ("f_pre", "i_pre", "g_pre", "o_pre", "y", "h_prev", "c_prev")
 
 
-def _step(params, carry, xs):
+def _step(params: dict[str, jax.Array], carry: tuple[jax.Array, jax.Array],
+          xs: tuple[jax.Array, jax.Array, dict[str, jax.Array]]
+          ) -> tuple[tuple[jax.Array, jax.Array], dict[str, jax.Array]]:
     h, c = carry
     x, target, probe = xs
     h_prev, c_prev = h + probe["h_prev"], c + probe["c_prev"]
@@ -37,7 +39,8 @@ def _step(params, carry, xs):
     return (h, c), out
 
 
-def _loss(params, inputs, h0, c0, probes, targets):
+def _loss(params: dict[str, jax.Array], inputs: jax.Array, h0: jax.Array, c0: jax.Array, probes: dict[str, jax.Array],
+          targets: jax.Array) -> tuple[jax.Array, tuple[dict[str, jax.Array], jax.Array, jax.Array]]:
     (h_last, c_last), out = jax.lax.scan(lambda carry, xs: _step(params, carry, xs), (h0, c0),
                                          (inputs, targets, probes))
     return out["loss"].sum(), (out, h_last, c_last)
@@ -50,7 +53,7 @@ class WrongPrecision(RuntimeError):
     """JAX computed in another dtype than the problem's (64-bit types were off despite the scoped setting)."""
 
 
-def trace(problem):
+def trace(problem: Problem) -> Trace:
     """Every per-step tensor and gradient, and the totals, from one jitted value-and-grad."""
     with jax.enable_x64(True):  # scoped to this thread and this computation: no global JAX setting changes
         result = _trace(problem)
@@ -63,7 +66,7 @@ def trace(problem):
     return result
 
 
-def _trace(problem):
+def _trace(problem: Problem) -> Trace:
     T = problem.steps
     H, O = problem.h0.shape[-1], problem.targets.shape[-1]
     batch = problem.inputs.shape[1:-1]

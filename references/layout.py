@@ -9,6 +9,8 @@ Seed dict (``xh @ W`` on ``xh = [x, h_prev]``)      torch.nn.LSTM + nn.Linear st
 torch stacks its gates in the order i, f, g, o and adds two biases; going back, the seed bias is their sum.
 """
 
+from typing import Mapping
+
 import numpy as np
 
 from references.cell import PARAM_NAMES
@@ -17,13 +19,13 @@ TORCH_GATES = ("i", "f", "g", "o")
 TORCH_KEYS = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "head.weight", "head.bias")
 
 
-def sizes(params):
+def sizes(params: Mapping[str, np.ndarray]) -> tuple[int, int, int]:
     """(X, H, O) of a seed-convention parameter dict."""
     H, O = params["Wy"].shape
     return params["Wf"].shape[0] - H, H, O
 
 
-def seed_to_torch(params):
+def seed_to_torch(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Seed dict -> torch state_dict layout (NumPy arrays, same dtype)."""
     X, H, _ = sizes(params)
     stacked = np.concatenate([params[f"W{gate}"] for gate in TORCH_GATES], axis=1)  # (X+H, 4H)
@@ -38,7 +40,7 @@ def seed_to_torch(params):
     }
 
 
-def torch_to_seed(state, *, gradient=False):
+def torch_to_seed(state: Mapping[str, np.ndarray], *, gradient: bool = False) -> dict[str, np.ndarray]:
     """torch state_dict layout -> seed dict.
 
     For weights the seed bias is ``bias_ih + bias_hh``.  For *gradients* (``gradient=True``) both torch bias

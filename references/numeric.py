@@ -34,12 +34,13 @@ refused with ``TooLarge``, a ``ValueError`` whose one-sentence message states th
 """
 
 from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from references import ReferenceRefused
 from references.layout import PARAM_NAMES
-from references.records import FORWARD_TENSORS, STATE_TENSORS, Totals, Trace, grads_entering_later_steps
+from references.records import FORWARD_TENSORS, STATE_TENSORS, Problem, Totals, Trace, grads_entering_later_steps
 
 NAME = "numeric"
 COMPUTES_IN_FLOAT64 = True  # whatever the problem's dtype: its float64 run is its same-dtype run too
@@ -68,12 +69,12 @@ class TooLarge(ReferenceRefused):
     """The problem is longer than MAX_STEPS or needs more finite-difference work than MAX_WORK."""
 
 
-def floor_for(loss):
+def floor_for(loss: float) -> float:
     """The smallest denominator ``relative_error`` should use for a loss of this size (see the module notes)."""
     return FLOOR_PER_LOSS * max(abs(float(loss)), 1.0)
 
 
-def relative_error(analytic, numeric, floor):
+def relative_error(analytic: np.typing.ArrayLike, numeric: np.typing.ArrayLike, floor: float) -> np.ndarray:
     """|a - n| / max(|a| + |n|, floor), elementwise; NaN or Inf in either gives NaN (which fails every check)."""
     a, n = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -81,7 +82,8 @@ def relative_error(analytic, numeric, floor):
     return np.where(np.isfinite(a) & np.isfinite(n), error, np.nan)
 
 
-def central_differences(loss, params, entries, step=STEP):
+def central_differences(loss: Callable[[dict[str, np.ndarray]], float], params: dict[str, np.ndarray],
+                        entries: Sequence[tuple[str, int]], step: float = STEP) -> np.ndarray:
     """d loss / d params[name].flat[index] for each (name, index) in ``entries``, by central differences.
 
     ``loss(params) -> float`` is called twice per entry; ``params`` (a dict of float64 arrays) is changed in
@@ -102,14 +104,14 @@ def central_differences(loss, params, entries, step=STEP):
     return grads
 
 
-def work(problem):
+def work(problem: Problem) -> int:
     """Multiply-adds one trace of ``problem`` costs: (2 P T + B (X + 6H + O) T (T + 1)) step-copies."""
     T, B, X, H, O, P = _sizes(problem)
     step_copies = 2 * P * T + B * (X + 6 * H + O) * T * (T + 1)
     return step_copies * B * ((X + H) * 4 * H + H * O)
 
 
-def check_size(problem):
+def check_size(problem: Problem) -> None:
     """Raise ``TooLarge`` (one sentence, with the limit) when finite differences would be too slow or too noisy."""
     T, B, X, H, O, _ = _sizes(problem)
     if T > MAX_STEPS:
@@ -122,7 +124,7 @@ def check_size(problem):
                        f"use smaller --steps or --hidden.")
 
 
-def trace(problem):
+def trace(problem: Problem) -> Trace:
     """Forward tensors, per-step backward quantities and totals, all in float64 by central differences."""
     check_size(problem)
     params, inputs, targets, h0, c0 = _batched64(problem)
@@ -135,17 +137,19 @@ def trace(problem):
     backward["dh_next"] = grads_entering_later_steps(backward["dh_prev"])
     backward["dc_next"] = grads_entering_later_steps(backward["dc_prev"])
     grads = _param_gradients(params, inputs, targets, h0, c0)
-    unbatch = (lambda a: a[:, 0]) if problem.inputs.ndim == 2 else (lambda a: a)  # noqa: E731
+    unbatch: Callable[[np.ndarray], np.ndarray] = (
+        (lambda a: a[:, 0]) if problem.inputs.ndim == 2 else (lambda a: a))  # noqa: E731
     forward = {name: unbatch(value) for name, value in forward.items()}
     backward = {name: unbatch(value) for name, value in backward.items()}
-    first = (lambda a: a[0]) if problem.inputs.ndim == 2 else (lambda a: a)  # noqa: E731
+    first: Callable[[np.ndarray], np.ndarray] = (
+        (lambda a: a[0]) if problem.inputs.ndim == 2 else (lambda a: a))  # noqa: E731
     totals = Totals(loss=float(loss[0]), outputs=forward["y"], h_last=first(h_last[0]), c_last=first(c_last[0]),
                     grads=grads, dinputs=unbatch(probed["x"]), dh0=backward["dh_prev"][0],
                     dc0=backward["dc_prev"][0])
     return Trace(NAME, forward, backward, totals)
 
 
-def _sizes(problem):
+def _sizes(problem: Problem) -> tuple[int, int, int, int, int, int]:
     T, X = problem.inputs.shape[0], problem.inputs.shape[-1]
     B = problem.inputs.shape[1] if problem.inputs.ndim == 3 else 1
     H, O = problem.h0.shape[-1], problem.targets.shape[-1]
@@ -153,9 +157,9 @@ def _sizes(problem):
     return T, B, X, H, O, P
 
 
-def _batched64(problem):
+def _batched64(problem: Problem) -> tuple[Any, ...]:
     """float64 copies with a batch axis always present: inputs (T, B, X), targets (T, B, O), h0 and c0 (B, H)."""
-    cast = lambda a: np.array(a, dtype=np.float64)  # noqa: E731
+    cast: Callable[[Any], np.ndarray] = lambda a: np.array(a, dtype=np.float64)  # noqa: E731
     params = {name: cast(problem.params[name]) for name in PARAM_NAMES}
     arrays = [cast(a) for a in (problem.inputs, problem.targets, problem.h0, problem.c0)]
     if problem.inputs.ndim == 2:
@@ -163,11 +167,11 @@ def _batched64(problem):
     return params, *arrays
 
 
-def _with_copy_axis(params):
+def _with_copy_axis(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: value[None] for name, value in params.items()}
 
 
-def _sigmoid(z):
+def _sigmoid(z: np.ndarray) -> np.ndarray:
     """Overflow-free logistic; written here, not imported from handrolled, so the reference stays independent."""
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
@@ -184,7 +188,7 @@ class _Probes:
     step: np.ndarray
 
 
-def _probed(value, probes, site, t):
+def _probed(value: np.ndarray, probes: "_Probes | None", site: str, t: int) -> np.ndarray:
     """``value`` (K or 1, B, n) with this step's probes on ``site`` added, one entry per copy."""
     if probes is None:
         return value
@@ -196,12 +200,14 @@ def _probed(value, probes, site, t):
     return value
 
 
-def _run(params, inputs, targets, t0, h, c, probes=None, record=False):
+def _run(params: dict[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray, t0: int, h: np.ndarray, c: np.ndarray,
+         probes: _Probes | None = None, record: bool = False
+         ) -> tuple[np.ndarray, list[dict[str, np.ndarray]], np.ndarray, np.ndarray]:
     """The loss of steps t0 ... T-1 for every copy: (K,), each step's tensors when ``record``, and the last state.
 
     ``params`` map to (K or 1, ...) arrays, ``h`` and ``c`` are (K or 1, B, H), inputs (T, B, X), targets (T, B, O).
     """
-    loss = 0.0
+    loss: np.ndarray = 0.0  # type: ignore[assignment]  # a (K,) array from the first step on
     steps = []
     for t in range(t0, len(inputs)):
         x = _probed(inputs[t][None], probes, "x", t)  # (K|1, B, X)
@@ -223,12 +229,13 @@ def _run(params, inputs, targets, t0, h, c, probes=None, record=False):
     return loss, steps, h, c
 
 
-def _site_gradients(params, inputs, targets, forward):
+def _site_gradients(params: dict[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray,
+                    forward: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """dL/d(probe) for every site, step and entry: site -> (T, B, n), in batches of steps that restart from the
     recorded state entering their first step."""
     T, B = inputs.shape[:2]
-    widths = {"x": inputs.shape[-1], "y": targets.shape[-1]}
-    H = forward["h"].shape[-1]
+    widths: dict[str, int] = {"x": inputs.shape[-1], "y": targets.shape[-1]}
+    H: int = forward["h"].shape[-1]
     entries = [(s, b, j) for s, site in enumerate(SITES) for b in range(B) for j in range(widths.get(site, H))]
     site, b, j = (np.array(column) for column in zip(*entries))  # one step's probes, (E,) each
     E = len(entries)
@@ -252,7 +259,8 @@ def _site_gradients(params, inputs, targets, forward):
     return grads
 
 
-def _param_gradients(params, inputs, targets, h0, c0):
+def _param_gradients(params: dict[str, np.ndarray], inputs: np.ndarray, targets: np.ndarray, h0: np.ndarray,
+                     c0: np.ndarray) -> dict[str, np.ndarray]:
     """dL/d(every parameter entry), perturbing each entry of a copy of the parameters by +-STEP."""
     grads = {}
     for name in PARAM_NAMES:

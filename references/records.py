@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -23,20 +23,20 @@ class Problem:
     c0: np.ndarray  # ([B,] H)
 
     @property
-    def steps(self):
+    def steps(self) -> int:
         return self.inputs.shape[0]
 
     @property
-    def batched(self):
+    def batched(self) -> bool:
         return self.inputs.ndim == 3
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         return self.inputs.dtype
 
-    def astype(self, dtype):
+    def astype(self, dtype: np.typing.DTypeLike) -> "Problem":
         """The same problem with every array cast to ``dtype``."""
-        cast = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
+        cast: Callable[[Any], np.ndarray] = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
         return Problem({k: cast(v) for k, v in self.params.items()}, cast(self.inputs), cast(self.targets),
                        cast(self.h0), cast(self.c0))
 
@@ -69,20 +69,20 @@ class Trace:
     backward: Mapping[str, np.ndarray]
     totals: Totals
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "forward", MappingProxyType(dict(self.forward)))
         object.__setattr__(self, "backward", MappingProxyType(dict(self.backward)))
 
-    def step_param_grads(self, t, inputs):
+    def step_param_grads(self, t: int, inputs: np.ndarray) -> dict[str, np.ndarray]:
         """Step t's contribution to every parameter's gradient (seed layout), from ``inputs`` (T, [B,] X)."""
         return {name: grads[0] for name, grads in self.param_grads_at([t], inputs).items()}
 
-    def param_grads_at(self, steps, inputs):
+    def param_grads_at(self, steps: Sequence[int] | np.ndarray, inputs: np.ndarray) -> dict[str, np.ndarray]:
         """The contributions of several steps at once: each (len(steps), *parameter shape)."""
         return param_grads_at(steps, inputs, self.forward, self.backward)
 
 
-def grads_entering_later_steps(d_prev):
+def grads_entering_later_steps(d_prev: np.ndarray) -> np.ndarray:
     """dL/d(state_t) through later steps only: step t+1's d*_prev, and zero after the last step."""
     d_next = np.zeros_like(d_prev)
     d_next[:-1] = d_prev[1:]

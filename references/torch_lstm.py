@@ -1,36 +1,37 @@
 """PyTorch reference: the official ``torch.nn.LSTM`` for totals, an instrumented per-step twin for the rest."""
 
 from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from references.layout import seed_to_torch, torch_to_seed
-from references.records import FORWARD_TENSORS, Totals, Trace, grads_entering_later_steps
+from references.records import FORWARD_TENSORS, Problem, Totals, Trace, grads_entering_later_steps
 
 NAME = "torch"
 
 
-def _tensor(array, grad=True):
+def _tensor(array: np.ndarray, grad: bool = True) -> torch.Tensor:
     return torch.tensor(np.asarray(array), requires_grad=grad)
 
 
-def _numpy(tensor):
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().numpy().copy()
 
 
-def _mse(y, target):
+def _mse(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The seed convention's loss for one step: mean over outputs, summed over the batch."""
     return ((y - target) ** 2).mean(dim=-1).sum()
 
 
-def official(problem):
+def official(problem: Problem) -> Totals:
     """Totals from ``torch.nn.LSTM`` + ``nn.Linear`` loaded through ``load_state_dict``: the authority."""
     with _one_thread():
         return _official(problem)
 
 
-def _official(problem):
+def _official(problem: Problem) -> Totals:
     X, H = problem.inputs.shape[-1], problem.h0.shape[-1]
     O = problem.targets.shape[-1]
     dtype = torch.float64 if problem.dtype == np.float64 else torch.float32
@@ -45,16 +46,18 @@ def _official(problem):
     y = head(out)  # (T, [B,] O)
     loss = _mse(y, torch.from_numpy(problem.targets))
     loss.backward()
+    # After backward() every leaf has its .grad, which torch types as Tensor | None.
     grad_state = {f"{k}": _numpy(getattr(lstm, k).grad)
                   for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")}
-    grad_state["head.weight"], grad_state["head.bias"] = _numpy(head.weight.grad), _numpy(head.bias.grad)
+    grad_state["head.weight"] = _numpy(head.weight.grad)  # type: ignore[arg-type]
+    grad_state["head.bias"] = _numpy(head.bias.grad)  # type: ignore[arg-type]
     return Totals(loss=loss.item(), outputs=_numpy(y), h_last=_numpy(h_last[0]), c_last=_numpy(c_last[0]),
-                  grads=torch_to_seed(grad_state, gradient=True), dinputs=_numpy(x.grad),
-                  dh0=_numpy(h0.grad[0]), dc0=_numpy(c0.grad[0]))
+                  grads=torch_to_seed(grad_state, gradient=True), dinputs=_numpy(x.grad),  # type: ignore[arg-type]
+                  dh0=_numpy(h0.grad[0]), dc0=_numpy(c0.grad[0]))  # type: ignore[index]
 
 
 @contextmanager
-def _one_thread():
+def _one_thread() -> Iterator[None]:
     """Per-step ops are tiny: intra-op threads only add overhead (and thrash on a loaded 2-core machine)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -64,7 +67,7 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def trace(problem):
+def trace(problem: Problem) -> Trace:
     """Every per-step tensor and gradient from an instrumented twin in torch ops; totals from ``official``.
 
     The twin's per-step gradients come from one ``torch.autograd.grad`` over each step's gate pre-activations,
@@ -78,13 +81,13 @@ def trace(problem):
     return Trace(NAME, forward, backward, totals)
 
 
-def _instrumented(problem):
+def _instrumented(problem: Problem) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     state = {k: torch.tensor(v) for k, v in seed_to_torch(problem.params).items()}
     W_hh = state["weight_hh_l0"]  # (4H, H)
     xw = torch.from_numpy(problem.inputs) @ state["weight_ih_l0"].T + state["bias_ih_l0"] + state["bias_hh_l0"]
     targets = torch.from_numpy(problem.targets)
     h, c = _tensor(problem.h0), _tensor(problem.c0)
-    loss = 0.0
+    loss: torch.Tensor = 0.0  # type: ignore[assignment]  # a tensor from the first step on
     steps, probes = [], []
     for t in range(problem.steps):
         h_prev, c_prev = h.clone(), c.clone()  # own nodes: their grads come through step t and later only

@@ -162,6 +162,8 @@ def test_module_that_does_not_import_is_one_line_and_exit_2(tmp_path, capsys, na
 
 
 CACHE_FIELDS_LINE = next(line for line in SEED_SOURCE.splitlines(keepends=True) if line.startswith("CACHE_FIELDS"))
+LSTM_START = SEED_SOURCE.index("def lstm(")
+LSTM_SIGNATURE = SEED_SOURCE[LSTM_START:SEED_SOURCE.index(":\n", LSTM_START) + 1]  # annotated, over two lines
 BROKEN = {
     "no_lstm": ([("def lstm(params", "def lstm_step(params")],
                 "{path} has no function lstm(params, inp, h_old, c_old), which the seed convention requires."),
@@ -183,7 +185,7 @@ BROKEN = {
     "dparams_with_a_typo_key": ([('        "by": _sum_batch(dy),\n', '        "by": _sum_batch(dy), "bY": dy,\n')],
                                 f"dparams returned by dlstm at step {T - 1} has an entry 'bY' that is not a "
                                 "parameter (Wf ... by)."),
-    "lstm_of_two_arguments": ([("def lstm(params, x, h_prev, c_prev):", "def lstm(params, x):")],
+    "lstm_of_two_arguments": ([(LSTM_SIGNATURE, "def lstm(params, x):")],
                               "{path}: lstm(params, x) cannot be called as lstm(params, inp, h_old, c_old)."),
     "cache_fields_a_number": ([(CACHE_FIELDS_LINE, "CACHE_FIELDS = 5\n")],
                               "{path}: CACHE_FIELDS must be a tuple of distinct names (strings), one per cache "

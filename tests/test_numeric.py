@@ -124,7 +124,7 @@ def test_numeric_imports_neither_compare_nor_handrolled():
     tree = ast.parse(Path(inspect.getsourcefile(numeric)).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported == {"dataclasses", "numpy", "references", "references.layout", "references.records"}
+    assert imported == {"dataclasses", "numpy", "references", "references.layout", "references.records", "typing"}
 
 
 def test_engine_against_numeric_passes_handrolled_and_locates_a_forget_gate_bug():

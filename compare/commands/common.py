@@ -3,14 +3,16 @@
 import argparse
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import Callable, Iterable
 
 from compare.problem import ProblemSpec
 from compare.report import check_output_dir
 
 
-def _int_at_least(minimum):
+def _int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: a whole number no smaller than ``minimum``, or one clear sentence."""
-    def parse(text):
+    def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
@@ -25,7 +27,8 @@ positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
 
 
-def add_problem_arguments(parser, steps=12, hidden=5, inputs=3, outputs=1):
+def add_problem_arguments(parser: argparse.ArgumentParser, steps: int = 12, hidden: int = 5, inputs: int = 3,
+                          outputs: int = 1) -> None:
     parser.add_argument("--impl", metavar="FILE.py", help="a seed-convention LSTM file (default: handrolled)")
     parser.add_argument("--steps", type=positive_int, default=steps, metavar="T", help=f"sequence length ({steps})")
     parser.add_argument("--hidden", type=positive_int, default=hidden, metavar="H", help=f"hidden size ({hidden})")
@@ -39,7 +42,7 @@ def add_problem_arguments(parser, steps=12, hidden=5, inputs=3, outputs=1):
     parser.add_argument("--zero-state", action="store_true", help="start from h0 = c0 = 0 (default: random)")
 
 
-def add_convention_argument(parser):
+def add_convention_argument(parser: argparse.ArgumentParser) -> None:
     """--convention, shared by report and run."""
     from compare.conventions import CHOICES
 
@@ -47,7 +50,7 @@ def add_convention_argument(parser):
                         help="how --impl is written (default: auto, detected from the names it defines)")
 
 
-def parse_references(text):
+def parse_references(text: str) -> tuple[str, ...]:
     """An argparse type: a comma-separated list of reference names."""
     from references import MODULES
 
@@ -58,7 +61,7 @@ def parse_references(text):
     return names
 
 
-def add_output_arguments(parser, plot_help):
+def add_output_arguments(parser: argparse.ArgumentParser, plot_help: str) -> None:
     """--reference, --out and --plot, shared by report and run."""
     parser.add_argument("--reference", type=parse_references, default=("torch", "jax"), metavar="torch,jax",
                         help="references to compare against (default: torch,jax)")
@@ -66,12 +69,12 @@ def add_output_arguments(parser, plot_help):
     parser.add_argument("--plot", action="store_true", help=plot_help)
 
 
-def spec_from_args(args):
+def spec_from_args(args: argparse.Namespace) -> ProblemSpec:
     return ProblemSpec(steps=args.steps, hidden=args.hidden, inputs=args.inputs, outputs=args.outputs,
                        batch=args.batch, dtype=args.dtype, seed=args.seed, zero_state=args.zero_state)
 
 
-def implementation_from_args(args):
+def implementation_from_args(args: argparse.Namespace) -> str | ModuleType:
     """The --impl path, or the project's own handrolled module."""
     if args.impl:
         return args.impl
@@ -80,7 +83,7 @@ def implementation_from_args(args):
     return handrolled
 
 
-def output_dir(args, names=()):
+def output_dir(args: argparse.Namespace, names: Iterable[str] = ()) -> Path:
     """--out as an absolute path, fixed once at the start (code that calls ``os.chdir`` cannot move it), and
     checked before any work: a folder that is a file, a report name that is a folder, or no write permission
     is a UsageError (exit 2).  ``names``: the files the command writes there."""
@@ -89,6 +92,6 @@ def output_dir(args, names=()):
     return out
 
 
-def shown(path, out, text):
+def shown(path: str | os.PathLike[str], out: str | os.PathLike[str], text: str | os.PathLike[str]) -> str:
     """A written path as the user named its folder (``reports/divergence.csv`` for ``--out reports``)."""
     return str(Path(text) / Path(path).relative_to(out))

@@ -1,5 +1,7 @@
 """`lstm-compare detect`: which convention a file follows, and which weight layout its forward step really uses."""
 
+import argparse
+
 from compare.commands.common import add_convention_argument, implementation_from_args
 from compare.detect import run_detection, summarize
 from compare.errors import EXIT_DIVERGED, EXIT_MATCH
@@ -8,12 +10,12 @@ HELP = ("say which convention an LSTM file follows and why, and find the weight 
         "uses (gate order, what the weights act on)")
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--impl", metavar="FILE.py", help="an LSTM file (default: handrolled)")
     add_convention_argument(parser)
 
 
-def execute(args):
+def execute(args: argparse.Namespace) -> int:
     detection = run_detection(implementation_from_args(args), args.convention)
     print(summarize(detection))
     return EXIT_MATCH if detection.ok else EXIT_DIVERGED

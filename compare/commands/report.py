@@ -1,5 +1,7 @@
 """`lstm-compare report`: compare one implementation with the references and write the divergence reports."""
 
+import argparse
+
 from compare.commands.common import (add_convention_argument, add_output_arguments, add_problem_arguments,
                                      implementation_from_args, output_dir, shown, spec_from_args)
 from compare.engine import Config, run
@@ -11,13 +13,13 @@ from compare.summary import summarize
 HELP = "compare an LSTM with PyTorch and JAX and write divergence.csv and first_divergence.csv"
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_problem_arguments(parser)
     add_convention_argument(parser)
     add_output_arguments(parser, "also draw heatmap-<reference>-<mode>.png: log10(error / allowed) per step and tensor")
 
 
-def execute(args):
+def execute(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     check_fits(spec, args.reference)
     out = output_dir(args, (DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV))

@@ -1,6 +1,9 @@
 """`lstm-compare run`: the comparison suite (what `make suite` runs), with a progress bar and one summary table."""
 
+import argparse
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,11 +17,16 @@ from compare.limits import check_fits
 from compare.suite import (CATALOG_CSV, GRIDS, SUITE_CSV, SUITE_DIR, describe_location, run_suite, slug,
                            write_suite)
 
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
+    from compare.suite import CatalogCheck, ConfigResult, SuiteResult
+
 HELP = ("run the comparison suite: a grid of sizes, dtypes, batches, initial states and seeds against PyTorch and "
         "JAX in every mode, then check that every catalog bug is found where expected")
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--impl", metavar="FILE.py", help="an LSTM file (default: handrolled)")
     add_convention_argument(parser)
     size = parser.add_mutually_exclusive_group()
@@ -30,7 +38,7 @@ def add_arguments(parser):
     add_output_arguments(parser, "also draw a heatmap PNG per reference x mode for each configuration that diverged")
 
 
-def execute(args):
+def execute(args: argparse.Namespace) -> int:
     grid = GRIDS[args.grid]
     for spec in grid.specs():
         check_fits(spec, args.reference)
@@ -41,7 +49,7 @@ def execute(args):
                   console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
 
-        def progress(label, done, total):
+        def progress(label: str, done: int, total: int) -> None:
             bar.update(task, description=label, completed=done, total=total)
 
         result = run_suite(impl, grid, references=args.reference, progress=progress, convention=args.convention)
@@ -55,7 +63,7 @@ def execute(args):
     return EXIT_MATCH if result.ok else EXIT_DIVERGED
 
 
-def summary_table(result):
+def summary_table(result: "SuiteResult") -> Table:
     """The grid, then the catalog self-check, as one table.
 
     A configuration where every reference and mode matches takes one row (its worst error over all of them);
@@ -63,6 +71,7 @@ def summary_table(result):
     """
     table = Table(title=f"lstm-compare suite ({result.grid} grid): {escape(result.implementation)} against "
                         f"{', '.join(result.references)}", title_justify="left")
+    justify: "JustifyMethod"
     for name, justify in (("configuration", "left"), ("reference", "left"), ("mode", "left"),
                           ("worst rel err", "right"), ("err / allowed", "right"), ("first divergence", "left"),
                           ("seconds", "right")):
@@ -74,7 +83,7 @@ def summary_table(result):
     return table
 
 
-def _add_config(table, config, references):
+def _add_config(table: Table, config: "ConfigResult", references: tuple[str, ...]) -> None:
     summaries = config.summaries
     seconds = f"{config.seconds:.2f}"
     if not config.diverged:
@@ -93,7 +102,7 @@ def _add_config(table, config, references):
                       end_section=k == len(summaries) - 1)
 
 
-def _add_bug(table, entry):
+def _add_bug(table: Table, entry: "CatalogCheck") -> None:
     """One row per catalog bug when every reference found it at the same place, else one per reference.
 
     The mode column is the mode the bug must be found in; the first divergence is where it was found.
@@ -111,7 +120,7 @@ def _add_bug(table, entry):
                       f"{entry.seconds:.2f}" if k == 0 else "")
 
 
-def _print_verdict(console, result, out):
+def _print_verdict(console: Console, result: "SuiteResult", out: str | os.PathLike[str]) -> None:
     diverged = [c for c in result.configs if c.diverged]
     missed = [c.result.bug.name for c in result.catalog if not c.ok]
     if diverged:

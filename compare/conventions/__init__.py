@@ -6,9 +6,11 @@ convention it follows: named with ``convention``, or detected from the names the
 
 import inspect
 import types
+from os import PathLike
+from typing import Callable
 
 from compare.conventions import coursera, cs231n, declared, karpathy, question
-from compare.conventions.base import Binding
+from compare.conventions.base import Binding, Source
 from compare.errors import UsageError
 from compare.guard import import_file
 from compare.loading import import_definitions
@@ -19,13 +21,13 @@ CONVENTIONS = {"declared": declared, "question": question, "cs231n": cs231n, "co
 CHOICES = ("auto", *CONVENTIONS)
 
 
-def binding_class(module):
+def binding_class(module: types.ModuleType) -> type[Binding]:
     return next(value for value in vars(module).values()
                 if isinstance(value, type) and issubclass(value, Binding) and value is not Binding
                 and value.__module__ == module.__name__)
 
 
-def detect(module):
+def detect(module: types.ModuleType) -> tuple[str, str] | tuple[None, None]:
     """(convention name, reason) for the first convention whose names the module defines, or (None, None)."""
     for name, convention in CONVENTIONS.items():
         reason = convention.detect(module)
@@ -34,7 +36,7 @@ def detect(module):
     return None, None
 
 
-def load_module(source):
+def load_module(source: str | PathLike[str] | types.ModuleType) -> tuple[types.ModuleType, str, tuple[str, ...]]:
     """(module, display name, notes) from a path to a ``.py`` file or a module object.
 
     A file whose module-level code fails is loaded with its definitions only (``compare.loading``), and a note
@@ -52,11 +54,11 @@ def load_module(source):
         why = str(error).split(" does not import: ", 1)[-1].rstrip(".")
         skipped = f"; the definitions at {', '.join(failed)} failed too" if failed else ""
         note = f"running {source} as a whole failed ({why}), so only its definitions were loaded{skipped}."
-        module.__lstm_compare_import_error__ = error
+        module.__lstm_compare_import_error__ = error  # type: ignore[attr-defined]  # read back by bind()
         return module, str(source), (note,)
 
 
-def bind(source, convention="auto"):
+def bind(source: Source, convention: str = "auto") -> Binding:
     """The ``Binding`` of ``source`` (a path, a module, or a ``Binding`` already made) under ``convention``."""
     if isinstance(source, Binding):
         return source
@@ -79,8 +81,8 @@ def bind(source, convention="auto"):
     return binding
 
 
-def closest(module):
+def closest(module: types.ModuleType) -> str:
     """The convention whose function names the module defines most of (the question's on a tie): its binding
     then says exactly which function is missing."""
-    defined = lambda c: sum(hasattr(module, n) for n in c.NAMES)  # noqa: E731
+    defined: Callable[[types.ModuleType], int] = lambda c: sum(hasattr(module, n) for n in c.NAMES)  # noqa: E731
     return max(CONVENTIONS, key=lambda name: (defined(CONVENTIONS[name]), name == "question"))

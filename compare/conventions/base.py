@@ -10,6 +10,8 @@ gets dL/dh_t = dy_t @ Wy.T + dh_next, the same signal the question's ``dlstm`` b
 
 import inspect
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeAlias
 
 import numpy as np
 
@@ -19,6 +21,13 @@ from compare.errors import ImplementationRaised, PerExampleGradients, UsageError
 from compare.guard import as_float_array, call, read_only
 from references.cell import BACKWARD_ORDER, FORWARD_ORDER, GATE_PARAM_GRADS, GATES
 
+if TYPE_CHECKING:
+    from os import PathLike
+
+    from compare.conventions.layout import Matrix
+    from compare.problem import ProblemSpec
+    from references.records import Problem
+
 # Gates a cache does not name are observed by saturating the other gates through their biases.
 SATURATED = 1e4  # sigmoid(+-1e4) and tanh(1e4) are exactly 1 or 0 in float32 and float64
 
@@ -27,11 +36,11 @@ SATURATED = 1e4  # sigmoid(+-1e4) and tanh(1e4) are exactly 1 or 0 in float32 an
 class StepForward:
     """One forward step as the engine sees it."""
 
-    tensors: dict  # internal name -> ([B,] n): what is compared (gates, c, h, y, cache.*)
+    tensors: dict[str, np.ndarray]  # internal name -> ([B,] n): what is compared (gates, c, h, y, cache.*)
     y: np.ndarray  # ([B,] O): the output, the user's own or the harness's head on the user's h
     h: np.ndarray
     c: np.ndarray
-    cache: object  # exactly what the user's forward returned, for its backward
+    cache: Any  # exactly what the user's forward returned, for its backward
 
 
 @dataclass(frozen=True)
@@ -43,8 +52,8 @@ class SequenceRun:
     ``dh0``, ``dc0``).  ``failure`` is the exception that stopped it, if any.
     """
 
-    forward: dict
-    backward: dict
+    forward: dict[str, Any]  # arrays, and the loss as a float
+    backward: dict[str, np.ndarray]
     failure: ImplementationRaised | None
 
 
@@ -53,24 +62,27 @@ class Binding:
 
     convention = ""
     has_head = False  # the question's convention: the user computes y, gets dy and returns dWy, dby
-    layout = ()  # the user's parameters (layout.Matrix)
-    head_layout = ()  # head parameters the user's forward takes but never differentiates
+    layout: tuple["Matrix", ...] = ()  # the user's parameters (layout.Matrix)
+    head_layout: tuple["Matrix", ...] = ()  # head parameters the user's forward takes but never differentiates
     returns_dx = True  # the step backward returns dL/dx_t
     columns = False  # vectors are columns (n, B) instead of rows (B, n)
     sequence_zero_c0 = False  # the whole-sequence forward takes no initial cell state
     sequence_functions = ""  # what enables the sequence mode, in words
     step_functions = ""  # what the step modes call, in words
 
-    vector_names = {}  # internal per-step tensor -> the user's name for it
-    sequence_names = {}  # internal per-step tensor -> the user's name for the whole-sequence array holding it
+    vector_names: dict[str, str] = {}  # internal per-step tensor -> the user's name for it
+    # internal per-step tensor -> the user's name for the whole-sequence array holding it
+    sequence_names: dict[str, str] = {}
     always_batched = True  # the user's vectors always carry a batch axis (of 1 for single vectors)
 
-    def __init__(self, module, name, source):
+    def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         self.module, self.name, self.source = module, name, source
-        self.notes = ()  # sentences about how the file was loaded, for the report
-        self._params_for = None
+        self.notes: tuple[str, ...] = ()  # sentences about how the file was loaded, for the report
+        # (the internal parameters, them in the user's layout, saturated copies by gate), for the last set seen
+        self._params_for: tuple[Mapping[str, np.ndarray], dict[str, np.ndarray],
+                                dict[str, dict[str, np.ndarray]]] | None = None
 
-    def naming(self, spec):
+    def naming(self, spec: "ProblemSpec") -> Naming:
         """How this convention names tensors in a problem of ``spec``'s sizes (a small record, kept in reports)."""
         sizes = Sizes(spec.inputs, spec.hidden, spec.outputs)
         return Naming(self.convention, self.layout, dict(self.vector_names), self.columns, self.always_batched, sizes,
@@ -80,7 +92,8 @@ class Binding:
     label = ""  # how messages name the convention: "the <label> convention"
     _sequence = False
 
-    def bind_functions(self, required, sequence=()):
+    def bind_functions(self, required: Sequence[tuple[str, str]],
+                       sequence: Sequence[tuple[str, str]] = ()) -> None:
         """Take the user's functions onto this binding, where ``guard.call`` finds them by name: every one of
         ``required`` ((attribute, signature) pairs) must be there, the ``sequence`` ones only all together."""
         require(self.module, self.name, required, self.label or self.convention)
@@ -94,19 +107,19 @@ class Binding:
 
     # --- what the engine reads ---
     @property
-    def has_sequence(self):
+    def has_sequence(self) -> bool:
         return self._sequence
 
     @property
-    def forward_names(self):
+    def forward_names(self) -> tuple[str, ...]:
         """The forward tensors this binding compares, in computation order."""
         return tuple(name for name in FORWARD_ORDER if name in self.observed_forward())
 
-    def observed_forward(self):
+    def observed_forward(self) -> set[str]:
         raise NotImplementedError
 
     @property
-    def backward_names(self):
+    def backward_names(self) -> tuple[str, ...]:
         """The per-step backward tensors this binding compares, in computation order."""
         names = set(GATE_PARAM_GRADS) | {"dh_prev", "dc_prev"}
         names |= {"dWy", "dby"} if self.has_head else set()
@@ -114,17 +127,17 @@ class Binding:
         return tuple(name for name in BACKWARD_ORDER if name in names)
 
     # --- parameters in the user's layout, converted once per problem ---
-    def user_params(self, params):
+    def user_params(self, params: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
         """The internal ``params`` in the user's layout (read-only, shared), converted once per parameter set."""
         if self._params_for is None or self._params_for[0] is not params:
             user = {k: read_only(v) for k, v in to_user(self.layout + self.head_layout, params).items()}
             self._params_for = (params, user, {})
         return self._params_for[1]
 
-    def saturated_params(self, params, gate):
+    def saturated_params(self, params: Mapping[str, np.ndarray], gate: str) -> dict[str, np.ndarray]:
         """User parameters with every gate but ``gate`` saturated so that next_c / next_h expose ``gate``."""
         Binding.user_params(self, params)  # the cache of converted parameters, whatever a subclass does
-        probes = self._params_for[2]
+        probes = self._params_for[2]  # type: ignore[index]  # set by user_params just above
         if gate not in probes:
             biases = dict(SATURATION[gate])
             changed = dict(params)
@@ -133,32 +146,34 @@ class Binding:
             probes[gate] = {k: read_only(v) for k, v in to_user(self.layout + self.head_layout, changed).items()}
         return probes[gate]
 
-    def grads_to_internal(self, grads, params):
+    def grads_to_internal(self, grads: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray]
+                         ) -> dict[str, np.ndarray]:
         """The user's parameter gradients (keyed by matrix name) in internal names: {dWf: ..., ...}."""
         return {f"d{name}": value for name, value in to_internal(self.layout, grads, Sizes.of(params)).items()}
 
-    def check_user_grads(self, grads, params, what):
+    def check_user_grads(self, grads: Mapping[str, Any], params: Mapping[str, np.ndarray], what: str
+                        ) -> dict[str, np.ndarray]:
         """Each user gradient checked against its parameter's shape (UsageError otherwise)."""
         sizes = Sizes.of(params)
         return {m.name: gradient_array(grads[m.name], user_shape(m, sizes), f"d{m.name} {what}")
                 for m in self.layout}
 
     @staticmethod
-    def states_like(problem):
+    def states_like(problem: "Problem") -> np.ndarray:
         """A (T, [B,] H) array shaped like the per-step states of ``problem``."""
         return np.broadcast_to(problem.h0, (problem.steps, *problem.h0.shape))
 
     @staticmethod
-    def x_like(params, h):
+    def x_like(params: Mapping[str, np.ndarray], h: np.ndarray) -> np.ndarray:
         """A zero internal x shaped like ``h``'s batch (the shape a returned dx must have)."""
         return np.zeros((*h.shape[:-1], params["Wf"].shape[0] - h.shape[-1]), h.dtype)
 
     # --- vectors: internal ([B,] n) <-> the user's (N, n) rows or (n, N) columns ---
-    def to_user_vector(self, v):
+    def to_user_vector(self, v: np.ndarray) -> np.ndarray:
         rows = v[None] if v.ndim == 1 else v
         return np.ascontiguousarray(rows.T) if self.columns else rows
 
-    def from_user_vector(self, u, like, what):
+    def from_user_vector(self, u: Any, like: np.ndarray, what: str) -> np.ndarray:
         """The user's vector back in internal shape (checked: floating point, the shape ``like`` implies)."""
         rows = like[None] if like.ndim == 1 else like
         shape = rows.shape[::-1] if self.columns else rows.shape
@@ -169,11 +184,11 @@ class Binding:
     # --- sequences: internal (T, [B,] n) <-> the user's axes, e.g. "NTn" for (N, T, n) ---
     sequence_axes = "TNn"
 
-    def to_sequence(self, values):
+    def to_sequence(self, values: np.ndarray) -> np.ndarray:
         rows = values[:, None] if values.ndim == 2 else values  # (T, N, n)
         return np.ascontiguousarray(np.transpose(rows, ["TNn".index(a) for a in self.sequence_axes]))
 
-    def from_sequence(self, value, like, what):
+    def from_sequence(self, value: Any, like: np.ndarray, what: str) -> np.ndarray:
         """The user's whole-sequence array back in internal (T, [B,] n), checked against ``like``'s shape."""
         rows = like[:, None] if like.ndim == 2 else like  # (T, N, n)
         order = ["TNn".index(a) for a in self.sequence_axes]
@@ -183,17 +198,28 @@ class Binding:
 
     # --- the harness-owned head (conventions without one) ---
     @staticmethod
-    def head(params, h):
+    def head(params: Mapping[str, np.ndarray], h: np.ndarray) -> np.ndarray:
         return h @ params["Wy"] + params["by"]
 
     @staticmethod
-    def head_backward(params, dy):
+    def head_backward(params: Mapping[str, np.ndarray], dy: np.ndarray) -> np.ndarray:
         return dy @ params["Wy"].T
 
-    def call(self, function, args, phase, step):
+    def call(self, function: str, args: tuple[Any, ...], phase: str, step: int | None) -> Any:
         return call(self, function, args, phase, step)
 
-    def observe_by_saturation(self, params, forward, x, h, c, t):
+    if TYPE_CHECKING:  # what every convention defines (the engine calls these)
+        def step_forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray,
+                         t: int) -> StepForward: ...
+
+        def step_backward(self, params: Mapping[str, np.ndarray], dy: np.ndarray, dh_next: np.ndarray,
+                          dc_next: np.ndarray, cache: Any, t: int) -> dict[str, np.ndarray]: ...
+
+        def sequence(self, problem: "Problem") -> SequenceRun: ...
+
+    def observe_by_saturation(self, params: Mapping[str, np.ndarray],
+                              forward: Callable[..., tuple[np.ndarray, np.ndarray]], x: np.ndarray, h: np.ndarray,
+                              c: np.ndarray, t: int) -> dict[str, np.ndarray]:
         """Each gate's activation, read off ``forward(user_params, x, h, c) -> (next_h, next_c)`` with the other
         gates saturated: f = next_c when i = 0 and c_prev = 1; i = next_c when f = 0, g = 1; g = next_c when
         f = 0, i = 1; o = next_h / tanh(1) when f = 0, i = g = 1 (so c = 1)."""
@@ -211,7 +237,7 @@ SATURATION = {"f": {"i": -1, "o": 1}, "i": {"f": -1, "g": 1, "o": 1}, "g": {"f":
               "o": {"f": -1, "i": 1, "g": 1}}
 
 
-def gradient_array(value, shape, what):
+def gradient_array(value: Any, shape: Sequence[int], what: str) -> np.ndarray:
     """A parameter gradient checked like any array, but a per-example stack (B, *shape) is named as such."""
     got = np.shape(value)
     if len(got) == len(shape) + 1 and tuple(got[1:]) == tuple(shape):
@@ -220,7 +246,7 @@ def gradient_array(value, shape, what):
     return as_float_array(value, shape, what)
 
 
-def accepts(fn, count):
+def accepts(fn: Callable[..., Any], count: int) -> bool:
     """Whether ``fn`` can be called with ``count`` positional arguments."""
     try:
         signature = inspect.signature(fn)
@@ -233,12 +259,12 @@ def accepts(fn, count):
     return True
 
 
-def defines(module, names):
+def defines(module: ModuleType, names: Sequence[str]) -> bool:
     """Whether ``module`` defines a callable for every one of ``names``."""
     return all(callable(getattr(module, name, None)) for name in names)
 
 
-def require(module, name, functions, convention):
+def require(module: ModuleType, name: str, functions: Sequence[tuple[str, str]], convention: str) -> None:
     """Each (attribute, signature text) of ``functions`` must be callable on ``module`` with that many arguments."""
     for attribute, signature in functions:
         fn = getattr(module, attribute, None)
@@ -248,3 +274,6 @@ def require(module, name, functions, convention):
         if not accepts(fn, count):
             raise UsageError(f"{name}: {attribute}{inspect.signature(fn)} cannot be called as {signature}.")
 
+
+# What the harness takes as the code under test: a path to a .py file, a module object, or a Binding already made.
+Source: TypeAlias = "str | PathLike[str] | ModuleType | Binding"

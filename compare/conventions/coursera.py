@@ -11,11 +11,19 @@ differentiates (``yt_pred`` is not compared; the harness owns the loss).  The ca
 ``(a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)``, so the gates are read from it.
 """
 
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
 from compare.conventions.base import Binding, SequenceRun, StepForward, defines
 from compare.conventions.layout import Matrix
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import unpack
 from references.cell import output_gradient
+
+if TYPE_CHECKING:
+    from references.records import Problem
 
 GATE_LETTERS = {"f": "f", "i": "i", "g": "c", "o": "o"}  # internal gate -> the notebook's letter (c: candidate)
 NAMES = ("lstm_cell_forward", "lstm_cell_backward")
@@ -25,7 +33,7 @@ SEQUENCE = (("lstm_forward", "lstm_forward(x, a0, parameters)"), ("lstm_backward
 CACHE = {"cache.h": 0, "cache.c": 1, "cache.c_prev": 3, "f": 4, "i": 5, "g": 6, "o": 7}  # positions in the cache
 
 
-def detect(module):
+def detect(module: ModuleType) -> str | None:
     if defines(module, NAMES):
         return "it defines lstm_cell_forward and lstm_cell_backward (deeplearning.ai's step-by-step notebook)"
     return None
@@ -45,21 +53,23 @@ class Coursera(Binding):
     sequence_functions = "lstm_forward and lstm_backward"
     step_functions = "lstm_cell_forward/lstm_cell_backward"
 
-    def __init__(self, module, name, source):
+    def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         super().__init__(module, name, source)
         self.bind_functions(REQUIRED, SEQUENCE)
 
-    def observed_forward(self):
+    def observed_forward(self) -> set[str]:
         return {*CACHE, "c", "h"}
 
-    def _forward(self, user, x, h, c, t):
+    def _forward(self, user: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
+                ) -> tuple[np.ndarray, np.ndarray, Any]:
         args = (self.to_user_vector(x), self.to_user_vector(h), self.to_user_vector(c), user)
         a_next, c_next, _, cache = unpack(self.call("lstm_cell_forward", args, "forward", t), 4, "lstm_cell_forward")
         a_next = self.from_user_vector(a_next, h, f"a_next returned by lstm_cell_forward at step {t}")
         c_next = self.from_user_vector(c_next, c, f"c_next returned by lstm_cell_forward at step {t}")
         return a_next, c_next, cache
 
-    def step_forward(self, params, x, h, c, t):
+    def step_forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
+                    ) -> StepForward:
         a_next, c_next, cache = self._forward(self.user_params(params), x, h, c, t)
         tensors = {"c": c_next, "h": a_next}
         if isinstance(cache, (tuple, list)) and len(cache) == 10:
@@ -70,7 +80,8 @@ class Coursera(Binding):
             tensors |= self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
         return StepForward(tensors, self.head(params, a_next), a_next, c_next, cache)
 
-    def step_backward(self, params, dy, dh_next, dc_next, cache, t):
+    def step_backward(self, params: Mapping[str, np.ndarray], dy: np.ndarray, dh_next: np.ndarray, dc_next: np.ndarray,
+                      cache: Any, t: int) -> dict[str, np.ndarray]:
         da_next = self.head_backward(params, dy) + dh_next
         args = (self.to_user_vector(da_next), self.to_user_vector(dc_next), cache)
         gradients = self.call("lstm_cell_backward", args, "backward", t)
@@ -82,7 +93,7 @@ class Coursera(Binding):
         out["dc_prev"] = self.from_user_vector(gradients["dc_prev"], dc_next, f"dc_prev {what}")
         return out
 
-    def sequence(self, problem):
+    def sequence(self, problem: "Problem") -> SequenceRun:
         user = self.user_params(problem.params)
         try:
             args = (self.to_sequence(problem.inputs), self.to_user_vector(problem.h0), user)
@@ -106,11 +117,12 @@ class Coursera(Binding):
         out["dh0"] = self.from_user_vector(gradients["da0"], problem.h0, f"da0 {what}")
         return SequenceRun(forward, out, None)
 
-    def check_user_grads(self, grads, params, what):
+    def check_user_grads(self, grads: Mapping[str, Any], params: Mapping[str, np.ndarray], what: str
+                        ) -> dict[str, np.ndarray]:
         return super().check_user_grads({m.name: grads[f"d{m.name}"] for m in self.layout}, params, what)
 
 
-def _gradients(gradients, extra, what):
+def _gradients(gradients: Any, extra: tuple[str, ...], what: str) -> dict[str, Any]:
     """The notebook's gradients dict, checked for its keys."""
     if not isinstance(gradients, dict):
         raise UsageError(f"the gradients {what} are a {type(gradients).__name__}; a dict is required.")

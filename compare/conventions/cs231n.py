@@ -9,11 +9,19 @@
 are observed by saturating the others through the bias (``Binding.observe_by_saturation``).
 """
 
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
 from compare.conventions.base import Binding, SequenceRun, StepForward, defines
 from compare.conventions.layout import Matrix
 from compare.errors import ImplementationRaised
 from compare.guard import unpack
 from references.cell import output_gradient
+
+if TYPE_CHECKING:
+    from references.records import Problem
 
 IFOG = ("i", "f", "o", "g")
 NAMES = ("lstm_step_forward", "lstm_step_backward")
@@ -22,7 +30,7 @@ REQUIRED = (("lstm_step_forward", "lstm_step_forward(x, prev_h, prev_c, Wx, Wh, 
 SEQUENCE = (("lstm_forward", "lstm_forward(x, h0, Wx, Wh, b)"), ("lstm_backward", "lstm_backward(dh, cache)"))
 
 
-def detect(module):
+def detect(module: ModuleType) -> str | None:
     if defines(module, NAMES):
         return "it defines lstm_step_forward and lstm_step_backward (cs231n's rnn_layers.py)"
     return None
@@ -38,14 +46,15 @@ class Cs231n(Binding):
     sequence_functions = "lstm_forward and lstm_backward"
     step_functions = "lstm_step_forward/lstm_step_backward"
 
-    def __init__(self, module, name, source):
+    def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         super().__init__(module, name, source)
         self.bind_functions(REQUIRED, SEQUENCE)
 
-    def observed_forward(self):
+    def observed_forward(self) -> set[str]:
         return {"f", "i", "g", "o", "c", "h"}
 
-    def _forward(self, user, x, h, c, t):
+    def _forward(self, user: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
+                ) -> tuple[np.ndarray, np.ndarray, Any]:
         """One call of lstm_step_forward on internal vectors: (next_h, next_c, cache), checked."""
         args = (self.to_user_vector(x), self.to_user_vector(h), self.to_user_vector(c), user["Wx"], user["Wh"],
                 user["b"])
@@ -54,13 +63,15 @@ class Cs231n(Binding):
         next_c = self.from_user_vector(next_c, c, f"next_c returned by lstm_step_forward at step {t}")
         return next_h, next_c, cache
 
-    def step_forward(self, params, x, h, c, t):
+    def step_forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
+                    ) -> StepForward:
         next_h, next_c, cache = self._forward(self.user_params(params), x, h, c, t)
         gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
         tensors = {**gates, "c": next_c, "h": next_h}
         return StepForward(tensors, self.head(params, next_h), next_h, next_c, cache)
 
-    def step_backward(self, params, dy, dh_next, dc_next, cache, t):
+    def step_backward(self, params: Mapping[str, np.ndarray], dy: np.ndarray, dh_next: np.ndarray, dc_next: np.ndarray,
+                      cache: Any, t: int) -> dict[str, np.ndarray]:
         dnext_h = self.head_backward(params, dy) + dh_next
         args = (self.to_user_vector(dnext_h), self.to_user_vector(dc_next), cache)
         result = unpack(self.call("lstm_step_backward", args, "backward", t), 6, "lstm_step_backward")
@@ -73,7 +84,7 @@ class Cs231n(Binding):
         out["dc_prev"] = self.from_user_vector(dprev_c, dc_next, f"dprev_c {what}")
         return out
 
-    def sequence(self, problem):
+    def sequence(self, problem: "Problem") -> SequenceRun:
         user = self.user_params(problem.params)
         x = self.to_sequence(problem.inputs)  # (N, T, D)
         try:

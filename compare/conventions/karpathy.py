@@ -10,6 +10,9 @@
 gates are read from the cache's ``IFOG`` (pre-activations) and ``IFOGf`` (activations).
 """
 
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Mapping
+
 import numpy as np
 
 from compare.conventions.base import Binding, SequenceRun, StepForward, accepts
@@ -18,12 +21,15 @@ from compare.errors import ImplementationRaised, UsageError
 from compare.guard import unpack
 from references.cell import output_gradient
 
+if TYPE_CHECKING:
+    from references.records import Problem
+
 IFOG = ("i", "f", "o", "g")
 NAMES = ("LSTM",)
 SIGNATURES = {"forward": ("forward(X, WLSTM, c0, h0)", 4), "backward": ("backward(dHout, cache, dcn, dhn)", 4)}
 
 
-def detect(module):
+def detect(module: ModuleType) -> str | None:
     lstm = getattr(module, "LSTM", None)
     if isinstance(lstm, type) and all(callable(getattr(lstm, f, None)) for f in SIGNATURES):
         return "it defines a class LSTM with forward and backward (Karpathy's batched-LSTM gist)"
@@ -38,7 +44,7 @@ class Karpathy(Binding):
     vector_names = {"h": "h_last", "c": "c_last", "dx": "dX", "dh_prev": "dh0", "dc_prev": "dc0"}
     sequence_names = {"h": "Hout", "dx": "dX"}
 
-    def __init__(self, module, name, source):
+    def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         super().__init__(module, name, source)
         lstm = getattr(module, "LSTM", None)
         if not isinstance(lstm, type):
@@ -53,14 +59,15 @@ class Karpathy(Binding):
             setattr(self, function, fn)
 
     @property
-    def has_sequence(self):
+    def has_sequence(self) -> bool:
         return True
 
-    def observed_forward(self):
+    def observed_forward(self) -> set[str]:
         return {"f_pre", "i_pre", "g_pre", "o_pre", "f", "i", "g", "o", "c", "c_tanh", "h", "cache.xh",
                 "cache.c_prev", "cache.c", "cache.h"}
 
-    def step_forward(self, params, x, h, c, t):
+    def step_forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
+                    ) -> StepForward:
         user = self.user_params(params)
         args = (self.to_sequence(x[None]), user["WLSTM"], self.to_user_vector(c), self.to_user_vector(h))
         Hout, c_last, h_last, cache = unpack(self.call("forward", args, "forward", t), 4, "LSTM.forward")
@@ -70,13 +77,13 @@ class Karpathy(Binding):
         tensors |= self._from_cache(cache, x, h, t)
         return StepForward(tensors, self.head(params, tensors["h"]), tensors["h"], tensors["c"], cache)
 
-    def _from_cache(self, cache, x, h, t):
+    def _from_cache(self, cache: Any, x: np.ndarray, h: np.ndarray, t: int) -> dict[str, np.ndarray]:
         """The gates and the cache's own state, where the cache holds the gist's entries."""
         if not isinstance(cache, dict):
             return {}
         H = h.shape[-1]
         what = f"in the cache of LSTM.forward on step {t}"
-        out = {}
+        out: dict[str, np.ndarray] = {}
         for key, suffix in (("IFOG", "_pre"), ("IFOGf", "")):
             if key in cache:
                 fused = self.from_user_vector(np.asarray(cache[key])[0], np.zeros((*h.shape[:-1], 4 * H)),
@@ -93,7 +100,8 @@ class Karpathy(Binding):
             out["cache.xh"] = self.from_user_vector(np.asarray(cache["Hin"])[0], hin, f"Hin {what}")[..., 1:]
         return out
 
-    def step_backward(self, params, dy, dh_next, dc_next, cache, t):
+    def step_backward(self, params: Mapping[str, np.ndarray], dy: np.ndarray, dh_next: np.ndarray, dc_next: np.ndarray,
+                      cache: Any, t: int) -> dict[str, np.ndarray]:
         dHout = self.to_sequence(self.head_backward(params, dy)[None])
         args = (dHout, cache, self.to_user_vector(dc_next), self.to_user_vector(dh_next))
         dX, dWLSTM, dc0, dh0 = unpack(self.call("backward", args, "backward", t), 4, "LSTM.backward")
@@ -104,7 +112,7 @@ class Karpathy(Binding):
         out["dc_prev"] = self.from_user_vector(dc0, dc_next, f"dc0 {what}")
         return out
 
-    def sequence(self, problem):
+    def sequence(self, problem: "Problem") -> SequenceRun:
         user = self.user_params(problem.params)
         args = (self.to_sequence(problem.inputs), user["WLSTM"], self.to_user_vector(problem.c0),
                 self.to_user_vector(problem.h0))

@@ -16,6 +16,7 @@ so ``to_internal`` serves both.
 """
 
 from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class Matrix:
     left: bool = False  # stored (out, in), acting as W @ v
     vector: bool = False  # a bias row stored 1-D
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "gates", tuple(self.gates))
         if self.vector and self.rows != ("1",):
             raise ValueError(f"{self.name}: only a bias (rows ('1',)) can be stored as a vector")
@@ -45,19 +46,19 @@ class Sizes:
     O: int
 
     @classmethod
-    def of(cls, params):
+    def of(cls, params: Mapping[str, np.ndarray]) -> "Sizes":
         """The sizes of an internal parameter dict."""
         H, O = params["Wy"].shape
         return cls(params["Wf"].shape[0] - H, H, O)
 
-    def part(self, part):
+    def part(self, part: str) -> int:
         return {"x": self.X, "h": self.H, "1": 1}[part]
 
-    def width(self, gate):
+    def width(self, gate: str) -> int:
         return self.O if gate == "y" else self.H
 
 
-def _block(params, part, gate, sizes):
+def _block(params: Mapping[str, np.ndarray], part: str, gate: str, sizes: Sizes) -> np.ndarray:
     """The internal block that sits at (part, gate) of a user matrix, as a 2-D array."""
     if gate == "y":
         return {"h": params["Wy"], "1": params["by"][None]}[part]
@@ -65,7 +66,7 @@ def _block(params, part, gate, sizes):
     return {"x": weight[:sizes.X], "h": weight[sizes.X:], "1": params[f"b{gate}"][None]}[part]
 
 
-def to_user(layout, params):
+def to_user(layout: Sequence[Matrix], params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The internal parameter dict in the user's layout: {matrix name: array}."""
     sizes = Sizes.of(params)
     out = {}
@@ -78,7 +79,7 @@ def to_user(layout, params):
     return out
 
 
-def user_shape(matrix, sizes):
+def user_shape(matrix: Matrix, sizes: Sizes) -> tuple[int, ...]:
     rows = sum(sizes.part(part) for part in matrix.rows)
     cols = sum(sizes.width(gate) for gate in matrix.gates)
     if matrix.vector:
@@ -86,7 +87,7 @@ def user_shape(matrix, sizes):
     return (cols, rows) if matrix.left else (rows, cols)
 
 
-def to_internal(layout, arrays, sizes):
+def to_internal(layout: Sequence[Matrix], arrays: Mapping[str, Any], sizes: Sizes) -> dict[str, np.ndarray]:
     """User arrays (parameters or their gradients), keyed by matrix name -> the internal entries they cover."""
     pieces = {}
     for m in layout:
@@ -112,7 +113,8 @@ def to_internal(layout, arrays, sizes):
     return out
 
 
-def locate_entry(layout, name, index, sizes):
+def locate_entry(layout: Sequence[Matrix], name: str, index: Sequence[int], sizes: Sizes
+                 ) -> tuple[Matrix, tuple[int, ...], str] | None:
     """Where the internal parameter entry ``name[index]`` lives in the user's layout: (matrix, user index, gate).
 
     ``name`` is an internal parameter name (``Wo``, ``bf``, ``Wy``); None when the layout does not hold it.

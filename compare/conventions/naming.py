@@ -1,8 +1,9 @@
 """The user's own names for the internal tensors, e.g. internal ``dWo[3, 1]`` is cs231n's ``dWx[3, 11]`` (o block)."""
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
-from compare.conventions.layout import Sizes, locate_entry
+from compare.conventions.layout import Matrix, Sizes, locate_entry
 
 
 @dataclass(frozen=True)
@@ -10,15 +11,15 @@ class Naming:
     """How one convention names parameters (through its layout) and per-step vectors."""
 
     convention: str
-    layout: tuple = ()  # layout.Matrix, the user's parameters
-    vectors: dict = field(default_factory=dict)  # internal tensor -> the user's name ('h' -> 'next_h')
+    layout: tuple[Matrix, ...] = ()  # the user's parameters
+    vectors: dict[str, str] = field(default_factory=dict)  # internal tensor -> the user's name ('h' -> 'next_h')
     columns: bool = False  # the user's vectors are (n, N) columns
     batched: bool = True  # the user's vectors always have a batch axis (N = 1 for single vectors)
     sizes: Sizes = Sizes(1, 1, 1)  # the problem's X, H, O
-    sequence_names: dict = field(default_factory=dict)  # per-step tensor -> the whole-sequence array's name
+    sequence_names: dict[str, str] = field(default_factory=dict)  # per-step tensor -> the whole-sequence array's name
     sequence_axes: str = "TNn"  # the axes of those arrays
 
-    def element(self, tensor, index, mode="isolated", step=-1):
+    def element(self, tensor: str, index: Sequence[int], mode: str = "isolated", step: int = -1) -> str:
         """'dWx[3, 11] (o block)' for the internal ``tensor`` at ``index``; the internal name when unchanged.
 
         In sequence mode a per-step tensor is an element of the user's whole-sequence array, time axis included.

@@ -9,6 +9,9 @@
 the cache's entries are named by the file's ``CACHE_FIELDS`` (default: the question's order).
 """
 
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Mapping
+
 import numpy as np
 
 from compare.conventions.base import Binding, SequenceRun, StepForward, defines, gradient_array
@@ -17,13 +20,16 @@ from compare.errors import ImplementationRaised, UsageError
 from compare.guard import as_float_array, unpack
 from references.cell import CACHE_CHECKS, CACHE_FROM_CACHE, GATES, SEED_CACHE_FIELDS
 
+if TYPE_CHECKING:
+    from references.records import Problem
+
 REQUIRED = (("lstm", "lstm(params, inp, h_old, c_old)"), ("dlstm", "dlstm(params, dy, dh_next, dc_next, cache)"))
 SEQUENCE = (("lstm_loss", "lstm_loss(params, h, c, inputs, targets)"),
             ("dlstm_loss", "dlstm_loss(params, inputs, targets, outputs, caches)"))
 NAMES = ("lstm", "dlstm")
 
 
-def detect(module):
+def detect(module: ModuleType) -> str | None:
     """Why this module follows the question's convention, or None."""
     return "it defines lstm and dlstm" if defines(module, NAMES) else None
 
@@ -41,22 +47,23 @@ class Question(Binding):
 
     label = "seed"
 
-    def __init__(self, module, name, source):
+    def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         super().__init__(module, name, source)
         self.bind_functions(REQUIRED, SEQUENCE)
         self.cache_fields = _cache_fields(name, module)
         self.declared_fields = hasattr(module, "CACHE_FIELDS")
 
-    def observed_forward(self):
+    def observed_forward(self) -> set[str]:
         checks = {name for name in CACHE_CHECKS if name.removeprefix("cache.") in self.cache_fields}
         return {name for name in CACHE_FROM_CACHE if name in self.cache_fields} | {"c", "h", "y"} | checks
 
-    def user_params(self, params):
+    def user_params(self, params: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
         if self.layout is Question.layout:
             return params  # the internal layout is this convention's
         return super().user_params(params)  # a candidate layout (compare.detect)
 
-    def step_forward(self, params, x, h, c, t):
+    def step_forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
+                    ) -> StepForward:
         lead, H = h.shape[:-1], h.shape[-1]
         X, O = x.shape[-1], params["Wy"].shape[-1]
         result = unpack(self.call("lstm", (self.user_params(params), x, h, c), "forward", t), 4, "lstm")
@@ -77,13 +84,14 @@ class Question(Binding):
             tensors[name] = as_float_array(named[field], shape, what)
         return StepForward(tensors, tensors["y"], tensors["h"], tensors["c"], cache)
 
-    def _states(self, user, x, h, c, t):
+    def _states(self, user: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
+               ) -> tuple[np.ndarray, np.ndarray]:
         """(h, c) of one lstm call with the parameters ``user`` (for observing gates by saturation)."""
         _, h_next, c_next, _ = unpack(self.call("lstm", (user, x, h, c), "forward", t), 4, "lstm")
         return (as_float_array(h_next, h.shape, f"h returned by lstm at step {t}"),
                 as_float_array(c_next, c.shape, f"c returned by lstm at step {t}"))
 
-    def _named_entries(self, cache):
+    def _named_entries(self, cache: Any) -> dict[str, Any] | None:
         """The cache's entries by name: a sequence in CACHE_FIELDS order, or a dict keyed by those names; None
         for any other cache (an object, a dataclass, a sequence of another length with no CACHE_FIELDS)."""
         if isinstance(cache, dict):
@@ -94,7 +102,8 @@ class Question(Binding):
             return dict(zip(self.cache_fields, entries))
         return None
 
-    def step_backward(self, params, dy, dh_next, dc_next, cache, t):
+    def step_backward(self, params: Mapping[str, np.ndarray], dy: np.ndarray, dh_next: np.ndarray, dc_next: np.ndarray,
+                      cache: Any, t: int) -> dict[str, np.ndarray]:
         result = self.call("dlstm", (params, dy, dh_next, dc_next, cache), "backward", t)
         dparams, dh_prev, dc_prev = unpack(result, 3, "dlstm")
         out = param_grads(dparams, params, f"dparams returned by dlstm at step {t}")
@@ -102,7 +111,7 @@ class Question(Binding):
         out["dc_prev"] = as_float_array(dc_prev, dh_next.shape, f"dc_prev returned by dlstm at step {t}")
         return out
 
-    def sequence(self, problem):
+    def sequence(self, problem: "Problem") -> SequenceRun:
         lead, O = problem.h0.shape[:-1], problem.targets.shape[-1]
         args = (problem.params, problem.h0, problem.c0, problem.inputs, problem.targets)
         try:
@@ -123,7 +132,7 @@ class Question(Binding):
         return SequenceRun(forward, param_grads(dparams, problem.params, "dparams returned by dlstm_loss"), None)
 
 
-def param_grads(dparams, params, what):
+def param_grads(dparams: Any, params: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
     """The user's ``dparams`` dict checked (every parameter, nothing else, right shapes): {dWf: ..., ...}."""
     if not isinstance(dparams, dict):
         raise UsageError(f"{what} is a {type(dparams).__name__}; a dict with keys Wf ... by is required.")
@@ -138,7 +147,7 @@ def param_grads(dparams, params, what):
     return out
 
 
-def _cache_fields(name, module):
+def _cache_fields(name: str, module: ModuleType) -> tuple[str, ...]:
     fields = getattr(module, "CACHE_FIELDS", SEED_CACHE_FIELDS)
     if (not isinstance(fields, (tuple, list)) or not all(isinstance(f, str) for f in fields)
             or len(set(fields)) != len(fields)):

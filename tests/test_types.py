@@ -1,0 +1,72 @@
+"""The typed public API as a user's type checker sees it: mypy on a small user file that calls the API, and the
+``py.typed`` markers in the wheel that make an installed copy typed (PEP 561)."""
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from mypy import api
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("compare", "references", "handrolled")
+
+USER_FILE = """
+import compare
+from compare import Config, ProblemSpec
+from compare.pytest_plugin import LstmCompare
+from handrolled import init_params
+from references import torch_lstm
+
+report = compare.run("my_lstm.py", Config(spec=ProblemSpec(steps=4)))
+reveal_type(report)
+reveal_type(report.frame())
+reveal_type(report.findings[0].step)
+reveal_type(torch_lstm.trace(compare.make_problem(ProblemSpec())).totals.loss)
+init_params(3, 5, 1, seed="0")
+compare.run("my_lstm.py", Config(spec=ProblemSpec(steps="4")))
+compare.assert_lstm_matches("my_lstm.py", dtype=64)
+
+
+def test_mine(lstm_compare: LstmCompare) -> None:
+    reveal_type(lstm_compare("my_lstm.py", steps=3, baseline=False))
+    lstm_compare("my_lstm.py", stepz=3)
+"""
+
+
+def test_a_users_type_checker_sees_the_public_api_types_and_flags_wrong_arguments(tmp_path):
+    user = tmp_path / "user_code.py"
+    user.write_text(USER_FILE)
+    # The project's own configuration and cache: warm after `make test`'s mypy run, so this takes about a second
+    # there (other options would invalidate that cache for every module).
+    out, err, status = api.run([str(user), "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir",
+                                str(ROOT / ".mypy_cache"), "--no-error-summary", "--hide-error-context"])
+    lines = [line.split(": ", 1)[1] for line in out.splitlines() if ": error: " in line or "Revealed" in line]
+    assert (status, err) == (1, "")
+    assert lines == [
+        'note: Revealed type is "compare.engine.Report"',
+        'note: Revealed type is "pandas.core.frame.DataFrame"',
+        'note: Revealed type is "int | None"',
+        'note: Revealed type is "float"',
+        'error: Argument "seed" to "init_params" has incompatible type "str"; expected "int | None"  [arg-type]',
+        'error: Argument "steps" to "ProblemSpec" has incompatible type "str"; expected "int"  [arg-type]',
+        'error: Argument "dtype" to "assert_lstm_matches" has incompatible type "int"; expected "str"  [arg-type]',
+        'note: Revealed type is "compare.engine.Report"',
+        'error: Unexpected keyword argument "stepz" for "__call__" of "LstmCompare"; did you mean "steps"?  '
+        '[call-arg]',
+    ]
+
+
+def test_the_wheel_marks_each_package_typed_with_py_typed(tmp_path):
+    source = tmp_path / "source"
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                    "--disable-pip-version-check", "--wheel-dir", str(tmp_path / "dist"), str(source)],
+                   check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"{package}/py.typed" for package in PACKAGES} <= names
