@@ -9,6 +9,9 @@ Per-step gradients come from zero-valued probes added to each gate pre-activatio
 entering each step: the gradient of the loss with respect to a probe is exactly that per-step quantity.
 """
 
+import importlib
+from typing import Callable, ContextManager
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +19,10 @@ import numpy as np
 from references.records import FORWARD_TENSORS, Problem, Totals, Trace, grads_entering_later_steps
 
 NAME = "jax"
+# The scoped 64-bit switch: ``jax.enable_x64`` in current JAX; older releases (down to the supported 0.4.26)
+# have the same context manager as ``jax.experimental.enable_x64``.
+_enable_x64: Callable[[bool], ContextManager[None]] = (jax.enable_x64 if hasattr(jax, "enable_x64")
+                                                      else importlib.import_module("jax.experimental").enable_x64)
 PROBES = ("f_pre", "i_pre", "g_pre", "o_pre", "y", "h_prev", "c_prev")
 
 
@@ -55,7 +62,7 @@ class WrongPrecision(RuntimeError):
 
 def trace(problem: Problem) -> Trace:
     """Every per-step tensor and gradient, and the totals, from one jitted value-and-grad."""
-    with jax.enable_x64(True):  # scoped to this thread and this computation: no global JAX setting changes
+    with _enable_x64(True):  # scoped to this thread and this computation: no global JAX setting changes
         result = _trace(problem)
     wrong = {name: a.dtype.name for name, a in {**result.forward, **result.backward, **result.totals.grads}.items()
              if a.dtype != problem.dtype}

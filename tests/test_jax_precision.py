@@ -29,7 +29,7 @@ def test_jax_reference_runs_in_float64_when_another_module_turned_x64_off(x64_tu
 
 
 def test_jax_reference_refuses_to_return_results_computed_in_another_dtype(x64_turned_off, monkeypatch):
-    monkeypatch.setattr(jax_lstm.jax, "enable_x64", lambda on: contextlib.nullcontext())  # as if the scope failed
+    monkeypatch.setattr(jax_lstm, "_enable_x64", lambda on: contextlib.nullcontext())  # as if the scope failed
     with pytest.raises(jax_lstm.WrongPrecision, match="ran in float32 instead of float64"):
         jax_lstm.trace(make_problem(ProblemSpec(steps=2, hidden=2, inputs=1)))
 
