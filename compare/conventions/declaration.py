@@ -3,6 +3,7 @@
 
 import re
 from dataclasses import dataclass
+from typing import Any, Callable, NoReturn, Sequence
 
 from compare.conventions.layout import Matrix
 from compare.errors import UsageError
@@ -37,7 +38,7 @@ class Signature:
     args: tuple[str, ...]
     returns: tuple[str, ...]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.function}({', '.join(self.args)}) -> {', '.join(self.returns)}"
 
 
@@ -45,25 +46,25 @@ class Signature:
 class Declaration:
     """``LSTM_COMPARE`` checked: the signatures, the layout (``layout.Matrix``) and the options."""
 
-    signatures: dict  # key -> Signature
-    layout: tuple  # the parameters, head included
+    signatures: dict[str, Signature]  # key -> Signature
+    layout: tuple[Matrix, ...]  # the parameters, head included
     vectors: str  # VECTORS
     sequence_axes: str
-    cache: dict  # internal tensor -> index or key
+    cache: dict[str, int | str]  # internal tensor -> index or key
     loss: str | None
     cls: Signature | None  # the constructor, "Cell(X, H)"
-    attributes: dict  # role -> attribute path
+    attributes: dict[str, str]  # role -> attribute path
 
 
-def _words(text):
+def _words(text: str) -> tuple[str, ...]:
     return tuple(word for word in re.split(r"[\s,]+", text.strip()) if word)
 
 
-def _fail(key, problem):
+def _fail(key: str, problem: str) -> NoReturn:
     raise UsageError(f"LSTM_COMPARE[{key!r}] {problem}.")
 
 
-def _parse_matrix(name, text, left, columns, bias_2d):
+def _parse_matrix(name: str, text: Any, left: bool, columns: bool, bias_2d: bool) -> Matrix:
     if not isinstance(text, str) or text.count("|") != 1:
         _fail("layout", f"entry {name!r} must be a string 'rows | gate blocks', such as 'x h | i f o g'")
     rows, gates = (_words(part) for part in text.split("|"))
@@ -81,7 +82,7 @@ def _parse_matrix(name, text, left, columns, bias_2d):
     return Matrix(name, rows, gates, left=left)
 
 
-def _check_coverage(layout):
+def _check_coverage(layout: Sequence[Matrix]) -> None:
     """Every gate's x, h and bias parts held exactly once, and the head, if any, whole."""
     held = [(gate, part) for m in layout for gate in m.gates for part in m.rows]
     for gate in (*GATES, "y"):
@@ -94,7 +95,7 @@ def _check_coverage(layout):
                                 f"{'twice' if count else 'nowhere'}")
 
 
-def _parse_signature(key, text, names):
+def _parse_signature(key: str, text: Any, names: Sequence[str]) -> Signature:
     match = SIGNATURE.match(text) if isinstance(text, str) else None
     if match is None:
         _fail(key, "must be a string 'name(role, ...) -> role, ...'")
@@ -113,7 +114,7 @@ def _parse_signature(key, text, names):
     return Signature(function, args, returns)
 
 
-def parse(declaration):
+def parse(declaration: Any) -> Declaration:
     """The checked ``Declaration`` of a file's ``LSTM_COMPARE`` (one UsageError sentence for any mistake)."""
     if not isinstance(declaration, dict):
         raise UsageError(f"LSTM_COMPARE must be a dict (it is of type {type(declaration).__name__}).")
@@ -175,8 +176,10 @@ def parse(declaration):
     return result
 
 
-def _check_complete(d):
+def _check_complete(d: Declaration) -> None:
     """What the harness cannot do without: the new state, the gradients leaving a step, every parameter's."""
+    has: Callable[..., bool]  # (key, role, attribute=None): whether the signature returns role or keeps attribute
+    takes: Callable[[str], set[str | None]]  # key -> the roles it takes, attributes' included
     has = lambda key, role, attribute=None: role in d.signatures[key].returns or attribute in d.attributes  # noqa
     takes = lambda key: set(d.signatures[key].args) | {ATTRIBUTE_TAKES.get(a) for a in d.attributes}  # noqa
     steps = "step_forward" in d.signatures
@@ -200,7 +203,8 @@ def _check_complete(d):
         _fail("loss", "'cross_entropy' needs step functions (step_forward and step_backward) that take the targets")
     if d.loss is not None and not any("y" in m.gates for m in d.layout):
         _fail("loss", f"{d.loss!r} needs the head in the layout, as 'Wy': 'h | y' and 'by': '1 | y'")
-    wanted = {"mse": "dy", "cross_entropy": "target"}.get(d.loss, "dh") + ("" if steps else "s")
+    wanted = ({"mse": "dy", "cross_entropy": "target"}.get(d.loss, "dh")  # type: ignore[arg-type]  # None: no key
+              + ("" if steps else "s"))
     if wanted not in takes(backward):
         _fail(backward, f"must take {wanted}, as its loss ({d.loss or 'the harness-owned head'}) requires")
     if "target" in takes(backward) and d.loss != "cross_entropy":

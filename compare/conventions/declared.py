@@ -44,6 +44,8 @@ Keys (``layout`` is required, and the step functions or the whole-sequence ones,
 import inspect
 import types
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -54,11 +56,15 @@ from compare.guard import as_float_array, call, unpack
 from references.cell import GATES, output_gradient
 from compare.conventions.declaration import CACHED, KEPT, _fail, parse
 
+if TYPE_CHECKING:
+    from compare.conventions.layout import Matrix
+    from references.records import Problem
+
 
 NAMES = ("LSTM_COMPARE",)
 
 
-def detect(module):
+def detect(module: ModuleType) -> str | None:
     if hasattr(module, "LSTM_COMPARE"):
         return "it declares its layout in LSTM_COMPARE"
     return None
@@ -79,14 +85,15 @@ class Saved:
 class Declared(Binding):
     convention = "declared"
 
-    def __init__(self, module, name, source):
+    def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         super().__init__(module, name, source)
         if not hasattr(module, "LSTM_COMPARE"):
             raise UsageError(f"{name} defines no LSTM_COMPARE, which the declared convention requires.")
         d = self.declaration = parse(module.LSTM_COMPARE)
         self.sig = d.signatures
-        self._sizes = None  # the problem's X, H, O (for a class's constructor), set by each step and sequence
-        head = lambda m: "y" in m.gates  # noqa: E731
+        # the problem's X, H, O (for a class's constructor), set by each step and sequence before any use
+        self._sizes: Sizes = None  # type: ignore[assignment]  # None only until the first step or sequence
+        head: Callable[[Matrix], bool] = lambda m: "y" in m.gates  # noqa: E731
         self.has_head = d.loss is not None  # the step forms dL/dh from its own head (hints know dh is not given)
         own = d.loss == "mse"  # the head's gradients are the harness's, so they are compared
         self.layout = tuple(m for m in d.layout if not head(m) or own)
@@ -94,8 +101,8 @@ class Declared(Binding):
         self.sequence_functions = "sequence_forward and sequence_backward in its LSTM_COMPARE"
         self.columns, self.sequence_axes = d.vectors == "columns", d.sequence_axes
         self.single, self.always_batched = d.vectors == "single", d.vectors != "single"
-        backward = self.sig.get("step_backward", self.sig.get("sequence_backward"))
-        self.returns_dx = bool({"dx", "dxs"} & {*backward.returns, *d.attributes})
+        backward = self.sig.get("step_backward", self.sig.get("sequence_backward"))  # parse requires one of them
+        self.returns_dx = bool({"dx", "dxs"} & {*backward.returns, *d.attributes})  # type: ignore[union-attr]
         self.vector_names = {CACHED[k]: f"cache[{v!r}]" for k, v in d.cache.items()}
         self.vector_names |= {name: f"self.{d.attributes[role]}" for role, (name, returned, key) in KEPT.items()
                               if role in d.attributes and key in self.sig and returned not in self.sig[key].returns}
@@ -108,10 +115,10 @@ class Declared(Binding):
             self.sequence_zero_c0 = not {"c", "c_prev"} & takes
         self._check_callables()
 
-    def _check_callables(self):
+    def _check_callables(self) -> None:
         """Every declared function (or method: one more argument, self) exists and takes its roles."""
         cls = self.declaration.cls
-        owner = self._class() if cls else self.module
+        owner: Any = self._class() if cls else self.module  # the class, or the module
         if cls and not accepts(owner, len(cls.args)):
             raise UsageError(f"{self.name}: {cls.function} cannot be constructed as {cls.function}"
                              f"({', '.join(cls.args)}).")
@@ -123,46 +130,47 @@ class Declared(Binding):
             if not accepts(fn, len(sig.args) + (1 if cls and inspect.isfunction(fn) else 0)):
                 raise UsageError(f"{self.name}: {where} cannot be called as {sig}.")
 
-    def _class(self):
-        cls = getattr(self.module, self.declaration.cls.function, None)
+    def _class(self) -> type:
+        # called only where LSTM_COMPARE declares a class (self.declaration.cls is set)
+        cls = getattr(self.module, self.declaration.cls.function, None)  # type: ignore[union-attr]
         if not isinstance(cls, type):
-            raise UsageError(f"{self.name} has no class {self.declaration.cls.function}, which LSTM_COMPARE['class'] "
-                             f"declares.")
+            raise UsageError(f"{self.name} has no class {self.declaration.cls.function}, "  # type: ignore[union-attr]
+                             f"which LSTM_COMPARE['class'] declares.")
         return cls
 
     @property
-    def has_sequence(self):
+    def has_sequence(self) -> bool:
         return "sequence_forward" in self.sig
 
     @property
-    def backward_names(self):
+    def backward_names(self) -> tuple[str, ...]:
         """The base's, less the head's gradients of a cross-entropy file (they belong to its own loss)."""
         drop = {"dWy", "dby"} if self.declaration.loss == "cross_entropy" else set()
         return tuple(name for name in super().backward_names if name not in drop)
 
-    def observed_forward(self):
+    def observed_forward(self) -> set[str]:
         names = {"f", "i", "g", "o", "c", "h"} | {CACHED[k] for k in self.declaration.cache}
-        forward = self.sig.get("step_forward", self.sig.get("sequence_forward"))
-        return names | ({"y"} if {"y", "ys"} & set(forward.returns) else set())
+        forward = self.sig.get("step_forward", self.sig.get("sequence_forward"))  # parse requires one of them
+        return names | ({"y"} if {"y", "ys"} & set(forward.returns) else set())  # type: ignore[union-attr]
 
     # --- vectors and sequences: 'single' passes 1-D vectors and (T, n) or (n, T) sequences as they are ---
-    def to_user_vector(self, v):
+    def to_user_vector(self, v: np.ndarray) -> np.ndarray:
         if not self.single:
             return super().to_user_vector(v)
         if v.ndim != 1:
             raise UsageError(f"{self.name} declares single vectors ('vectors': 'single'), so it takes no batch.")
         return v
 
-    def from_user_vector(self, u, like, what):
+    def from_user_vector(self, u: Any, like: np.ndarray, what: str) -> np.ndarray:
         return as_float_array(u, like.shape, what) if self.single else super().from_user_vector(u, like, what)
 
-    def to_sequence(self, values):
+    def to_sequence(self, values: np.ndarray) -> np.ndarray:
         if not self.single:
             return super().to_sequence(values)
         self.to_user_vector(values[0])  # refuses a batch
         return np.ascontiguousarray(values if self.sequence_axes == "Tn" else values.T)
 
-    def from_sequence(self, value, like, what):
+    def from_sequence(self, value: Any, like: np.ndarray, what: str) -> np.ndarray:
         if not self.single:
             return super().from_sequence(value, like, what)
         flip = self.sequence_axes != "Tn"
@@ -170,13 +178,14 @@ class Declared(Binding):
         return value.T if flip else value
 
     # --- calling the user's code ---
-    def _invoke(self, key, roles, phase, t, instance=None):
+    def _invoke(self, key: str, roles: Mapping[str, Any], phase: str, t: int | None, instance: Any = None
+               ) -> dict[str, Any]:
         """Call the declared ``key`` with its argument roles filled from ``roles``: {returned role: value}."""
         sig = self.sig[key]
         fn = _resolve(instance if instance is not None else self.module, sig.function)
         label = sig.function.rsplit(".", 1)[-1]
-        result = call(types.SimpleNamespace(**{label: fn}, source=self.source), label, [roles[a] for a in sig.args],
-                      phase, t)
+        result = call(types.SimpleNamespace(**{label: fn}, source=self.source), label,
+                      tuple(roles[a] for a in sig.args), phase, t)
         if len(sig.returns) == 1:
             result = (result,)
         elif not sig.returns:
@@ -184,37 +193,38 @@ class Declared(Binding):
         values = unpack(result, len(sig.returns), f"{sig.function} (declared as {sig})")
         return {role: value for role, value in zip(sig.returns, values) if role != "_"}
 
-    def _new(self, user, h, c, phase, t):
+    def _new(self, user: Mapping[str, np.ndarray], h: np.ndarray, c: np.ndarray, phase: str, t: int | None) -> Any:
         """A fresh instance of the declared class with the state and the parameters in its attributes."""
         if self.declaration.cls is None:
             return None
         cls, sizes = self.declaration.cls, self._sizes
         shim = types.SimpleNamespace(**{cls.function: self._class()}, source=self.source)
-        instance = call(shim, cls.function, [getattr(sizes, a) for a in cls.args], phase, t)
+        instance = call(shim, cls.function, tuple(getattr(sizes, a) for a in cls.args), phase, t)
         self._set(instance, {"h_prev": self.to_user_vector(h), "c_prev": self.to_user_vector(c), **user})
         return instance
 
-    def _set(self, instance, values):
+    def _set(self, instance: Any, values: Mapping[str, Any]) -> None:
         for role, value in values.items():
             if role in self.declaration.attributes:
                 _assign(instance, self.declaration.attributes[role], np.array(value))  # a writable copy of its own
 
-    def _gather(self, out, instance, roles):
+    def _gather(self, out: dict[str, Any], instance: Any, roles: Iterable[str]) -> dict[str, Any]:
         """``out`` completed with the declared attributes of ``instance`` for each of ``roles`` not returned."""
         for role in roles:
             if role not in out and instance is not None and role in self.declaration.attributes:
                 out[role] = _lookup(instance, self.declaration.attributes[role])
         return out
 
-    def _roles(self, user, **vectors):
+    def _roles(self, user: Mapping[str, np.ndarray], **vectors: np.ndarray) -> dict[str, Any]:
         return {"params": user, **user, **{k: self.to_user_vector(v) for k, v in vectors.items()}}
 
     # --- the step functions (or, without them, the whole-sequence functions on one-step slices) ---
     @property
-    def _steps(self):
+    def _steps(self) -> bool:
         return "step_forward" in self.sig
 
-    def _forward(self, user, x, h, c, t):
+    def _forward(self, user: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any], Any]:
         """One step forward: (next_h, next_c, y or None, {returned role: value}, instance), in internal shapes."""
         instance = self._new(user, h, c, "forward", t)
         key = "step_forward" if self._steps else "sequence_forward"
@@ -224,7 +234,7 @@ class Declared(Binding):
             roles |= {"xs": self.to_sequence(x[None]), "targets": self.to_sequence(zeros[None])}
         out = self._invoke(key, roles, "forward", t, instance)
         what = f"returned by {self.sig[key].function} at step {t}"
-        found = {}
+        found: dict[str, np.ndarray] = {}
         y_like = np.zeros((*h.shape[:-1], self._sizes.O), h.dtype)
         for name, like, attribute in (("h", h, "h_next"), ("c", c, "c_next"), ("y", y_like, None)):
             if f"{name}s" in out and not self._steps:  # a one-step slice
@@ -236,7 +246,8 @@ class Declared(Binding):
                                                     f"self.{self.declaration.attributes[attribute]} after {what[12:]}")
         return found["h"], found["c"], found.get("y"), out, instance
 
-    def step_forward(self, params, x, h, c, t):
+    def step_forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
+                     ) -> StepForward:
         self._sizes = Sizes.of(params)
         if self.declaration.loss == "cross_entropy" and self._sizes.O < 2:
             raise UsageError(f"{self.name} has a softmax cross-entropy loss, which needs two classes or more: "
@@ -256,7 +267,8 @@ class Declared(Binding):
             tensors["y"] = y
         return StepForward(tensors, y, next_h, next_c, Saved(out.get("cache"), instance, x, h, c, y))
 
-    def step_backward(self, params, dy, dh_next, dc_next, cache, t):
+    def step_backward(self, params: Mapping[str, np.ndarray], dy: np.ndarray, dh_next: np.ndarray, dc_next: np.ndarray,
+                      cache: Saved, t: int) -> dict[str, np.ndarray]:
         """One declared step backward fed the harness's gradients; its results in internal names.
 
         Without a head of its own the step gets dL/dh = dy @ Wy.T + dh_next.  A cross-entropy step computes its
@@ -267,6 +279,7 @@ class Declared(Binding):
         [dy]) and dh_next, dc_next as the gradients entering after their last step.
         """
         user = self.user_params(params)
+        target: Any  # None, or the targets' indices: (N,), or one int for single vectors
         dh, target = dh_next, None
         if self.declaration.loss is None and self._steps:
             dh = self.head_backward(params, dy) + dh_next
@@ -291,7 +304,8 @@ class Declared(Binding):
             result["dx"] = self.from_sequence(out["dxs"], x_like[None], f"dxs returned by {where}")[0]
         return result
 
-    def _gradients(self, out, instance, params, where, vectors):
+    def _gradients(self, out: dict[str, Any], instance: Any, params: Mapping[str, np.ndarray], where: str,
+                   vectors: Mapping[str, tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """The returned (or kept) gradients, checked, in internal names: dWf ..., dx, dh_prev (dh0), dc_prev."""
         out = self._gather(out, instance, [f"d{m.name}" for m in self.layout])
         out = self._gather(out, instance, ("dx", "dh_prev", "dc_prev"))
@@ -300,7 +314,7 @@ class Declared(Binding):
         grads = out.get("grads")
         if "grads" in out and not isinstance(grads, dict):
             raise UsageError(f"the grads returned by {where} are a {type(grads).__name__}; a dict is required.")
-        user = {}
+        user: dict[str, Any] = {}
         for m in self.layout:
             value = out.get(f"d{m.name}")
             if value is None and grads is not None:
@@ -315,10 +329,10 @@ class Declared(Binding):
         return result
 
     # --- the whole-sequence functions ---
-    def sequence(self, problem):
+    def sequence(self, problem: "Problem") -> SequenceRun:
         self._sizes = Sizes.of(problem.params)
         user = self.user_params(problem.params)
-        instance = None
+        instance: Any = None
         roles = self._roles(user, h=problem.h0, c=problem.c0) | {"xs": self.to_sequence(problem.inputs),
                                                                   "targets": self.to_sequence(problem.targets)}
         try:
@@ -328,8 +342,8 @@ class Declared(Binding):
             return SequenceRun({}, {}, raised)
         what = f"returned by {self.sig['sequence_forward'].function}"
         like = self.states_like(problem)
-        forward = {name: self.from_sequence(out[role], like, f"{role} {what}")
-                   for role, name in (("hs", "h"), ("cs", "c")) if role in out}
+        forward: dict[str, Any] = {name: self.from_sequence(out[role], like, f"{role} {what}")
+                                   for role, name in (("hs", "h"), ("cs", "c")) if role in out}
         ys = problem.targets  # the shape of the outputs
         if "ys" in out:
             ys = forward["y"] = self.from_sequence(out["ys"], ys, f"ys {what}")
@@ -355,12 +369,12 @@ class Declared(Binding):
         return SequenceRun(forward, grads, None)
 
 
-def softmax(y):
+def softmax(y: np.ndarray) -> np.ndarray:
     e = np.exp(y - y.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def onehot(target, like):
+def onehot(target: np.ndarray | int, like: np.ndarray) -> np.ndarray:
     """Rows of ``like``'s shape ([B,] O) with a one at each row's target index."""
     out = np.zeros_like(like)
     rows = out.reshape(-1, out.shape[-1])
@@ -368,13 +382,13 @@ def onehot(target, like):
     return out
 
 
-def _resolve(owner, dotted):
+def _resolve(owner: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         owner = getattr(owner, part, None)
     return owner
 
 
-def _lookup(source, where, what=None):
+def _lookup(source: Any, where: int | str, what: str | None = None) -> Any:
     """``source[where]`` (an index, or a key of a dict), or the attribute path ``where`` ('a' or 'a.key')."""
     try:
         if isinstance(where, int) or isinstance(source, dict):
@@ -386,7 +400,7 @@ def _lookup(source, where, what=None):
         raise UsageError(f"{what or where} cannot be read: the declared {where!r} is not there.") from None
 
 
-def _assign(instance, path, value):
+def _assign(instance: Any, path: str, value: Any) -> None:
     *head, last = path.split(".")
     owner = _lookup(instance, ".".join(head)) if head else instance
     if isinstance(owner, dict):
