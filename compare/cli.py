@@ -46,7 +46,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
     modules: dict[str, ModuleType] = {}
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
-        subparser = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        subparser = subparsers.add_parser(name, help=module.HELP, description=module.HELP, allow_abbrev=False)
         module.add_arguments(subparser)
         subparser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                                help=f"the longest one call of your code may take ({DEFAULT_TIMEOUT:g}); "

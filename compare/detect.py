@@ -33,6 +33,7 @@ class Candidate:
     layout: tuple[Matrix, ...]
     error: float  # the worst norm-wise error of h and c; inf when the step raised
     gates: dict[str, float]  # gate -> norm-wise error of that gate's activation (where it could be observed)
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Detection:
     declared: tuple[Matrix, ...]  # the convention's own layout
     matching: tuple[tuple[Matrix, ...], ...]  # every candidate layout that reproduces the reference
     unmatched_gates: tuple[str, ...]  # gates that match under no candidate (when none matches)
+    notes: tuple[str, ...] = ()  # how the file was loaded and probed
 
     @property
     def ok(self) -> bool:
@@ -57,12 +59,17 @@ def run_detection(source: "Source", convention: str = "auto") -> Detection:
                                                          if convention != "auto" else "the closest match by names")
     problem = make_problem(PROBE)
     truth = load("torch").trace(problem).forward
-    candidates = [_try(binding, layout, problem, truth) for layout in candidate_layouts(binding.layout)]
+    layouts = candidate_layouts(binding.layout)
+    candidates = [_try(binding, layouts[0], problem, truth, strict=True)]  # its own: a failure is the answer
+    for layout in layouts[1:]:
+        candidates.append(_try(binding, layout, problem, truth))
+        if candidates[-1].timed_out:  # one slow call is enough: do not wait for every layout
+            break
     matching = tuple(c.layout for c in candidates if c.error <= MATCH)
     unmatched = () if matching else tuple(g for g in GATES if not any(c.gates.get(g, np.inf) <= MATCH
                                                                       for c in candidates))
     return Detection(binding.name, binding.convention, reason,  # type: ignore[arg-type]  # detected: it has a reason
-                     tuple(binding.layout), matching, unmatched)
+                     tuple(binding.layout), matching, unmatched, (*binding.notes, *binding.run_notes))
 
 
 def candidate_layouts(layout: Sequence[Matrix]) -> list[tuple[Matrix, ...]]:
@@ -79,13 +86,20 @@ def candidate_layouts(layout: Sequence[Matrix]) -> list[tuple[Matrix, ...]]:
     return sorted(set(out), key=lambda candidate: candidate != tuple(layout))
 
 
-def _try(binding: "Binding", layout: tuple[Matrix, ...], problem: "Problem", truth: Mapping[str, np.ndarray]
-         ) -> Candidate:
+def _try(binding: "Binding", layout: tuple[Matrix, ...], problem: "Problem", truth: Mapping[str, np.ndarray],
+         strict: bool = False) -> Candidate:
+    """One forward step under ``layout``.  ``strict``: a failure is the user's to see (UsageError, one line)."""
     trial = copy.copy(binding)
     trial.layout, trial._params_for = layout, None
     try:
         step = trial.step_forward(problem.params, problem.inputs[0], problem.h0, problem.c0, 0)
-    except (ImplementationRaised, UsageError, ValueError, IndexError):
+    except ImplementationRaised as raised:
+        if strict:
+            raise UsageError(f"{binding.name}: detect could not run its forward step: {raised.message}") from None
+        return Candidate(layout, np.inf, {}, "timed out" in raised.message)
+    except (UsageError, ValueError, IndexError):
+        if strict:
+            raise
         return Candidate(layout, np.inf, {})
     errors = {name: _normwise(step.tensors[name], truth[name][0]) for name in ("h", "c", *GATES)
               if name in step.tensors}
@@ -130,4 +144,5 @@ def summarize(detection: Detection) -> str:
         gates = ", ".join(detection.unmatched_gates) or "none"
         lines.append(f"layout: no candidate layout reproduces h and c ({probe}); gates that match under no "
                      f"ordering: {gates}. Look at their equations first.")
+    lines += [f"note: {note}" for note in detection.notes]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import numpy as np
 
 from compare import drive
 from compare.conventions import bind
+from compare.conventions.base import PROBE_RTOL
 from compare.conventions.naming import Naming
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import read_only, time_limit
@@ -88,6 +89,7 @@ def run(impl: "Source", config: Config = Config()) -> Report:
 def _run(impl: "Source", config: Config) -> Report:
     check_fits(config.spec, config.references)
     implementation = bind(impl, config.convention)
+    implementation.begin_run()
     unknown = [mode for mode in config.modes if mode not in MODES]
     if unknown:
         raise UsageError(f"unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}.")
@@ -96,7 +98,7 @@ def _run(impl: "Source", config: Config) -> Report:
     collector = _Collector()
     chained, isolated = _forward(implementation, problem, truth_problem, refs, config.modes, collector)
     _backward(implementation, problem, truth_problem, refs, chained, isolated, collector)
-    skipped = list(implementation.notes)
+    skipped = [*implementation.notes, *implementation.run_notes]
     skipped += _precision_note(implementation.name, problem, [chained, *isolated.values()])
     if implementation.has_sequence and implementation.sequence_zero_c0:
         skipped.append(f"c0 = 0 in every mode: the whole-sequence forward of {implementation.name} takes no "
@@ -105,7 +107,7 @@ def _run(impl: "Source", config: Config) -> Report:
         if implementation.has_sequence:
             _sequence(implementation, problem, refs, collector)
         else:
-            skipped.append(f"sequence mode skipped: {implementation.name} defines no "
+            skipped.append(f"sequence mode skipped: {implementation.name} does not define both "
                            f"{implementation.sequence_functions}.")
     diffs = collector.finish()
     order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
@@ -152,7 +154,8 @@ def _forward(implementation: "Binding", problem: "Problem", truth_problem: "Prob
             fed = (ref.same_dtype.forward["h_prev"], ref.same_dtype.forward["c_prev"])
             isolated[ref.name] = drive.forward(implementation, problem, fed_states=fed)
     for ref in refs:
-        expected = _forward_expectations(ref, problem, truth_problem, implementation.forward_names)
+        expected = _forward_expectations(ref, problem, truth_problem, implementation.forward_names,
+                                         implementation.probed)
         for mode, run_ in (("isolated", isolated.get(ref.name)), ("chained", chained)):
             if run_ is not None:
                 collector.forward(ref.name, mode, run_, expected)
@@ -190,9 +193,10 @@ def _paired(ref: ReferenceRun, build: Callable[["Trace", bool], dict[str, np.nda
     return truth, (truth if ref.same_dtype is ref.truth else build(ref.same_dtype, False))
 
 
-def _forward_expectations(ref: ReferenceRun, problem: "Problem", truth_problem: "Problem", names: Sequence[str]
-                          ) -> dict[str, Expectation]:
-    """Per forward tensor in ``names``, over all steps: what this reference expects (tensors.FORWARD_ORDER)."""
+def _forward_expectations(ref: ReferenceRun, problem: "Problem", truth_problem: "Problem", names: Sequence[str],
+                          probed: set[str]) -> dict[str, Expectation]:
+    """Per forward tensor in ``names``, over all steps: what this reference expects (tensors.FORWARD_ORDER);
+    gates in ``probed`` were observed by saturation and get ``PROBE_RTOL`` of slack."""
     def arrays(trace: "Trace", is_truth: bool) -> dict[str, np.ndarray]:
         inputs = truth_problem.inputs if is_truth else problem.inputs
         f = trace.forward
@@ -201,7 +205,9 @@ def _forward_expectations(ref: ReferenceRun, problem: "Problem", truth_problem: 
         return {name: cache[name]() if name in cache else f[name] for name in names}
 
     truth, same = _paired(ref, arrays)
-    return {name: expectation(truth[name], same[name], ref.tolerance) for name in truth}
+    probe = Tolerance(rtol=max(ref.tolerance.rtol, PROBE_RTOL), atol=ref.tolerance.atol)
+    return {name: expectation(truth[name], same[name], probe if name in probed else ref.tolerance)
+            for name in truth}
 
 
 def _backward_expectations(ref: ReferenceRun, steps: list[int], problem: "Problem", truth_problem: "Problem",

@@ -89,6 +89,7 @@ class GradCheck:
     floor: float
     parameters: tuple[ParameterCheck, ...]
     failure: str | None = None  # an exception in the user's code: nothing could be compared
+    notes: tuple[str, ...] = ()  # how the file was loaded
 
     @property
     def checked(self) -> int:
@@ -135,7 +136,8 @@ def gradcheck(impl: "Source", spec: ProblemSpec = ProblemSpec(), max_entries: in
                                       entries)
     except ImplementationRaised as raised:
         where = "" if raised.step is None else f"{raised.phase} step {raised.step}: "
-        return GradCheck(implementation.name, spec, driver, np.nan, np.nan, (), where + raised.message.rstrip("."))
+        return GradCheck(implementation.name, spec, driver, np.nan, np.nan, (), where + raised.message.rstrip("."),
+                         implementation.notes)
     floor = floor_for(loss) if np.isfinite(loss) else np.inf
     checks = [EntryCheck(name, tuple(int(i) for i in np.unravel_index(index, problem.params[name].shape)),
                          float(analytic[name].flat[index]), float(n), float(err))
@@ -143,7 +145,8 @@ def gradcheck(impl: "Source", spec: ProblemSpec = ProblemSpec(), max_entries: in
     parameters = tuple(ParameterCheck(name, int(problem.params[name].size),
                                       tuple(sorted((c for c in checks if c.parameter == name), key=_badness)))
                        for name in names)
-    return GradCheck(implementation.name, spec, driver, float(loss), float(floor), parameters)
+    return GradCheck(implementation.name, spec, driver, float(loss), float(floor), parameters, None,
+                     implementation.notes)
 
 
 def _entry_count(spec: ProblemSpec, max_entries: int) -> int:
@@ -220,6 +223,7 @@ def _driven_gradient(impl: "Binding", problem: "Problem") -> dict[str, np.ndarra
 def summarize(result: GradCheck) -> str:
     """Lines for the terminal: what ran, the worst entry of each parameter (more for a failing one), the verdict."""
     lines = [f"gradcheck: {result.implementation} ({result.spec.label()}), loss and gradient from {result.driver}"]
+    lines += [f"  note: {note}" for note in result.notes]
     if result.failure is not None:
         lines.append(f"The gradients could not be checked: {result.failure}.")
         return "\n".join(lines)

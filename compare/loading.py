@@ -30,11 +30,19 @@ def _calls_nothing(node: ast.AST) -> bool:
     return True
 
 
+ALWAYS_KEPT = {"LSTM_COMPARE", "CACHE_FIELDS"}  # what the harness reads, whatever their right-hand side calls
+
+
+def _assigned(node: ast.Assign | ast.AnnAssign) -> set[str]:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return {t.id for t in targets if isinstance(t, ast.Name)}
+
+
 def is_definition(node: ast.AST) -> bool:
     if isinstance(node, DEFINITIONS):
         return True
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-        return _calls_nothing(node.value)
+        return _calls_nothing(node.value) or bool(_assigned(node) & ALWAYS_KEPT)
     if isinstance(node, ast.Try):  # try: import a / except ImportError: import b
         inner = node.body + [s for h in node.handlers for s in h.body] + node.orelse + node.finalbody
         return all(is_definition(s) or isinstance(s, ast.Pass) for s in inner)

@@ -100,6 +100,10 @@ def _finding(diff: "TensorDiff", k: int, diverged_here: list[str], steps_diverge
             hint = _sequence_hint(diff, step, steps_diverge)
         else:
             hint = suggest(diff.phase, diverged_here, dh_given)
+            if naming is not None and diff.phase == "forward" and diff.tensor in naming.probed:
+                hint += (" (this gate is read off next_c and next_h with the other gates saturated, so a wrong cell "
+                         "update, a wrong h = o * tanh(c), or gate blocks in another order show here too: "
+                         "lstm-compare detect tells the order)")
         cause += f": {hint}" if hint else ""
     a, e = _distinct(actual, expected)
     element = f"{diff.tensor}{list(index)}" if index else diff.tensor
@@ -153,6 +157,9 @@ def suggest(phase: str, tensors: Sequence[str], dh_given: bool = False) -> str:
     """A short guess at the line to look at, from which tensors diverge together at one step."""
     gates = {gate_of(t) for t in tensors} - {""}
     if phase == "forward":
+        if {"cache.xh", "cache.c_prev"} & set(tensors):
+            return ("the state the step is given: its cache keeps another h_prev or c_prev than it was passed, "
+                    "so it ignores or overwrites that state (every gate follows from it)")
         first = tensors[0]
         if gate_of(first):
             part = "pre-activation" if first.endswith("_pre") else "activation"

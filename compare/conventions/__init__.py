@@ -66,7 +66,11 @@ def bind(source: Source, convention: str = "auto") -> Binding:
         raise UsageError(f"unknown convention {convention!r}: choose from {', '.join(CHOICES)}.")
     module, name, notes = load_module(source)
     if convention == "auto":
-        convention = detect(module)[0] or closest(module)
+        matches = [name for name, c in CONVENTIONS.items() if c.detect(module)]
+        convention = matches[0] if matches else closest(module)
+        if len(matches) > 1:
+            notes = (*notes, f"{name} defines the names of several conventions ({', '.join(matches)}); "
+                             f"{convention} was chosen: --convention names another.")
     try:
         file = inspect.getsourcefile(module)
     except TypeError:
@@ -74,7 +78,7 @@ def bind(source: Source, convention: str = "auto") -> Binding:
     try:
         binding = binding_class(CONVENTIONS[convention])(module, name, file)
     except UsageError:
-        if notes:  # definitions alone were not enough: the failure to import is what matters
+        if hasattr(module, "__lstm_compare_import_error__"):  # definitions alone were not enough: the import is
             raise module.__lstm_compare_import_error__ from None
         raise
     binding.notes = notes

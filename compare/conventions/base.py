@@ -29,7 +29,13 @@ if TYPE_CHECKING:
     from references.records import Problem
 
 # Gates a cache does not name are observed by saturating the other gates through their biases.
-SATURATED = 1e4  # sigmoid(+-1e4) and tanh(1e4) are exactly 1 or 0 in float32 and float64
+# 30 (plus the pre-activation's own part): sigmoid(-30) = 9e-14 and 1 - tanh(30) = 0 in float64, while exp(2 * 30)
+# and a little more stays finite in float32, so code that writes tanh or sigmoid as a ratio of exponentials holds.
+SATURATED = 30.0
+# Gates read off that way are compared with this relative slack on top of the dtype's tolerance: code that clips
+# its pre-activations (to +-15, say) cannot saturate fully.  They serve to locate a bug; c and h, compared
+# exactly, detect it.
+PROBE_RTOL = 1e-5
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,13 @@ class Binding:
     def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         self.module, self.name, self.source = module, name, source
         self.notes: tuple[str, ...] = ()  # sentences about how the file was loaded, for the report
+        self.begin_run()
+
+    def begin_run(self) -> None:
+        """Forget what one run learned (the suite runs one binding on many problems)."""
+        self.run_notes: tuple[str, ...] = ()  # sentences about how this run went, for the report
+        self.probed: set[str] = set()  # gates observed by saturation (compared with PROBE_RTOL of slack)
+        self._probing_failed = False
         # (the internal parameters, them in the user's layout, saturated copies by gate), for the last set seen
         self._params_for: tuple[Mapping[str, np.ndarray], dict[str, np.ndarray],
                                 dict[str, dict[str, np.ndarray]]] | None = None
@@ -86,7 +99,7 @@ class Binding:
         """How this convention names tensors in a problem of ``spec``'s sizes (a small record, kept in reports)."""
         sizes = Sizes(spec.inputs, spec.hidden, spec.outputs)
         return Naming(self.convention, self.layout, dict(self.vector_names), self.columns, self.always_batched, sizes,
-                      dict(self.sequence_names), self.sequence_axes)
+                      dict(self.sequence_names), self.sequence_axes, frozenset(self.probed))
 
     # --- the user's functions ---
     label = ""  # how messages name the convention: "the <label> convention"
@@ -223,12 +236,25 @@ class Binding:
         """Each gate's activation, read off ``forward(user_params, x, h, c) -> (next_h, next_c)`` with the other
         gates saturated: f = next_c when i = 0 and c_prev = 1; i = next_c when f = 0, g = 1; g = next_c when
         f = 0, i = 1; o = next_h / tanh(1) when f = 0, i = g = 1 (so c = 1)."""
+        if self._probing_failed:
+            return {}
         gates = {}
         ones = np.ones_like(c)
-        with np.errstate(all="ignore"):
-            for gate in GATES:
-                next_h, next_c = forward(self.saturated_params(params, gate), x, h, ones if gate == "f" else c, t)
-                gates[gate] = next_h / np.tanh(np.asarray(1.0, next_h.dtype)) if gate == "o" else next_c
+        try:
+            with np.errstate(all="ignore"):
+                for gate in GATES:
+                    next_h, next_c = forward(self.saturated_params(params, gate), x, h, ones if gate == "f" else c, t)
+                    gates[gate] = next_h / np.tanh(np.asarray(1.0, next_h.dtype)) if gate == "o" else next_c
+                    if not np.isfinite(gates[gate]).all():
+                        raise ValueError(f"a NaN or Inf came back for gate {gate}")
+        except (ImplementationRaised, UsageError, ValueError) as error:
+            self._probing_failed = True
+            reason = error.message if isinstance(error, ImplementationRaised) else str(error)
+            self.run_notes = (*self.run_notes, f"the gates of {self.name} could not be read off with the other gates "
+                                       f"saturated from forward step {t} on ({reason.rstrip('.')}); there c and h "
+                                       f"locate forward bugs.")
+            return {}
+        self.probed |= set(gates)
         return gates
 
 
@@ -240,7 +266,7 @@ SATURATION = {"f": {"i": -1, "o": 1}, "i": {"f": -1, "g": 1, "o": 1}, "g": {"f":
 def gradient_array(value: Any, shape: Sequence[int], what: str) -> np.ndarray:
     """A parameter gradient checked like any array, but a per-example stack (B, *shape) is named as such."""
     got = np.shape(value)
-    if len(got) == len(shape) + 1 and tuple(got[1:]) == tuple(shape):
+    if len(got) == len(shape) + 1 and tuple(got[1:]) == tuple(shape) and got[0] > 1:  # (1, n): keepdims, not this
         raise PerExampleGradients(f"{what} has shape {got}: one gradient per batch element, where their sum "
                                   f"over the batch, of shape {tuple(shape)}, is required")
     return as_float_array(value, shape, what)

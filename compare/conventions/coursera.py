@@ -72,13 +72,27 @@ class Coursera(Binding):
                     ) -> StepForward:
         a_next, c_next, cache = self._forward(self.user_params(params), x, h, c, t)
         tensors = {"c": c_next, "h": a_next}
-        if isinstance(cache, (tuple, list)) and len(cache) == 10:
-            for name, k in CACHE.items():
-                tensors[name] = self.from_user_vector(cache[k], h, f"cache[{k}] ({name.removeprefix('cache.')}) "
-                                                                   f"of lstm_cell_forward at step {t}")
+        cached = self._from_cache(cache, h, t)
+        if cached is not None:
+            tensors |= cached
         else:  # not the notebook's cache: observe the gates instead
             tensors |= self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
         return StepForward(tensors, self.head(params, a_next), a_next, c_next, cache)
+
+    def _from_cache(self, cache: Any, h: np.ndarray, t: int) -> dict[str, np.ndarray] | None:
+        """The gates and states where the notebook's cache keeps them, or None when the cache is not laid out so:
+        another length, or entries that do not satisfy c = f * c_prev + i * g at those places."""
+        if not isinstance(cache, (tuple, list)) or len(cache) != 10:
+            return None
+        try:
+            read = {name: self.from_user_vector(cache[k], h, f"cache[{k}] ({name.removeprefix('cache.')}) of "
+                                                             f"lstm_cell_forward at step {t}")
+                    for name, k in CACHE.items()}
+        except UsageError:
+            return None
+        c = read["f"] * read["cache.c_prev"] + read["i"] * read["g"]
+        scale = np.max(np.abs(read["cache.c"]), initial=0.0)
+        return read if np.max(np.abs(c - read["cache.c"]), initial=0.0) <= 1e-3 * scale + 1e-6 else None
 
     def step_backward(self, params: Mapping[str, np.ndarray], dy: np.ndarray, dh_next: np.ndarray, dc_next: np.ndarray,
                       cache: Any, t: int) -> dict[str, np.ndarray]:

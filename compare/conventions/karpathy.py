@@ -10,6 +10,7 @@
 gates are read from the cache's ``IFOG`` (pre-activations) and ``IFOGf`` (activations).
 """
 
+import inspect
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -53,7 +54,7 @@ class Karpathy(Binding):
             fn = getattr(lstm, function, None)
             if not callable(fn):
                 raise UsageError(f"{name} has no method LSTM.{signature}, which the karpathy convention requires.")
-            if not accepts(fn, count):
+            if not isinstance(inspect.getattr_static(lstm, function), staticmethod) or not accepts(fn, count):
                 raise UsageError(f"{name}: LSTM.{function} cannot be called as LSTM.{signature} (it must be a "
                                  f"static method).")
             setattr(self, function, fn)

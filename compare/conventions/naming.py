@@ -18,6 +18,7 @@ class Naming:
     sizes: Sizes = Sizes(1, 1, 1)  # the problem's X, H, O
     sequence_names: dict[str, str] = field(default_factory=dict)  # per-step tensor -> the whole-sequence array's name
     sequence_axes: str = "TNn"  # the axes of those arrays
+    probed: frozenset[str] = frozenset()  # gates read off next_c / next_h with the others saturated
 
     def element(self, tensor: str, index: Sequence[int], mode: str = "isolated", step: int = -1) -> str:
         """'dWx[3, 11] (o block)' for the internal ``tensor`` at ``index``; the internal name when unchanged.
