@@ -23,7 +23,7 @@ from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
 if TYPE_CHECKING:
     import pandas as pd
 
-    from compare.conventions.base import Binding, Source
+    from compare.conventions.base import Binding, SequenceRun, Source
     from compare.drive import ForwardRun
     from references.records import Problem, Trace
 
@@ -99,16 +99,18 @@ def _run(impl: "Source", config: Config) -> Report:
     chained, isolated = _forward(implementation, problem, truth_problem, refs, config.modes, collector)
     _backward(implementation, problem, truth_problem, refs, chained, isolated, collector)
     skipped = [*implementation.notes, *implementation.run_notes]
-    skipped += _precision_note(implementation.name, problem, [chained, *isolated.values()])
+    returned = [run_.tensors for run_ in (chained, *isolated.values()) if run_ is not None]
     if implementation.has_sequence and implementation.sequence_zero_c0:
         skipped.append(f"c0 = 0 in every mode: the whole-sequence forward of {implementation.name} takes no "
                        f"initial cell state.")
     if "sequence" in config.modes:
         if implementation.has_sequence:
-            _sequence(implementation, problem, refs, collector)
+            sequence_run = _sequence(implementation, problem, refs, collector)
+            returned += [sequence_run.forward, sequence_run.backward]
         else:
             skipped.append(f"sequence mode skipped: {implementation.name} does not define both "
                            f"{implementation.sequence_functions}.")
+    skipped += _precision_note(implementation.name, problem, returned)
     diffs = collector.finish()
     order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
     failures = tuple(sorted(collector.failures, key=order))
@@ -118,12 +120,12 @@ def _run(impl: "Source", config: Config) -> Report:
     return Report(implementation.name, config, diffs, findings, failures, tuple(skipped), naming)
 
 
-def _precision_note(name: str, problem: "Problem", runs: Sequence["ForwardRun | None"]) -> list[str]:
+def _precision_note(name: str, problem: "Problem", returned: Sequence[Mapping[str, Any]]) -> list[str]:
     """A sentence when a float32 run's code returns float64 (it computes in float64: float32 is not tested)."""
     if problem.dtype != np.float32:
         return []
-    wider = sorted({tensor for run_ in runs if run_ is not None for tensor, value in run_.tensors.items()
-                    if value.dtype == np.float64})
+    wider = sorted({tensor for values in returned for tensor, value in values.items()
+                    if isinstance(value, np.ndarray) and value.dtype == np.float64})
     if not wider:
         return []
     return [f"{name} computes in float64 on float32 inputs ({', '.join(wider[:4])}{', ...' if len(wider) > 4 else ''} "
@@ -309,7 +311,8 @@ def _sequence_expected(trace: "Trace", name: str) -> tuple[np.ndarray | list[int
     return [-1], (whole[name] if name in whole else t.grads[name[1:]])[None]
 
 
-def _sequence(impl: "Binding", problem: "Problem", refs: list[ReferenceRun], collector: "_Collector") -> None:
+def _sequence(impl: "Binding", problem: "Problem", refs: list[ReferenceRun], collector: "_Collector"
+              ) -> "SequenceRun":
     result = drive.sequence(impl, problem)
     for ref in refs:
         for phase, values, order in (("forward", result.forward, FORWARD_ORDER + ("loss",)),
@@ -323,6 +326,7 @@ def _sequence(impl: "Binding", problem: "Problem", refs: list[ReferenceRun], col
                               expectation(truth, same, ref.tolerance))
         if result.failure is not None:
             collector.failures.append(failure_finding(ref.name, "sequence", result.failure))
+    return result
 
 
 class _Collector:

@@ -113,3 +113,11 @@ def test_detect_says_why_it_could_not_run_the_forward_step_in_one_line(tmp_path,
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert "detect could not run its forward step: lstm_step_forward raised SystemExit: 3" in err
+
+
+def test_whole_sequence_code_that_returns_float64_in_a_float32_run_is_noted(tmp_path):
+    path = write(tmp_path, "upcast_sequence", CS231N, ("    return np.stack(hs, axis=1), caches",
+                                                       "    return np.stack(hs, axis=1).astype(np.float64), caches"))
+    report = run(path, Config(spec=ProblemSpec(dtype="float32"), references=("torch",), modes=("sequence",)))
+    assert f"{path} computes in float64 on float32 inputs (h come back float64), so its float32 rounding is not what " \
+           f"this run measures." in report.skipped
