@@ -519,3 +519,11 @@ def test_declared_layout_round_trip_is_exact_and_every_entry_is_located(tmp_path
         for index in np.ndindex(value.shape):
             matrix, user_index, _ = locate_entry(layout, name, index, sizes)
             assert user[matrix.name][user_index] == value[index]
+
+
+@pytest.mark.parametrize(("old", "new", "path"), [('"W": "params.W"', '"W": "params.Wx"', "params.Wx"),
+                                                  ('"h_prev": "h"', '"h_prev": "hh"', "hh")])
+def test_a_declared_attribute_the_class_does_not_have_is_one_sentence_not_a_divergence(tmp_path, old, new, path):
+    file = write(tmp_path, "stateful", (old, new))
+    with pytest.raises(UsageError, match=f"LSTM_COMPARE's attributes name '{path}', which a new Cell does not have"):
+        run(file, Config(references=("torch",), modes=("isolated",)))

@@ -397,12 +397,18 @@ def _lookup(source: Any, where: int | str, what: str | None = None) -> Any:
             source = source[part] if isinstance(source, dict) else getattr(source, part)
         return source
     except (IndexError, KeyError, TypeError, AttributeError):
-        raise UsageError(f"{what or where} cannot be read: the declared {where!r} is not there.") from None
+        raise UsageError(f"{what or where} cannot be read: the {where!r} declared in LSTM_COMPARE is not "
+                         f"there.") from None
 
 
 def _assign(instance: Any, path: str, value: Any) -> None:
+    """Set the attribute path ``path`` of a fresh instance; it must already be there (a typo in a declaration
+    would otherwise set an attribute the class never reads)."""
     *head, last = path.split(".")
-    owner = _lookup(instance, ".".join(head)) if head else instance
+    owner = _lookup(instance, ".".join(head), f"LSTM_COMPARE's attribute {path!r}") if head else instance
+    if not (last in owner if isinstance(owner, dict) else hasattr(owner, last)):
+        raise UsageError(f"LSTM_COMPARE's attributes name {path!r}, which a new {type(instance).__name__} does not "
+                         f"have (the class never reads it).")
     if isinstance(owner, dict):
         owner[last] = value
     else:
