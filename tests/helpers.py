@@ -13,13 +13,24 @@ from compare.cli import main
 SEED_SOURCE = inspect.getsource(handrolled.seed_lstm)
 
 
-def mutated_source(*edits):
-    """handrolled/seed_lstm.py with each (old, new) replacement made; each ``old`` must occur exactly once."""
-    text = SEED_SOURCE
+def edited(text, *edits):
+    """``text`` with each (old, new) replacement made; each ``old`` must occur exactly once."""
     for old, new in edits:
-        assert text.count(old) == 1, f"{old!r} must occur exactly once in handrolled/seed_lstm.py"
+        assert text.count(old) == 1, f"{old!r} must occur exactly once"
         text = text.replace(old, new)
     return text
+
+
+def mutated_source(*edits):
+    """handrolled/seed_lstm.py with each (old, new) replacement made; each ``old`` must occur exactly once."""
+    return edited(SEED_SOURCE, *edits)
+
+
+def write_edited(tmp_path, name, text, *edits):
+    """``edited(text, *edits)`` written to tmp_path/<name>.py (any convention's source); returns the path."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(edited(text, *edits))
+    return path
 
 
 def without(*functions):
@@ -29,9 +40,7 @@ def without(*functions):
 
 def write_impl(tmp_path, name, *edits):
     """``mutated_source(*edits)`` written to tmp_path/<name>.py (for the command line); returns the path."""
-    path = tmp_path / f"{name}.py"
-    path.write_text(mutated_source(*edits))
-    return path
+    return write_edited(tmp_path, name, SEED_SOURCE, *edits)
 
 
 def impl_module(name, *edits):

@@ -10,18 +10,10 @@ import handrolled.seed_lstm
 from compare import Config, ProblemSpec, run
 from compare.cli import main
 from compare.detect import describe_layout, run_detection
+from helpers import write_edited as write
 
 CS231N_SOURCE = inspect.getsource(handrolled.cs231n_lstm)
 SEED_SOURCE = inspect.getsource(handrolled.seed_lstm)
-
-
-def write(tmp_path, name, text, *edits):
-    for old, new in edits:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    path = tmp_path / f"{name}.py"
-    path.write_text(text)
-    return path
 
 
 def detect_cli(capsys, *args):

@@ -12,18 +12,10 @@ import handrolled.seed_lstm
 from compare import Config, ProblemSpec, UsageError, run
 from compare.cli import main
 from compare.conventions import bind
+from helpers import write_edited as write
 
 CS231N = inspect.getsource(handrolled.cs231n_lstm)
 SIGMOID = ("    e = np.exp(-np.abs(z))\n    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))\n")
-
-
-def write(tmp_path, name, text, *edits):
-    for old, new in edits:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    path = tmp_path / f"{name}.py"
-    path.write_text(text)
-    return path
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
