@@ -14,8 +14,8 @@ import compare.suite
 import handrolled
 from compare.catalog import CATALOG, Bug, Location
 from compare.cli import main
+from compare.conventions import bind
 from compare.suite import GRIDS, Block, Grid, probe_batches, run_suite, slug, suite_frame
-from compare.implementation import load_implementation
 from compare.problem import ProblemSpec
 
 TINY = Grid("tiny", (Block(steps=(12,), dtypes=("float64",), zero_states=(False,)),))  # unbatched and B=4
@@ -82,10 +82,10 @@ def test_slug_names_every_axis_of_a_configuration():
 
 
 def test_probe_accepts_handrolled_and_names_why_a_file_takes_no_batches(tmp_path):
-    assert probe_batches(load_implementation(handrolled)) is None
+    assert probe_batches(bind(handrolled)) is None
     path = tmp_path / "unbatched.py"
     path.write_text(UNBATCHED_ONLY)
-    reason = str(probe_batches(load_implementation(path)))
+    reason = str(probe_batches(bind(path, "question")))
     assert reason == ("a one-step probe with a (2, 3) batch failed: lstm raised ValueError: one vector at a time "
                       "(line 7 of unbatched.py)")
 
@@ -205,5 +205,5 @@ def test_quick_and_full_exclude_each_other(capsys):
 def test_probe_reports_a_sys_exit_in_the_users_code_instead_of_exiting(tmp_path):
     path = tmp_path / "exits.py"
     path.write_text(UNBATCHED_ONLY.replace('raise ValueError("one vector at a time")', "raise SystemExit(3)"))
-    reason = str(probe_batches(load_implementation(path)))
+    reason = str(probe_batches(bind(path, "question")))
     assert reason.startswith("a one-step probe with a (2, 3) batch failed: lstm raised SystemExit: 3")

@@ -20,7 +20,6 @@ from compare.conventions.base import Binding, SequenceRun, StepForward, defines
 from compare.conventions.layout import Matrix
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import unpack
-from references.cell import output_gradient
 
 if TYPE_CHECKING:
     from references.records import Problem
@@ -118,8 +117,7 @@ class Coursera(Binding):
         like = self.states_like(problem)
         forward = {"h": self.from_sequence(a, like, "a returned by lstm_forward"),
                    "c": self.from_sequence(c, like, "c returned by lstm_forward")}
-        da = self.head_backward(problem.params, output_gradient(self.head(problem.params, forward["h"]),
-                                                                problem.targets))
+        da = self.output_dh(problem, forward["h"])
         try:
             gradients = self.call("lstm_backward", (self.to_sequence(da), caches), "backward", None)
         except ImplementationRaised as raised:

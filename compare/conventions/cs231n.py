@@ -18,7 +18,6 @@ from compare.conventions.base import Binding, SequenceRun, StepForward, defines
 from compare.conventions.layout import Matrix
 from compare.errors import ImplementationRaised
 from compare.guard import unpack
-from references.cell import output_gradient
 
 if TYPE_CHECKING:
     from references.records import Problem
@@ -94,7 +93,7 @@ class Cs231n(Binding):
             return SequenceRun({}, {}, raised)
         h, cache = unpack(result, 2, "lstm_forward")
         h = self.from_sequence(h, self.states_like(problem), "h returned by lstm_forward")  # (T, [B,] H)
-        dh = self.head_backward(problem.params, output_gradient(self.head(problem.params, h), problem.targets))
+        dh = self.output_dh(problem, h)
         try:
             result = self.call("lstm_backward", (self.to_sequence(dh), cache), "backward", None)
         except ImplementationRaised as raised:

@@ -20,7 +20,6 @@ from compare.conventions.base import Binding, SequenceRun, StepForward, accepts
 from compare.conventions.layout import Matrix
 from compare.errors import ImplementationRaised, UsageError
 from compare.guard import unpack
-from references.cell import output_gradient
 
 if TYPE_CHECKING:
     from references.records import Problem
@@ -122,8 +121,7 @@ class Karpathy(Binding):
         except ImplementationRaised as raised:
             return SequenceRun({}, {}, raised)
         forward = {"h": self.from_sequence(Hout, self.states_like(problem), "Hout returned by LSTM.forward")}
-        dh = self.head_backward(problem.params, output_gradient(self.head(problem.params, forward["h"]),
-                                                                problem.targets))
+        dh = self.output_dh(problem, forward["h"])
         try:
             result = self.call("backward", (self.to_sequence(dh), cache), "backward", None)
         except ImplementationRaised as raised:
