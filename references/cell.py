@@ -10,6 +10,11 @@ file) names tensors with this vocabulary.  The internal layout is the question's
     c = f * c_prev + i * g;  c_tanh = tanh(c);  h = o * c_tanh
     y = h @ Wy + by                                     the dense head: Wy (H, O), by (O,)
     loss = sum over steps (and batch) of mean over outputs of (y - target)**2
+
+Two variants of the cell (``references/model.py`` describes the models built from it):
+
+    peepholes (pf, pi, po, each (H,)):  f_pre += pf * c_prev;  i_pre += pi * c_prev;  o_pre += po * c
+    projection (Wr (H, P)):             m = o * c_tanh;  h = m @ Wr   (so h and h_prev have P entries, c has H)
 """
 
 from typing import Mapping, Sequence
@@ -22,10 +27,14 @@ GATE_WEIGHTS = tuple(f"W{gate}" for gate in GATES)
 GATE_BIASES = tuple(f"b{gate}" for gate in GATES)
 HEAD = ("Wy", "by")
 PARAM_NAMES = (*GATE_WEIGHTS, "Wy", *GATE_BIASES, "by")
+PEEPHOLES = ("pf", "pi", "po")  # diagonal weights on c_prev (f, i) and on c (o)
+PROJECTION = "Wr"  # h = m @ Wr
+VARIANT_PARAMS = (*PEEPHOLES, PROJECTION)  # present only in cells of those variants
 
 # Per-step tensors, each stored stacked over steps as (T, [B,] n).
 PRE_ACTIVATIONS = tuple(f"{gate}_pre" for gate in GATES)
 FORWARD_TENSORS = (*PRE_ACTIVATIONS, *GATES, "c", "c_tanh", "h", "y")
+PROJECTED = "m"  # o * c_tanh before the projection, a forward tensor of projected cells only
 STATE_TENSORS = ("h_prev", "c_prev")  # the state entering each step
 BACKWARD_TENSORS = ("dy", "df_pre", "di_pre", "dg_pre", "do_pre", "dh_next", "dc_next", "dh_prev", "dc_prev")
 
@@ -38,14 +47,16 @@ CACHE_CHECKS = ("cache.xh", "cache.c_prev", "cache.c", "cache.h")  # the cache's
 # step returns them), then the cache's own copies; the whole-sequence loss last.  Backward, within a step, in
 # dependency order: the head, the output gate (needs dh), the gates that need dc, then what flows out of the
 # step (dx, dh_prev, dc_prev); the whole-sequence dh0, dc0 last.
-FORWARD_ORDER = (*PRE_ACTIVATIONS, *GATES, "c", "c_tanh", "h", "y", *CACHE_CHECKS)
-BACKWARD_ORDER = ("dWy", "dby", "dWo", "dbo", "dWf", "dbf", "dWi", "dbi", "dWg", "dbg", "dx", "dh_prev",
-                  "dc_prev", "dh0", "dc0")
+FORWARD_ORDER = (*PRE_ACTIVATIONS, *GATES, "c", "c_tanh", PROJECTED, "h", "y", *CACHE_CHECKS)
+BACKWARD_ORDER = ("dWy", "dby", "dWr", "dWo", "dbo", "dpo", "dWf", "dbf", "dpf", "dWi", "dbi", "dpi", "dWg", "dbg",
+                  "dx", "dh_prev", "dc_prev", "dh0", "dc0")
 PARAM_GRADS = tuple(f"d{name}" for name in (*GATE_WEIGHTS, "Wy", *GATE_BIASES, "by"))
 GATE_PARAM_GRADS = tuple(name for name in PARAM_GRADS if name not in ("dWy", "dby"))
+VARIANT_PARAM_GRADS = tuple(f"d{name}" for name in VARIANT_PARAMS)
 
 # What a divergence first seen in one forward tensor suggests.
 FORWARD_HINTS = {"c": "the cell update c = f * c_prev + i * g", "c_tanh": "tanh(c)", "h": "h = o * tanh(c)",
+                 PROJECTED: "m = o * tanh(c), before the projection",
                  "y": "the output head y = h @ Wy + by", "loss": "the loss (sum over steps of the mean squared error)"}
 
 
@@ -60,7 +71,7 @@ def gate_of(tensor: str) -> str:
         return tensor[0]
     if tensor in GATE_NAMES:
         return tensor
-    if tensor[:2] in ("dW", "db") and tensor[2:] in GATE_NAMES:
+    if tensor[:2] in ("dW", "db", "dp") and tensor[2:] in GATE_NAMES:
         return tensor[2]
     return ""
 
@@ -72,11 +83,13 @@ def rank(phase: str, tensor: str) -> int:
 
 
 def param_grads_at(steps: Sequence[int] | np.ndarray, inputs: np.ndarray, forward: Mapping[str, np.ndarray],
-                   backward: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+                   backward: Mapping[str, np.ndarray], peepholes: bool = False) -> dict[str, np.ndarray]:
     """Each parameter's gradient contribution at several steps, from a trace's per-step tensors.
 
     dWk = xh^T dk_pre and dbk = dk_pre (summed over the batch); dWy = h^T dy, dby = dy.  Each result is
-    (len(steps), *parameter shape).
+    (len(steps), *parameter shape).  Variant cells add theirs: with ``peepholes``, dpf = c_prev df_pre,
+    dpi = c_prev di_pre, dpo = c do_pre (summed over the batch); a projected cell (``forward`` holds "m",
+    ``backward`` "dh", the whole dL/dh_t) dWr = m^T dh.
     """
     steps = np.asarray(steps)
     xh = np.concatenate([inputs[steps], forward["h_prev"][steps]], axis=-1)  # (S, [B,] X+H)
@@ -88,6 +101,12 @@ def param_grads_at(steps: Sequence[int] | np.ndarray, inputs: np.ndarray, forwar
     dy = backward["dy"][steps]
     grads["Wy"] = stepwise_outer(forward["h"][steps], dy)
     grads["by"] = dy if dy.ndim == 2 else dy.sum(axis=1)
+    if peepholes:
+        for gate, state in (("f", "c_prev"), ("i", "c_prev"), ("o", "c")):
+            product = forward[state][steps] * backward[f"d{gate}_pre"][steps]
+            grads[f"p{gate}"] = product if product.ndim == 2 else product.sum(axis=1)
+    if PROJECTED in forward:
+        grads[PROJECTION] = stepwise_outer(forward[PROJECTED][steps], backward["dh"][steps])
     return grads
 
 

@@ -68,6 +68,7 @@ class Trace:
     forward: Mapping[str, np.ndarray]
     backward: Mapping[str, np.ndarray]
     totals: Totals
+    peepholes: bool = False  # a peephole cell's trace (references/cell.py): its steps contribute dpf, dpi, dpo
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "forward", MappingProxyType(dict(self.forward)))
@@ -79,7 +80,7 @@ class Trace:
 
     def param_grads_at(self, steps: Sequence[int] | np.ndarray, inputs: np.ndarray) -> dict[str, np.ndarray]:
         """The contributions of several steps at once: each (len(steps), *parameter shape)."""
-        return param_grads_at(steps, inputs, self.forward, self.backward)
+        return param_grads_at(steps, inputs, self.forward, self.backward, self.peepholes)
 
 
 def grads_entering_later_steps(d_prev: np.ndarray) -> np.ndarray:
