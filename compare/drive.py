@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from compare.errors import ImplementationRaised, PerExampleGradients, UsageError
-from references.cell import output_gradient
 
 if TYPE_CHECKING:
     from references.records import Problem
@@ -64,7 +63,7 @@ def backward_chain(binding: "Binding", problem: "Problem", run_: ForwardRun
     dh_next, dc_next = np.zeros_like(problem.h0), np.zeros_like(problem.c0)
     for t in reversed(range(problem.steps)):
         # outputs is None only for a run that failed at step 0, which is never chained
-        dy = output_gradient(run_.outputs[t], problem.targets[t])  # type: ignore[index]
+        dy = problem.output_gradient(run_.outputs[t], t)  # type: ignore[index]
         result = backward_step(binding, problem, t, dy, dh_next, dc_next, run_.caches[t])
         dh_next, dc_next = result["dh_prev"], result["dc_prev"]
         yield t, result

@@ -1,6 +1,6 @@
 """Find the first divergence of each (reference, mode) in the order the computation runs, and say it plainly."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
@@ -34,13 +34,18 @@ class Finding:
     expected: float
     message: str
     user_tensor: str = ""  # the worst element in the user's own names, where they differ (e.g. 'dWx[3, 11] (o block)')
+    layer: int = 1  # as in TensorDiff: the model's layer, 0 for the model's own head, loss and input gradient
+    direction: str = "forward"
+    in_model: bool = False  # found in a model variant: where() names the layer and direction
 
     def where(self, name_tensor: bool = False) -> str:
-        """'backward step 11, gate f, dWf' ('..., tensor dWf' with ``name_tensor``); 'whole sequence' for totals."""
+        """'backward step 11, gate f, dWf' ('..., tensor dWf' with ``name_tensor``); 'whole sequence' for totals;
+        in a model variant prefixed with 'layer 2, backward direction, '."""
         step = " (whole sequence)" if self.step is None else f" step {self.step}"
         gate = f", gate {self.gate}" if self.gate else ""
         yours = f" (yours: {self.user_tensor})" if self.user_tensor else ""
-        return f"{self.phase}{step}{gate}, {'tensor ' if name_tensor else ''}{self.tensor}{yours}"
+        slot = slot_text(self.layer, self.direction) if self.in_model else ""
+        return f"{slot}{self.phase}{step}{gate}, {'tensor ' if name_tensor else ''}{self.tensor}{yours}"
 
 
 def failure_finding(reference: str, mode: str, raised: "ImplementationRaised") -> Finding:
@@ -50,46 +55,69 @@ def failure_finding(reference: str, mode: str, raised: "ImplementationRaised") -
                    np.nan, np.nan, f"{mode} {where}: {raised.message}")
 
 
-def order_key(phase: str, step: int | None, tensor: str, steps: int) -> tuple[int, int, int]:
-    """Forward t = 0 ... T-1 then its totals; backward t = T-1 ... 0 then its totals; tensors in run order."""
+def order_key(phase: str, step: int | None, tensor: str, steps: int, layer: int = 1, direction: str = "forward"
+              ) -> tuple[int, int, int, int]:
+    """Forward t = 0 ... T-1 then its totals; backward t = T-1 ... 0 then its totals; tensors in run order.
+
+    In a model, by the data flow: forward, layer 1's directions (forward, then backward), then layer 2's, ...,
+    then the model's head and loss; backward, the head's gradients first, then the layers from the last down
+    (each one's directions in reverse), then the model's input gradient.  Steps are each slot's own.
+    """
+    if layer == 0:  # the model's own: its head and loss (last forward), its head's gradients and dx
+        slot = (LAST_SLOT if phase == "forward" or tensor in ("dx", "exception") else -LAST_SLOT)
+    else:
+        slot = 2 * layer + (direction == "backward")
+        slot = slot if phase == "forward" else -slot
     if phase == "forward":
-        return (0, steps if step is None or step < 0 else step, rank(phase, tensor))
-    return (1, steps if step is None or step < 0 else steps - 1 - step, rank(phase, tensor))
+        return (0, slot, steps if step is None or step < 0 else step, rank(phase, tensor))
+    return (1, slot, steps if step is None or step < 0 else steps - 1 - step, rank(phase, tensor))
+
+
+LAST_SLOT = 1 << 20  # beyond any layer's rank in order_key
+
+
+def slot_text(layer: int, direction: str) -> str:
+    """'layer 2, backward direction, ' ('the model's head, ' for layer 0): the start of a variant's location."""
+    return "the model's head and input, " if layer == 0 else f"layer {layer}, {direction} direction, "
 
 
 def first_divergence(diffs: Iterable["TensorDiff"], failures: Iterable[Finding], steps: int, dh_given: bool = False,
-                     naming: "Naming | None" = None) -> tuple[Finding, ...]:
+                     naming: "Naming | None" = None, in_model: bool = False) -> tuple[Finding, ...]:
     """One ``Finding`` per (reference, mode) that diverged or raised: the earliest in computation order.
 
     ``dh_given``: the step backward receives dL/dh itself (conventions without a head), rather than computing
     it from dy and dh_next.  ``naming`` (``conventions.naming.Naming``) names the worst element the user's way.
+    ``in_model``: the diffs are a model variant's, and each finding names its layer and direction.
     """
-    candidates: dict[tuple[str, str], list[tuple[tuple[int, int, int], Any, Any]]] = {}  # (key, diff or failure, k)
+    candidates: dict[tuple[str, str], list[tuple[tuple[int, int, int, int], Any, Any]]] = {}  # (key, diff or failure, k)
     for diff in diffs:
         for k in np.flatnonzero(diff.diverged):
-            key = order_key(diff.phase, int(diff.steps[k]), diff.tensor, steps)
+            key = order_key(diff.phase, int(diff.steps[k]), diff.tensor, steps, diff.layer, diff.direction)
             candidates.setdefault((diff.reference, diff.mode), []).append((key, diff, k))
     for failure in failures:
-        key = order_key(failure.phase, failure.step, failure.tensor, steps)
+        key = order_key(failure.phase, failure.step, failure.tensor, steps, failure.layer, failure.direction)
         candidates.setdefault((failure.reference, failure.mode), []).append((key, failure, None))
     findings = []
     for (reference, mode), found in candidates.items():
         found.sort(key=lambda item: item[0])
         first_key, first, k = found[0]
         if k is None:
-            findings.append(first)
+            findings.append(replace(first, in_model=in_model))
             continue
-        diverged_here = [d.tensor for key, d, _ in found if key[:2] == first_key[:2]]
+        diverged_here = [d.tensor for key, d, _ in found if key[:3] == first_key[:3]]
         steps_diverge = (reference, "isolated") in candidates  # the step functions themselves are wrong
-        findings.append(_finding(first, k, diverged_here, steps_diverge, steps, dh_given, naming))
+        findings.append(_finding(first, k, diverged_here, steps_diverge, steps, dh_given, naming, in_model))
     return tuple(findings)
 
 
 def _finding(diff: "TensorDiff", k: int, diverged_here: list[str], steps_diverge: bool, steps: int, dh_given: bool,
-             naming: "Naming | None") -> Finding:
+             naming: "Naming | None", in_model: bool = False) -> Finding:
     step = int(diff.steps[k])
     index = tuple(int(i) for i in np.unravel_index(int(diff.worst_index[k]), diff.shape)) if diff.shape else ()
     where = f"{diff.phase} step {step}" if step >= 0 else f"{diff.phase} (whole sequence)"
+    if in_model:
+        time = f" (time {steps - 1 - step})" if diff.direction == "backward" and step >= 0 and diff.layer else ""
+        where = f"{slot_text(diff.layer, diff.direction)}{where}{time}"
     actual, expected = float(diff.actual[k]), float(diff.expected[k])
     if not np.isfinite(actual):
         cause = f"{'NaN' if np.isnan(actual) else 'Inf'} first appears in {diff.tensor}"
@@ -115,7 +143,7 @@ def _finding(diff: "TensorDiff", k: int, diverged_here: list[str], steps_diverge
     return Finding(diff.reference, diff.mode, diff.phase, step if step >= 0 else None, diff.gate, diff.tensor,
                    float(diff.max_abs_err[k]), float(diff.max_rel_err[k]), float(diff.tolerance[k]), index,
                    actual, expected, f"{diff.mode} {where}: {cause}. {detail}.",
-                   yours if yours != element else "")
+                   yours if yours != element else "", diff.layer, diff.direction, in_model)
 
 
 def _sequence_hint(diff: "TensorDiff", step: int, steps_diverge: bool) -> str:

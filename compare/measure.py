@@ -75,6 +75,8 @@ class TensorDiff:
     tolerance: np.ndarray
     noise_floor: np.ndarray
     diverged: np.ndarray
+    layer: int = 1  # the model's layer (references/model.py); 0: the model's own head, loss and input gradient
+    direction: str = "forward"  # the layer's direction: "forward" or "backward" ("" with layer 0)
 
     @property
     def any_diverged(self) -> bool:
@@ -116,8 +118,10 @@ def measure(actual: np.typing.ArrayLike, expected: Expectation) -> dict[str, np.
 
 
 def tensor_diff(labels: tuple[str, str, str, str, str], shape: Sequence[int], steps: Sequence[int] | np.ndarray,
-                stats: Sequence[dict[str, np.ndarray]]) -> TensorDiff:
-    """A ``TensorDiff`` from its labels (reference, mode, phase, tensor, gate) and per-step ``measure`` dicts."""
+                stats: Sequence[dict[str, np.ndarray]], slot: tuple[int, str] = (1, "forward")) -> TensorDiff:
+    """A ``TensorDiff`` from its labels (reference, mode, phase, tensor, gate), per-step ``measure`` dicts, and
+    the model's (layer, direction) it belongs to."""
     merged: dict[str, Any] = {key: np.concatenate([s[key] for s in stats]) for key in stats[0]}
     n_total = int(np.prod(shape))
-    return TensorDiff(*labels, shape=tuple(shape), steps=np.asarray(steps), n_total=n_total, **merged)
+    return TensorDiff(*labels, shape=tuple(shape), steps=np.asarray(steps), n_total=n_total, **merged,
+                      layer=slot[0], direction=slot[1])

@@ -40,7 +40,7 @@ BACKWARD_TENSORS = ("dy", "df_pre", "di_pre", "dg_pre", "do_pre", "dh_next", "dc
 
 # What a cache may hold, by these names (the question's order, which is also its default CACHE_FIELDS).
 SEED_CACHE_FIELDS = ("xh", "f_pre", "f", "i_pre", "i", "g_pre", "g", "o_pre", "o", "c", "c_tanh", "c_prev", "h")
-CACHE_FROM_CACHE = (*PRE_ACTIVATIONS, *GATES, "c_tanh")  # compared only as read from a cache
+CACHE_FROM_CACHE = (*PRE_ACTIVATIONS, *GATES, "c_tanh", PROJECTED)  # compared only as read from a cache
 CACHE_CHECKS = ("cache.xh", "cache.c_prev", "cache.c", "cache.h")  # the cache's own copies, which backward reads
 
 # The computation order.  Forward, within a step: pre-activations, activations, c, c_tanh, h, y (c, h, y as the

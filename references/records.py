@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from references.cell import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS, param_grads_at
+from references.cell import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS, output_gradient, param_grads_at
 
 __all__ = ["BACKWARD_TENSORS", "FORWARD_TENSORS", "STATE_TENSORS", "Problem", "Totals", "Trace",
            "grads_entering_later_steps"]  # the tensor names are re-exported from the cell description
@@ -21,6 +21,9 @@ class Problem:
     targets: np.ndarray  # (T, [B,] O)
     h0: np.ndarray  # ([B,] H)
     c0: np.ndarray  # ([B,] H)
+    # (T, [B,] O): dL/dy_t given from outside, for one cell of a model (references/model.py), whose y is its own h
+    # (an identity head) and whose h_t feeds the layer above or the model's head; targets are then unused.
+    upstream: np.ndarray | None = None
 
     @property
     def steps(self) -> int:
@@ -38,7 +41,14 @@ class Problem:
         """The same problem with every array cast to ``dtype``."""
         cast: Callable[[Any], np.ndarray] = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
         return Problem({k: cast(v) for k, v in self.params.items()}, cast(self.inputs), cast(self.targets),
-                       cast(self.h0), cast(self.c0))
+                       cast(self.h0), cast(self.c0), None if self.upstream is None else cast(self.upstream))
+
+    def output_gradient(self, y: np.ndarray, t: int | slice = slice(None)) -> np.ndarray:
+        """dL/dy at step ``t`` (default: every step) for outputs ``y``: the loss's (references/cell.py), or the
+        ``upstream`` gradient given."""
+        if self.upstream is not None:
+            return self.upstream[t]
+        return output_gradient(y, self.targets[t])
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from compare import ProblemSpec
 from compare.cli import main
 import handrolled
 from compare.conventions import bind
-from compare.tensors import FORWARD_ORDER, PARAM_GRADS
+from compare.tensors import PARAM_GRADS
 from helpers import read_csv, report_cli, write_impl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +59,8 @@ def test_correct_lstm_exits_0_with_header_only_first_divergence_and_every_row(tm
     # One row per reference x mode x phase x step x tensor: every tensor at every step, then the sequence mode's
     # per-step y, its loss and its ten gradient totals.
     backward = bind(handrolled).backward_names  # the question's: dWf ... dby, dh_prev, dc_prev
-    per_reference = 2 * T * (len(FORWARD_ORDER) + len(backward)) + T + 1 + len(PARAM_GRADS)
+    forward = bind(handrolled).forward_names  # FORWARD_ORDER less what a cell without a projection lacks (m)
+    per_reference = 2 * T * (len(forward) + len(backward)) + T + 1 + len(PARAM_GRADS)
     assert len(rows) == 2 * per_reference
     assert {r["diverged"] for r in rows} == {"False"}
     assert {r["n_mismatch"] for r in rows} == {"0"}
@@ -69,8 +70,8 @@ def test_correct_lstm_exits_0_with_header_only_first_divergence_and_every_row(tm
         ("sequence", "backward", name) for name in PARAM_GRADS}
     assert len(totals) == 2 * (1 + len(PARAM_GRADS))
     # Rows run in computation order: the first reference's isolated forward step 0, tensor by tensor.
-    head = [(r["reference"], r["mode"], r["phase"], r["step"], r["tensor"]) for r in rows[:len(FORWARD_ORDER)]]
-    assert head == [("torch", "isolated", "forward", "0", name) for name in FORWARD_ORDER]
+    head = [(r["reference"], r["mode"], r["phase"], r["step"], r["tensor"]) for r in rows[:len(forward)]]
+    assert head == [("torch", "isolated", "forward", "0", name) for name in forward]
     noise = {float(r["noise_floor"]) for r in rows}
     assert noise == {0.0} if dtype == "float64" else max(noise) > 0  # the noise floor is zero only in float64
 

@@ -19,7 +19,7 @@ from compare.conventions.layout import Sizes, to_internal, to_user, user_shape
 from compare.conventions.naming import Naming
 from compare.errors import ImplementationRaised, PerExampleGradients, UsageError
 from compare.guard import as_float_array, call, read_only
-from references.cell import BACKWARD_ORDER, FORWARD_ORDER, GATE_PARAM_GRADS, GATES, output_gradient
+from references.cell import BACKWARD_ORDER, FORWARD_ORDER, GATE_PARAM_GRADS, GATES
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -220,7 +220,7 @@ class Binding:
 
     def output_dh(self, problem: "Problem", h: np.ndarray) -> np.ndarray:
         """dL/dh_t from the outputs alone, for every step: the harness's head and loss on the user's h (T, [B,] H)."""
-        return self.head_backward(problem.params, output_gradient(self.head(problem.params, h), problem.targets))
+        return self.head_backward(problem.params, problem.output_gradient(self.head(problem.params, h)))
 
     def call(self, function: str, args: tuple[Any, ...], phase: str, step: int | None) -> Any:
         return call(self, function, args, phase, step)

@@ -64,12 +64,12 @@ class Question(Binding):
 
     def step_forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
                     ) -> StepForward:
-        lead, H = h.shape[:-1], h.shape[-1]
+        lead, S, H = h.shape[:-1], h.shape[-1], c.shape[-1]  # S = H but for a projected cell's h
         X, O = x.shape[-1], params["Wy"].shape[-1]
         result = unpack(self.call("lstm", (self.user_params(params), x, h, c), "forward", t), 4, "lstm")
         y, h_next, c_next, cache = result
         tensors = {"y": as_float_array(y, (*lead, O), f"y returned by lstm at step {t}"),
-                   "h": as_float_array(h_next, (*lead, H), f"h returned by lstm at step {t}"),
+                   "h": as_float_array(h_next, (*lead, S), f"h returned by lstm at step {t}"),
                    "c": as_float_array(c_next, (*lead, H), f"c returned by lstm at step {t}")}
         named = self._named_entries(cache)
         if named is None:  # a cache this harness cannot read: it is still passed to dlstm as it is
@@ -79,7 +79,7 @@ class Question(Binding):
             field = name.removeprefix("cache.")
             if name in tensors or field not in named:
                 continue
-            shape = (*lead, X + H) if name == "cache.xh" else (*lead, H)
+            shape = {"cache.xh": (*lead, X + S), "cache.h": (*lead, S)}.get(name, (*lead, H))
             what = f"cache entry {field!r} returned by lstm at step {t}"
             tensors[name] = as_float_array(named[field], shape, what)
         return StepForward(tensors, tensors["y"], tensors["h"], tensors["c"], cache)
