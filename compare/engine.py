@@ -93,13 +93,15 @@ def _run(impl: "Source", config: Config) -> Report:
     unknown = [mode for mode in config.modes if mode not in MODES]
     if unknown:
         raise UsageError(f"unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}.")
+    if not config.spec.model.plain:
+        from compare.models import run_model  # models.py builds on this module
+
+        return run_model(implementation, config)
     problem, truth_problem = _problems(implementation, config.spec)
     refs = [_trace_reference(name, problem, truth_problem) for name in config.references]
     collector = _Collector()
-    chained, isolated = _forward(implementation, problem, truth_problem, refs, config.modes, collector)
-    _backward(implementation, problem, truth_problem, refs, chained, isolated, collector)
+    returned = compare_steps(implementation, problem, truth_problem, refs, config.modes, collector)
     skipped = [*implementation.notes, *implementation.run_notes]
-    returned = [run_.tensors for run_ in (chained, *isolated.values()) if run_ is not None]
     if implementation.has_sequence and implementation.sequence_zero_c0:
         skipped.append(f"c0 = 0 in every mode: the whole-sequence forward of {implementation.name} takes no "
                        f"initial cell state.")
@@ -110,7 +112,7 @@ def _run(impl: "Source", config: Config) -> Report:
         else:
             skipped.append(f"sequence mode skipped: {implementation.name} does not define both "
                            f"{implementation.sequence_functions}.")
-    skipped += _precision_note(implementation.name, problem, returned)
+    skipped += precision_note(implementation.name, problem.dtype, returned)
     diffs = collector.finish()
     order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
     failures = tuple(sorted(collector.failures, key=order))
@@ -120,9 +122,23 @@ def _run(impl: "Source", config: Config) -> Report:
     return Report(implementation.name, config, diffs, findings, failures, tuple(skipped), naming)
 
 
-def _precision_note(name: str, problem: "Problem", returned: Sequence[Mapping[str, Any]]) -> list[str]:
+def compare_steps(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: list["ReferenceRun"],
+                  modes: Sequence[str], collector: "_Collector", forward_names: Sequence[str] | None = None,
+                  backward_names: Sequence[str] | None = None) -> list[dict[str, np.ndarray]]:
+    """Run and measure the step modes (isolated, chained) among ``modes``; returns what the steps returned.
+
+    ``forward_names`` and ``backward_names``: the tensors compared (default: all the binding observes).
+    """
+    forward_names = implementation.forward_names if forward_names is None else forward_names
+    backward_names = implementation.backward_names if backward_names is None else backward_names
+    chained, isolated = _forward(implementation, problem, truth_problem, refs, tuple(modes), collector, forward_names)
+    _backward(implementation, problem, truth_problem, refs, chained, isolated, collector, backward_names)
+    return [run_.tensors for run_ in (chained, *isolated.values()) if run_ is not None]
+
+
+def precision_note(name: str, dtype: np.dtype[Any], returned: Sequence[Mapping[str, Any]]) -> list[str]:
     """A sentence when a float32 run's code returns float64 (it computes in float64: float32 is not tested)."""
-    if problem.dtype != np.float32:
+    if dtype != np.float32:
         return []
     wider = sorted({tensor for values in returned for tensor, value in values.items()
                     if isinstance(value, np.ndarray) and value.dtype == np.float64})
@@ -147,7 +163,8 @@ def _problems(implementation: "Binding", spec: ProblemSpec) -> tuple["Problem", 
 
 
 def _forward(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
-             modes: tuple[str, ...], collector: "_Collector") -> tuple["ForwardRun | None", dict[str, "ForwardRun"]]:
+             modes: tuple[str, ...], collector: "_Collector", names: Sequence[str]
+             ) -> tuple["ForwardRun | None", dict[str, "ForwardRun"]]:
     """Run and measure the forward of the chained mode (once) and of the isolated mode (once per reference)."""
     chained = drive.forward(implementation, problem) if "chained" in modes else None
     isolated = {}
@@ -156,8 +173,7 @@ def _forward(implementation: "Binding", problem: "Problem", truth_problem: "Prob
             fed = (ref.same_dtype.forward["h_prev"], ref.same_dtype.forward["c_prev"])
             isolated[ref.name] = drive.forward(implementation, problem, fed_states=fed)
     for ref in refs:
-        expected = _forward_expectations(ref, problem, truth_problem, implementation.forward_names,
-                                         implementation.probed)
+        expected = _forward_expectations(ref, problem, truth_problem, names, implementation.probed)
         for mode, run_ in (("isolated", isolated.get(ref.name)), ("chained", chained)):
             if run_ is not None:
                 collector.forward(ref.name, mode, run_, expected)
@@ -236,7 +252,8 @@ def steps_per_batch(params: Mapping[str, np.ndarray]) -> int:
 
 
 def _backward(impl: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
-              chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "_Collector") -> None:
+              chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "_Collector",
+              names: Sequence[str]) -> None:
     """Walk t = T-1 ... 0 once; measure in batches of steps, preparing each reference's expectations once."""
     alive = {(ref.name, "isolated"): isolated[ref.name] for ref in refs if ref.name in isolated}
     if chained is not None:
@@ -264,7 +281,7 @@ def _backward(impl: "Binding", problem: "Problem", truth_problem: "Problem", ref
                 else:
                     pending[(ref.name, mode)].append((t, result))
         if t == 0 or not alive or max(len(p) for p in pending.values()) >= batch:
-            _measure_pending(refs, pending, problem, truth_problem, collector, impl.backward_names)
+            _measure_pending(refs, pending, problem, truth_problem, collector, names)
         if not alive:
             return
 
@@ -332,7 +349,8 @@ def _sequence(impl: "Binding", problem: "Problem", refs: list[ReferenceRun], col
 class _Collector:
     """Accumulates measurements into one ``TensorDiff`` per (reference, mode, phase, tensor)."""
 
-    def __init__(self) -> None:
+    def __init__(self, slot: tuple[int, str] = (1, "forward")) -> None:
+        self.slot = slot  # the model's (layer, direction) every measurement here belongs to
         self.diffs: list[TensorDiff] = []
         self.failures: list[Finding] = []
         # (reference, mode, tensor) -> ([steps], [stats], shape)
@@ -341,7 +359,7 @@ class _Collector:
     def add(self, reference: str, mode: str, phase: str, tensor: str, steps: Sequence[int] | np.ndarray,
             actual: np.ndarray, expected: Expectation) -> None:
         labels = (reference, mode, phase, tensor, gate_of(tensor))
-        self.diffs.append(tensor_diff(labels, np.shape(actual)[1:], steps, [measure(actual, expected)]))
+        self.diffs.append(tensor_diff(labels, np.shape(actual)[1:], steps, [measure(actual, expected)], self.slot))
 
     def forward(self, reference: str, mode: str, run_: "ForwardRun", expected: dict[str, Expectation]) -> None:
         for name in FORWARD_ORDER:
@@ -363,6 +381,9 @@ class _Collector:
     def finish(self) -> tuple[TensorDiff, ...]:
         """All ``TensorDiff``s, the per-step backward measurements merged into one per tensor."""
         for (reference, mode, name), (steps, stats, shape) in self._backward.items():
-            self.diffs.append(tensor_diff((reference, mode, "backward", name, gate_of(name)), shape, steps, stats))
+            self.diffs.append(tensor_diff((reference, mode, "backward", name, gate_of(name)), shape, steps, stats,
+                                          self.slot))
         self._backward.clear()
+        layer, direction = self.slot
+        self.failures = [replace(f, layer=layer, direction=direction) for f in self.failures]
         return tuple(self.diffs)

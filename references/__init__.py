@@ -14,6 +14,8 @@ from references.records import BACKWARD_TENSORS, FORWARD_TENSORS, Problem, Total
 
 MODULES = {"torch": "references.torch_lstm", "jax": "references.jax_lstm", "numeric": "references.numeric"}
 REFERENCES = ("torch", "jax")  # the default set; MODULES may hold more that are asked for by name
+# The references for model variants (references/model.py): each has NAME and trace_model(ModelProblem) -> ModelTrace.
+MODEL_MODULES = {"torch": "references.torch_model", "jax": "references.jax_model"}
 
 
 class ReferenceUnavailable(RuntimeError):
@@ -34,6 +36,17 @@ def load(name: str) -> ModuleType:
         raise ReferenceUnavailable(f"reference {name!r} is unavailable: {error}") from None
 
 
+def load_model(name: str) -> ModuleType:
+    """The model-variant reference module called ``name`` (one of MODEL_MODULES)."""
+    if name not in MODEL_MODULES:
+        raise ReferenceUnavailable(f"reference {name!r} does not run model variants: choose from "
+                                   f"{', '.join(MODEL_MODULES)}")
+    try:
+        return importlib.import_module(MODEL_MODULES[name])
+    except ImportError as error:
+        raise ReferenceUnavailable(f"reference {name!r} is unavailable: {error}") from None
+
+
 def available() -> list[str]:
     """Names of the default references (REFERENCES) whose framework imports here."""
     names = []
@@ -47,4 +60,4 @@ def available() -> list[str]:
 
 
 __all__ = ["BACKWARD_TENSORS", "FORWARD_TENSORS", "Problem", "REFERENCES", "ReferenceRefused", "ReferenceUnavailable",
-           "Totals", "Trace", "available", "load"]
+           "Totals", "Trace", "available", "load", "load_model"]

@@ -80,6 +80,7 @@ class Binding:
     # internal per-step tensor -> the user's name for the whole-sequence array holding it
     sequence_names: dict[str, str] = {}
     always_batched = True  # the user's vectors always carry a batch axis (of 1 for single vectors)
+    takes_variant_params = False  # the cell reads a params dict by name, so peepholes and a projection can be added
 
     def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         self.module, self.name, self.source = module, name, source

@@ -39,6 +39,7 @@ class Question(Binding):
     has_head = True
     returns_dx = False
     always_batched = False
+    takes_variant_params = True  # pf, pi, po and Wr travel in params (references/cell.py)
     sequence_names = {"y": "outputs"}
     sequence_functions = "lstm_loss and dlstm_loss"
     step_functions = "lstm/dlstm"

@@ -1,0 +1,193 @@
+"""Compare a model variant (``references/model.py``: layers, directions, a projection, peepholes).
+
+Each (layer, direction) is compared as one cell: the user's step functions are fed, per reference, exactly what
+that reference's model feeds the slot (its input sequence in processing order, its initial state, and in the
+backward pass dL/dh_t from outside the recurrence: the head's, or the layer above's), and measured in the
+isolated and chained modes like a single cell.  The harness composes the layers and directions itself, so a
+cell bug is located at the first slot, step and gate where it shows.  The user's own whole-model functions, when
+the file has them, run in sequence mode (``compare.conventions.model_functions``), which is where a bug in how
+the layers and directions are wired shows.
+"""
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from compare import drive
+from compare.conventions.model_functions import ModelSequenceRun, model_functions
+from compare.engine import MODES, Config, ReferenceRun, Report, _Collector, compare_steps, precision_note
+from compare.engine import reference_tolerance
+from compare.errors import UsageError
+from compare.guard import read_only
+from compare.locate import Finding, failure_finding, first_divergence
+from compare.measure import expectation
+from compare.problem import make_model_problem
+from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER
+from compare.tolerance import Tolerance
+from references import ReferenceRefused, ReferenceUnavailable, load_model
+from references.cell import PEEPHOLES, PROJECTION, VARIANT_PARAM_GRADS
+from references.model import Model, ModelProblem, ModelTrace, Slot, as_cell_trace, slot_index, slot_params
+from references.records import Problem
+
+if TYPE_CHECKING:
+    from compare.conventions.base import Binding
+    from compare.measure import TensorDiff
+
+HEAD_ONLY = ("y", "dWy", "dby")  # a slot's identity head: not the user's, never compared
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """One reference's run of the model in the run's dtype and in float64 (the same object in a float64 run)."""
+
+    name: str
+    same_dtype: ModelTrace
+    truth: ModelTrace
+    tolerance: Tolerance
+
+
+def run_model(implementation: "Binding", config: Config) -> Report:
+    """``engine.run`` for a model variant: every slot's step modes, then the whole-model sequence mode."""
+    spec, model = config.spec, config.spec.model
+    try:
+        model.check(spec.hidden)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    _check_supported(implementation, model)
+    truth = make_model_problem(spec)
+    problem = truth.astype(np.dtype(spec.dtype))
+    problem = replace(problem, params={k: read_only(v) for k, v in problem.params.items()})
+    refs = [_trace(name, problem, truth) for name in config.references]
+    diffs: list["TensorDiff"] = []
+    failures: list[Finding] = []
+    returned: list[dict[str, Any]] = []
+    step_modes = tuple(mode for mode in config.modes if mode != "sequence")
+    if step_modes:
+        for slot in model.slots():
+            for ref in refs:
+                collector = _Collector((slot.layer, slot.direction))
+                returned += _compare_slot(implementation, problem, truth, ref, slot, step_modes, collector,
+                                          batch_check=slot == model.slots()[0] and ref is refs[0])
+                diffs += collector.finish()
+                failures += collector.failures
+    skipped = [*implementation.notes, *implementation.run_notes]
+    if "sequence" in config.modes:
+        functions = model_functions(implementation)
+        if functions is None:
+            skipped.append(f"sequence mode skipped: {implementation.name} does not define the whole-model functions "
+                           f"lstm_model_loss and dlstm_model_loss.")
+        else:
+            sequence = functions.run(problem)
+            returned += [sequence.model_forward, *sequence.forward.values()]
+            collector = _Collector((0, ""))
+            _measure_sequence(sequence, problem, refs, collector, diffs)
+            diffs += collector.finish()
+            failures += collector.failures
+    skipped += precision_note(implementation.name, problem.dtype, returned)
+    order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
+    findings = first_divergence(diffs, failures, spec.steps, not implementation.has_head, None, in_model=True)
+    return Report(implementation.name, config, tuple(diffs), tuple(sorted(findings, key=order)),
+                  tuple(sorted(failures, key=order)), tuple(skipped), None)
+
+
+def _check_supported(implementation: "Binding", model: Model) -> None:
+    """Peepholes and projections need a cell whose parameters are a dict the user's code reads by name."""
+    if (model.peepholes or model.proj) and not implementation.takes_variant_params:
+        what = "peepholes" if model.peepholes else "a projection"
+        raise UsageError(f"{implementation.name} follows the {implementation.label or implementation.convention} "
+                         f"convention, whose cell has no parameters for {what}: use a file in the seed convention "
+                         f"(params with {', '.join(PEEPHOLES)} and {PROJECTION}), or leave out --peepholes and --proj.")
+
+
+def _trace(name: str, problem: ModelProblem, truth: ModelProblem) -> ModelReference:
+    try:
+        module = load_model(name)
+        if problem.dtype == np.float64:
+            same = exact = module.trace_model(truth)
+        else:
+            same, exact = module.trace_model(problem), module.trace_model(truth)
+    except (ReferenceUnavailable, ReferenceRefused) as error:
+        raise UsageError(f"{error}".rstrip(".") + ".") from None
+    return ModelReference(name, same, exact, reference_tolerance(module, problem.dtype))
+
+
+def slot_problem(problem: ModelProblem, trace: ModelTrace, slot: Slot) -> Problem:
+    """The single-cell problem of one slot as ``trace``'s reference runs it: its parameters with an identity head,
+    its input sequence and initial state, and the gradient reaching its h from outside (``Problem.upstream``)."""
+    st = trace.slots[slot]
+    k = slot_index(problem.model, slot)
+    S = problem.model.state_size(problem.hidden)
+    dtype = problem.dtype
+    params = {**slot_params(problem.model, problem.params, slot), "Wy": np.eye(S, dtype=dtype),
+              "by": np.zeros(S, dtype=dtype)}
+    upstream = np.asarray(st.backward["dh_out"], dtype=dtype)
+    return Problem({k_: read_only(v) for k_, v in params.items()}, np.asarray(st.inputs, dtype=dtype),
+                   np.zeros_like(upstream), problem.h0[k], problem.c0[k], upstream)
+
+
+def _compare_slot(implementation: "Binding", problem: ModelProblem, truth: ModelProblem, ref: ModelReference,
+                  slot: Slot, modes: tuple[str, ...], collector: _Collector, batch_check: bool
+                  ) -> list[dict[str, np.ndarray]]:
+    """The step modes of one slot against one reference."""
+    same_problem = slot_problem(problem, ref.same_dtype, slot)
+    truth_problem = slot_problem(truth, ref.truth, slot)
+    same_trace = as_cell_trace(ref.same_dtype, problem, slot)
+    cell = ReferenceRun(ref.name, same_trace, same_trace if ref.truth is ref.same_dtype
+                        else as_cell_trace(ref.truth, truth, slot), ref.tolerance)
+    if batch_check and same_problem.inputs.ndim == 3:
+        refusal = drive.batch_support(implementation, same_problem)
+        if refusal:
+            raise UsageError(refusal.sentence(implementation.name))
+    forward_names = [name for name in implementation.forward_names
+                     if name not in HEAD_ONLY and (name in same_trace.forward or name.startswith("cache."))]
+    variant = {name for name in VARIANT_PARAM_GRADS if name[1:] in same_problem.params}
+    backward_names = [name for name in BACKWARD_ORDER
+                      if (name in implementation.backward_names or name in variant) and name not in HEAD_ONLY]
+    return compare_steps(implementation, same_problem, truth_problem, [cell], modes, collector, forward_names,
+                         backward_names)
+
+
+def _measure_sequence(run: ModelSequenceRun, problem: ModelProblem, refs: Sequence[ModelReference],
+                      collector: _Collector, diffs: list["TensorDiff"]) -> None:
+    """The whole-model functions' results against each reference: per slot its h and c at every step (in the slot's
+    processing order) and its parameters' and initial state's gradients; the model's outputs, loss, head
+    gradients and input gradient."""
+    model = problem.model
+    for ref in refs:
+        for slot in model.slots():
+            k = slot_index(model, slot)
+            slot_collector = _Collector((slot.layer, slot.direction))
+            for name, value in run.forward.get(slot, {}).items():
+                truth, same = ref.truth.slots[slot].forward[name], ref.same_dtype.slots[slot].forward[name]
+                slot_collector.add(ref.name, "sequence", "forward", name, np.arange(problem.steps), value,
+                                   expectation(truth, same, ref.tolerance))
+            for name, value in run.backward.get(slot, {}).items():
+                if name in ("dh0", "dc0"):
+                    truth, same = getattr(ref.truth.totals, name)[k], getattr(ref.same_dtype.totals, name)[k]
+                else:
+                    truth = ref.truth.totals.grads[name[1:] + slot.suffix]
+                    same = ref.same_dtype.totals.grads[name[1:] + slot.suffix]
+                slot_collector.add(ref.name, "sequence", "backward", name, [-1], np.asarray(value)[None],
+                                   expectation(truth[None], same[None], ref.tolerance))
+            diffs += slot_collector.finish()
+        for phase, values in (("forward", run.model_forward), ("backward", run.model_backward)):
+            for name in dict.fromkeys(n for n in (*FORWARD_ORDER, "loss", *BACKWARD_ORDER) if n in values):
+                steps, truth, same = _model_expected(ref, name)
+                actual = np.asarray(values[name])
+                actual = actual if len(steps) > 1 or steps[0] >= 0 else actual[None]
+                collector.add(ref.name, "sequence", phase, name, steps, actual, expectation(truth, same, ref.tolerance))
+        if run.failure is not None:
+            collector.failures.append(failure_finding(ref.name, "sequence", run.failure))
+
+
+def _model_expected(ref: ModelReference, name: str) -> tuple[np.ndarray | list[int], np.ndarray, np.ndarray]:
+    """(steps, truth, same-dtype) of one model-level result: y and dx per step; loss, dWy, dby whole-sequence."""
+    truth, same = ref.truth.totals, ref.same_dtype.totals
+    if name == "y":
+        return np.arange(truth.outputs.shape[0]), truth.outputs, same.outputs
+    if name == "dx":
+        return np.arange(truth.dinputs.shape[0]), truth.dinputs, same.dinputs
+    if name == "loss":
+        return [-1], np.array([truth.loss]), np.array([same.loss])
+    return [-1], truth.grads[name[1:]][None], same.grads[name[1:]][None]
