@@ -22,6 +22,7 @@ from compare.errors import UsageError
 from compare.problem import ProblemSpec
 from compare.summary import shorten
 from references import REFERENCES
+from references.model import Model
 
 if TYPE_CHECKING:
     from compare.conventions.base import Source
@@ -33,15 +34,18 @@ if TYPE_CHECKING:
 def compare_lstm(impl: "Source", *, steps: int = 12, hidden: int = 5, inputs: int = 3, outputs: int = 1,
                  dtype: str = "float64", seed: int = 0, batch: int | None = None, zero_state: bool = False,
                  references: Sequence[str] = REFERENCES, modes: Sequence[str] = MODES,
-                 convention: str = "auto") -> "Report":
+                 convention: str = "auto", layers: int = 1, bidirectional: bool = False, proj: int = 0,
+                 peepholes: bool = False) -> "Report":
     """Run the comparison on ``impl`` (a path or a module) for one problem: a ``compare.Report``.
+
+    ``layers``, ``bidirectional``, ``proj`` and ``peepholes`` describe a model variant (``references.model.Model``).
 
     A ``UsageError`` (the file does not import, a wrong interface) is raised afresh, without the internal
     traceback, so that a test shows the one sentence that matters.
     """
     __tracebackhide__ = True
     spec = ProblemSpec(steps=steps, hidden=hidden, inputs=inputs, outputs=outputs, batch=batch, dtype=dtype,
-                       seed=seed, zero_state=zero_state)
+                       seed=seed, zero_state=zero_state, model=Model(layers, bidirectional, proj, peepholes))
     try:
         return run(impl, Config(spec=spec, references=tuple(references), modes=tuple(modes), convention=convention))
     except UsageError as error:
@@ -51,7 +55,8 @@ def compare_lstm(impl: "Source", *, steps: int = 12, hidden: int = 5, inputs: in
 def assert_lstm_matches(impl: "Source", steps: int = 12, hidden: int = 5, inputs: int = 3, outputs: int = 1,
                         dtype: str = "float64", seed: int = 0, *, batch: int | None = None, zero_state: bool = False,
                         references: Sequence[str] = REFERENCES, modes: Sequence[str] = MODES,
-                        convention: str = "auto", report_dir: str | os.PathLike[str] | None = None) -> None:
+                        convention: str = "auto", report_dir: str | os.PathLike[str] | None = None,
+                        layers: int = 1, bidirectional: bool = False, proj: int = 0, peepholes: bool = False) -> None:
     """Raise ``AssertionError`` unless ``impl`` matches every reference in every mode; otherwise return None.
 
     The problem (parameters, inputs, targets, initial state) is drawn from ``seed`` exactly as
@@ -61,7 +66,8 @@ def assert_lstm_matches(impl: "Source", steps: int = 12, hidden: int = 5, inputs
     __tracebackhide__ = True
     report = compare_lstm(impl, steps=steps, hidden=hidden, inputs=inputs, outputs=outputs, dtype=dtype, seed=seed,
                           batch=batch, zero_state=zero_state, references=references, modes=modes,
-                          convention=convention)
+                          convention=convention, layers=layers, bidirectional=bidirectional, proj=proj,
+                          peepholes=peepholes)
     if report_dir is not None or report.diverged:
         from compare.report import write_reports  # pandas, only when a report is written
 

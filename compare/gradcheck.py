@@ -118,6 +118,9 @@ def gradcheck(impl: "Source", spec: ProblemSpec = ProblemSpec(), max_entries: in
     if spec.dtype != "float64":
         raise UsageError(f"gradcheck runs in float64 only (central differences in {spec.dtype} err by about "
                          f"eps / step = 1e-2); leave out --dtype.")
+    if not spec.model.plain:
+        raise UsageError(f"gradcheck checks one cell, not a model ({spec.model.describe()}); report compares a model "
+                         f"layer by layer, so leave out --layers, --bidirectional, --proj and --peepholes here.")
     check_fits(spec, references=())
     check_gradcheck_fits(spec, _entry_count(spec, max_entries), minimum=_entry_count(spec, 0))
     implementation = bind(impl, convention)

@@ -38,6 +38,10 @@ if TYPE_CHECKING:
         references: Sequence[str]
         modes: Sequence[str]
         convention: str
+        layers: int
+        bidirectional: bool
+        proj: int
+        peepholes: bool
 
 # The comparison (numpy, pandas, and torch and JAX on first use) is imported inside the fixture only, so that
 # this plugin, loaded by every pytest run in the environment, costs nothing where it is not used.

@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import Callable, Iterable
 
 from compare.problem import ProblemSpec
+from references.model import Model
 from compare.report import check_output_dir
 
 
@@ -40,6 +41,12 @@ def add_problem_arguments(parser: argparse.ArgumentParser, steps: int = 12, hidd
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N")
     parser.add_argument("--zero-state", action="store_true", help="start from h0 = c0 = 0 (default: random)")
+    model = parser.add_argument_group("model variants (references/model.py; default: one layer, one direction)")
+    model.add_argument("--layers", type=positive_int, default=1, metavar="L", help="stacked layers (1)")
+    model.add_argument("--bidirectional", action="store_true", help="a reverse direction in every layer")
+    model.add_argument("--proj", type=non_negative_int, default=0, metavar="P",
+                       help="projection size, h = (o * tanh c) @ Wr with 0 < P < H (default 0: none)")
+    model.add_argument("--peepholes", action="store_true", help="peephole weights pf, pi, po on the cell state")
 
 
 def add_convention_argument(parser: argparse.ArgumentParser) -> None:
@@ -70,8 +77,9 @@ def add_output_arguments(parser: argparse.ArgumentParser, plot_help: str) -> Non
 
 
 def spec_from_args(args: argparse.Namespace) -> ProblemSpec:
+    model = Model(args.layers, args.bidirectional, args.proj, args.peepholes)
     return ProblemSpec(steps=args.steps, hidden=args.hidden, inputs=args.inputs, outputs=args.outputs,
-                       batch=args.batch, dtype=args.dtype, seed=args.seed, zero_state=args.zero_state)
+                       batch=args.batch, dtype=args.dtype, seed=args.seed, zero_state=args.zero_state, model=model)
 
 
 def implementation_from_args(args: argparse.Namespace) -> str | ModuleType:
