@@ -1,5 +1,6 @@
 """handrolled/variant_lstm.py against the official torch.nn.LSTM (stacked, bidirectional, projected), and its
-peepholes, which torch lacks, against central finite differences and its own cell functions."""
+peepholes, which torch lacks, against central finite differences and its own cell functions; and
+handrolled/variant_layers_lstm.py (per-layer dicts) against the flat file."""
 
 import inspect
 import types
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import handrolled.variant_layers_lstm as layered
 import handrolled.variant_lstm as variant
 from compare.problem import ProblemSpec, make_model_problem
 from conftest import normwise_error
@@ -190,7 +192,8 @@ def stepped_by_hand(module, problem):
     ys, hs, cs, caches = [], [], [], []
     for x in problem.inputs:
         y, h, c, cache = module.lstm(params, x, h, c)
-        ys.append(y), hs.append(h), cs.append(c), caches.append(cache)
+        for store, value in ((ys, y), (hs, h), (cs, c), (caches, cache)):
+            store.append(value)
     outputs = np.stack(ys)
     loss = float(np.sum(np.mean((outputs - problem.targets) ** 2, axis=-1)))
     total = {name: np.zeros_like(value) for name, value in params.items()}
@@ -285,3 +288,35 @@ def test_every_wrong_gate_equation_transpose_or_sign_is_caught(name):
     caught.append(max(errors_vs_torch(module, problem).values()) > TOLERANCE)
     caught.append(peephole_fd_error(module, make_model_problem(PEEPHOLE_SPEC)) > 1e-6)
     assert any(caught)
+
+
+def as_layers(model, flat):
+    """The flat dict {Wf_l1, Wf_l1_reverse, ..., Wy, by} as variant_layers_lstm's {"layers": [...], Wy, by}."""
+    layers = [{} for _ in range(model.layers)]
+    for slot in model.slots():
+        for name in model.cell_params():
+            layers[slot.layer - 1][name + ("_reverse" if slot.reverse else "")] = flat[name + slot.suffix]
+    return {"layers": layers, "Wy": flat["Wy"], "by": flat["by"]}
+
+
+@pytest.mark.parametrize("model", [Model(1), Model(2, True, 2), Model(3, True, 0, True), Model(2, False, 3, True)],
+                         ids=["L1", "L2-bi-P2", "L3-bi-peepholes", "L2-P3-peepholes"])
+@pytest.mark.parametrize("batch", [None, 2], ids=["unbatched", "B2"])
+def test_layers_shaped_parameters_give_the_flat_models_results(model, batch):
+    problem = make_model_problem(ProblemSpec(steps=5, hidden=4, inputs=3, outputs=2, batch=batch, seed=9,
+                                             model=model))
+    assert layered.MODEL_PARAMS == "layers"
+    params = as_layers(model, problem.params)
+    flat = variant.lstm_model_loss(problem.params, problem.h0, problem.c0, problem.inputs, problem.targets)
+    mine = layered.lstm_model_loss(params, problem.h0, problem.c0, problem.inputs, problem.targets)
+    for a, b in zip(mine[:4], flat[:4]):
+        assert np.array_equal(a, b)
+    dflat, *rest_flat = variant.dlstm_model_loss(problem.params, problem.inputs, problem.targets, flat[0], flat[4])
+    dmine, *rest = layered.dlstm_model_loss(params, problem.inputs, problem.targets, mine[0], mine[4])
+    expected = as_layers(model, dflat)
+    assert [list(layer) for layer in dmine["layers"]] == [list(layer) for layer in params["layers"]]
+    for k, layer in enumerate(expected["layers"]):
+        for name, value in layer.items():
+            assert normwise_error(dmine["layers"][k][name], value) <= 1e-15, (k, name)
+    for a, b in [(dmine["Wy"], dflat["Wy"]), (dmine["by"], dflat["by"]), *zip(rest, rest_flat)]:
+        assert normwise_error(a, b) <= 1e-15
