@@ -9,7 +9,7 @@ import importlib
 import inspect
 import os
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -19,17 +19,21 @@ from compare.problem import ProblemSpec
 
 @dataclass(frozen=True)
 class Location:
-    """Where a bug must first show: mode, phase, step (negative counts from the end; None: whole sequence)."""
+    """Where a bug must first show: mode, phase, step (negative counts from the end; None: whole sequence), tensor,
+    and in a model the layer (1-based) and direction ("forward" or "backward"); step counts in that slot's
+    processing order (step 0 of the backward direction is time T-1)."""
 
     mode: str
     phase: str
     step: int | None
     tensor: str
+    layer: int = 1
+    direction: str = "forward"
 
     def resolve(self, steps: int) -> "Location":
         """The same location with a negative step turned into an absolute one for a ``steps``-long sequence."""
         step = self.step if self.step is None or self.step >= 0 else steps + self.step
-        return Location(self.mode, self.phase, step, self.tensor)
+        return replace(self, step=step)
 
 
 @dataclass(frozen=True)
