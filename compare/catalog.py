@@ -88,7 +88,7 @@ def check(bug: Bug, references: Sequence[str] = ("torch", "jax")) -> CatalogResu
     found: dict[str, Location | None] = {reference: None for reference in references}
     for f in report.findings:
         if f.mode == expected.mode:
-            found[f.reference] = Location(f.mode, f.phase, f.step, f.tensor)
+            found[f.reference] = Location(f.mode, f.phase, f.step, f.tensor, f.layer, f.direction)
     return CatalogResult(bug, expected, found)
 
 

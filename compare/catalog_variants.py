@@ -43,11 +43,10 @@ VARIANTS = (
     Bug("layer1_dh_missing_layer2",
         "the gradient layer 2 sends down (its dL/d input) is added to its own slot of douts, an off-by-one "
         "(k for k - 1), after layer 2 has used it: layer 1's dh misses layer 2's contribution entirely.  Layer 2 "
-        "is right; layer 1's dx at its first backward step (t = T-1) is the first thing wrong, as a single "
-        "cell's per-step dx comes before the totals (if the engine ranks a slot's totals before dinputs, dWo "
-        "of layer 1 instead)",
+        "is right; layer 1's whole-sequence gradients are the first thing wrong (dWo first, as the output gate "
+        "is differentiated first; the model's dx comes after every layer)",
         "douts[k - 1] += din", "douts[k] += din",
-        Location("sequence", "backward", -1, "dx"), TWO_LAYERS, BASE),
+        Location("sequence", "backward", None, "dWo"), TWO_LAYERS, BASE),
     # --- the cell backward ``dlstm``: isolated backward, last step ---
     Bug("forget_derivative_missing_peephole",
         "the forget gate's derivative is taken from dc before the output gate's peephole term po * do_pre "
