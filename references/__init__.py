@@ -14,6 +14,8 @@ from references.records import BACKWARD_TENSORS, FORWARD_TENSORS, Problem, Total
 
 MODULES = {"torch": "references.torch_lstm", "jax": "references.jax_lstm", "numeric": "references.numeric"}
 REFERENCES = ("torch", "jax")  # the default set; MODULES may hold more that are asked for by name
+# Model references (references/model.py): ``NAME`` and ``trace_model(problem: ModelProblem) -> ModelTrace``.
+MODEL_MODULES = {"torch": "references.torch_model", "jax": "references.jax_model"}
 
 
 class ReferenceUnavailable(RuntimeError):
@@ -34,6 +36,16 @@ def load(name: str) -> ModuleType:
         raise ReferenceUnavailable(f"reference {name!r} is unavailable: {error}") from None
 
 
+def load_model(name: str) -> ModuleType:
+    """The model reference module called ``name`` (one of MODEL_MODULES: 'torch', 'jax')."""
+    if name not in MODEL_MODULES:
+        raise ReferenceUnavailable(f"unknown model reference {name!r}: choose from {', '.join(MODEL_MODULES)}")
+    try:
+        return importlib.import_module(MODEL_MODULES[name])
+    except ImportError as error:
+        raise ReferenceUnavailable(f"model reference {name!r} is unavailable: {error}") from None
+
+
 def available() -> list[str]:
     """Names of the default references (REFERENCES) whose framework imports here."""
     names = []
@@ -46,5 +58,5 @@ def available() -> list[str]:
     return names
 
 
-__all__ = ["BACKWARD_TENSORS", "FORWARD_TENSORS", "Problem", "REFERENCES", "ReferenceRefused", "ReferenceUnavailable",
-           "Totals", "Trace", "available", "load"]
+__all__ = ["BACKWARD_TENSORS", "FORWARD_TENSORS", "MODEL_MODULES", "Problem", "REFERENCES", "ReferenceRefused",
+           "ReferenceUnavailable", "Totals", "Trace", "available", "load", "load_model"]
