@@ -8,6 +8,7 @@ from the scan itself.
 """
 
 import functools
+import importlib
 from typing import Any, Callable
 
 import jax
@@ -103,11 +104,12 @@ def _flax_totals(problem: ModelProblem) -> ModelTotals | None:
     """flax's totals, or None where flax lacks the model (peepholes, a projection) or is not installed."""
     if problem.model.peepholes or problem.model.proj:
         return None
-    try:
-        from references import flax_model
+    try:  # import_module, not `from references import`: a module already imported answers the latter regardless
+        flax_model = importlib.import_module("references.flax_model")
     except ImportError:
         return None
-    return flax_model.official_model(problem)
+    totals: ModelTotals = flax_model.official_model(problem)
+    return totals
 
 
 def _check_dtype(result: ModelTrace, problem: ModelProblem) -> None:
