@@ -334,3 +334,11 @@ def test_load_model_mirrors_load(monkeypatch):
     monkeypatch.setitem(sys.modules, "references.jax_model", None)
     with pytest.raises(ReferenceUnavailable, match="model reference 'jax' is unavailable"):
         load_model("jax")
+
+
+def test_slots_sort_in_data_flow_order_and_name_a_real_direction():
+    model = Model(2, True)
+    assert sorted(reversed(model.slots())) == list(model.slots())
+    assert Slot(1, "backward") < Slot(2, "forward") and Slot(1, "forward") < Slot(1, "backward")
+    with pytest.raises(ValueError, match="not 'reverse'"):
+        Slot(1, "reverse")
