@@ -23,7 +23,7 @@ from references.model import Model, ModelProblem, ModelTrace, Slot, as_cell_trac
 from references.model_layout import (NoEquivalent, flax_to_model, model_to_flax, model_to_torch, torch_keys,
                                      torch_to_model)
 
-TOLERANCE = 1e-12  # the issue's gate; measured worst on this grid: see the closing note of issue 11
+TOLERANCE = 1e-12  # the issue's gate; measured over this grid, batched and unbatched: worst 5.2e-15 (float64)
 H, X, O, T, B = 4, 3, 2, 4, 2
 GRID = [Model(layers, bidirectional, proj) for layers in (1, 2, 3) for bidirectional in (False, True) for proj in (0, 2)]
 UNBATCHED = [Model(), Model(2, True, 2)]  # the same checks without a batch axis
