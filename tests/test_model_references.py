@@ -25,7 +25,8 @@ from references.model_layout import (NoEquivalent, flax_to_model, model_to_flax,
 
 TOLERANCE = 1e-12  # the gate; measured over this grid, batched and unbatched: worst 5.2e-15 (float64)
 H, X, O, T, B = 4, 3, 2, 4, 2
-GRID = [Model(layers, bidirectional, proj) for layers in (1, 2, 3) for bidirectional in (False, True) for proj in (0, 2)]
+GRID = [Model(layers, bidirectional, proj)
+        for layers in (1, 2, 3) for bidirectional in (False, True) for proj in (0, 2)]
 UNBATCHED = [Model(), Model(2, True, 2)]  # the same checks without a batch axis
 PEEPHOLES = Model(2, True, peepholes=True)
 CELLS = [(model, B) for model in GRID] + [(model, None) for model in UNBATCHED]
