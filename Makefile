@@ -13,7 +13,7 @@ venv: $(STAMP)
 # Re-installs only when the project's metadata or the pinned versions change.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,flax]'
 	touch $(STAMP)
 
 # The same install with the lower bounds of pyproject.toml pinned (constraints-lower.txt).

@@ -14,7 +14,7 @@ from references.records import BACKWARD_TENSORS, FORWARD_TENSORS, Problem, Total
 
 MODULES = {"torch": "references.torch_lstm", "jax": "references.jax_lstm", "numeric": "references.numeric"}
 REFERENCES = ("torch", "jax")  # the default set; MODULES may hold more that are asked for by name
-# The references for model variants (references/model.py): each has NAME and trace_model(ModelProblem) -> ModelTrace.
+# Model references (references/model.py): ``NAME`` and ``trace_model(problem: ModelProblem) -> ModelTrace``.
 MODEL_MODULES = {"torch": "references.torch_model", "jax": "references.jax_model"}
 
 
@@ -59,5 +59,5 @@ def available() -> list[str]:
     return names
 
 
-__all__ = ["BACKWARD_TENSORS", "FORWARD_TENSORS", "Problem", "REFERENCES", "ReferenceRefused", "ReferenceUnavailable",
-           "Totals", "Trace", "available", "load", "load_model"]
+__all__ = ["BACKWARD_TENSORS", "FORWARD_TENSORS", "MODEL_MODULES", "Problem", "REFERENCES", "ReferenceRefused",
+           "ReferenceUnavailable", "Totals", "Trace", "available", "load", "load_model"]

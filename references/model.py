@@ -16,6 +16,7 @@ Per-slot records hold every per-step tensor in the slot's own processing order: 
 is time T - 1 - s.  That is the order its recurrence runs, and the order in which a divergence is located.
 """
 
+import functools
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
@@ -28,12 +29,26 @@ from references.records import Totals, Trace
 DIRECTIONS = ("forward", "backward")
 
 
-@dataclass(frozen=True, order=True)
+@functools.total_ordering
+@dataclass(frozen=True)
 class Slot:
-    """One layer (1-based) and direction of a model: one cell run over the whole sequence."""
+    """One layer (1-based) and direction of a model: one cell run over the whole sequence.
+
+    Slots sort in data-flow order (layer 1 forward, layer 1 backward, layer 2 forward, ...), as ``Model.slots()``
+    lists them; not alphabetically, where "backward" would come first.
+    """
 
     layer: int
     direction: str = "forward"  # "forward" or "backward" (the reverse direction)
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"a direction is 'forward' or 'backward', not {self.direction!r}.")
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Slot):
+            return NotImplemented
+        return (self.layer, DIRECTIONS.index(self.direction)) < (other.layer, DIRECTIONS.index(other.direction))
 
     @property
     def suffix(self) -> str:
