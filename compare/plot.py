@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from compare.engine import MODES
+from compare.locate import order_key
 from compare.summary import shorten
-from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -57,9 +57,12 @@ def heatmap(report: "Report", reference: str, mode: str) -> Heatmap:
     has_total = any((d.steps < 0).any() for d in diffs)
     columns = tuple(str(t) for t in range(T)) + (("total",) if has_total else ())
     panels: list[Panel] = []
-    for phase, order in (("forward", FORWARD_ORDER + ("loss",)), ("backward", BACKWARD_ORDER)):
-        present = {d.tensor: d for d in diffs if d.phase == phase}
-        tensors = tuple(t for t in order if t in present)
+    in_model = not report.config.spec.model.plain
+    for phase in ("forward", "backward"):  # rows in the order the computation runs them (locate.order_key)
+        present = {row_label(d.tensor, d.layer, d.direction, in_model): d for d in diffs if d.phase == phase}
+        rows = sorted(present, key=lambda label: order_key(phase, None, present[label].tensor, T,
+                                                           present[label].layer, present[label].direction))
+        tensors = tuple(rows)
         if not tensors:
             continue
         values = np.full((len(tensors), len(columns)), np.nan)
@@ -74,10 +77,19 @@ def heatmap(report: "Report", reference: str, mode: str) -> Heatmap:
     first, note = None, "no divergence"
     if finding is not None:
         column = "total" if finding.step is None else str(finding.step)
-        first = None if finding.tensor == "exception" else (finding.phase, finding.tensor, column)
+        label = row_label(finding.tensor, finding.layer, finding.direction, in_model)
+        first = None if finding.tensor == "exception" else (finding.phase, label, column)
         note = shorten(finding.message)
     title = f"{report.implementation}: {mode} mode against {reference}  ({report.config.spec.label()})"
     return Heatmap(reference, mode, title, columns, tuple(panels), first, note)
+
+
+def row_label(tensor: str, layer: int, direction: str, in_model: bool) -> str:
+    """A heatmap row: the tensor, prefixed in a model variant with its slot ('L2r dWf': layer 2, reverse direction;
+    'model y' for the model's head, loss and input gradient)."""
+    if not in_model:
+        return tensor
+    return f"model {tensor}" if layer == 0 else f"L{layer}{'r' if direction == 'backward' else ''} {tensor}"
 
 
 def _colormap() -> "Colormap":

@@ -109,7 +109,7 @@ class Question(Binding):
         dparams, dh_prev, dc_prev = unpack(result, 3, "dlstm")
         out = param_grads(dparams, params, f"dparams returned by dlstm at step {t}")
         out["dh_prev"] = as_float_array(dh_prev, dh_next.shape, f"dh_prev returned by dlstm at step {t}")
-        out["dc_prev"] = as_float_array(dc_prev, dh_next.shape, f"dc_prev returned by dlstm at step {t}")
+        out["dc_prev"] = as_float_array(dc_prev, dc_next.shape, f"dc_prev returned by dlstm at step {t}")
         return out
 
     def sequence(self, problem: "Problem") -> SequenceRun:
