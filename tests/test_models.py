@@ -1,0 +1,116 @@
+"""Model variants through the engine and the command line: correct models are clean in every mode and dtype, each
+(layer, direction) is located and named, and a model the file cannot run is one sentence (exit 2)."""
+
+import numpy as np
+import pytest
+
+import inspect
+
+import handrolled.cs231n_lstm
+import handrolled.variant_layers_lstm
+import handrolled.variant_lstm
+from compare import Config, ProblemSpec, run
+from compare.catalog import Bug, Location, check
+from compare.errors import UsageError
+from compare.gradcheck import gradcheck
+from references.model import Model
+from tests.helpers import report_cli, write_edited
+
+VARIANT_SOURCE = inspect.getsource(handrolled.variant_lstm)
+
+VARIANT = handrolled.variant_lstm
+EVERYTHING = Model(layers=3, bidirectional=True, proj=2, peepholes=True)
+# The acceptance grid at T = 300: each variant on its own and all at once, in both dtypes.
+CLEAN = [Model(layers=2, bidirectional=True), Model(proj=3), Model(peepholes=True), EVERYTHING]
+
+
+def describe(model):
+    return model.describe().replace(", ", "-").replace(" ", "")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("model", CLEAN, ids=describe)
+def test_correct_variants_are_clean_in_every_mode_at_T_300(model, dtype):
+    report = run(VARIANT, Config(spec=ProblemSpec(steps=300, dtype=dtype, model=model)))
+    assert not report.diverged and not report.failures, [f.message for f in report.findings]
+    slots = {(d.layer, d.direction) for d in report.diffs if d.mode == "isolated"}
+    assert slots == {(slot.layer, slot.direction) for slot in model.slots()}
+    sequence = {(d.layer, d.direction) for d in report.diffs if d.mode == "sequence"}
+    assert sequence == slots | {(0, "")}  # the whole-model functions, per slot and the model's own
+    compared = {d.tensor for d in report.diffs if d.mode == "isolated"}
+    assert {"f_pre", "c", "h", "dWf", "dbo", "dh_prev", "dc_prev"} <= compared
+    assert ({"dpf", "dpi", "dpo"} <= compared) == model.peepholes and ("dWr" in compared) == bool(model.proj)
+    assert ("m" in compared) == bool(model.proj)  # the projected cell's m = o * tanh(c), from the dict cache
+    assert not {"y", "dWy", "dby"} & compared  # a slot's identity head is the harness's, never compared
+
+
+def test_the_per_layer_parameter_shape_runs_the_same_model():
+    spec = ProblemSpec(model=Model(layers=2, bidirectional=True, proj=3, peepholes=True), batch=2)
+    flat = run(VARIANT, Config(spec=spec, modes=("sequence",)))
+    layers = run(handrolled.variant_layers_lstm, Config(spec=spec, modes=("sequence",)))
+    assert not flat.diverged and not layers.diverged
+    for a, b in zip(flat.diffs, layers.diffs, strict=True):
+        assert (a.tensor, a.layer, a.direction) == (b.tensor, b.layer, b.direction)
+        np.testing.assert_array_equal(a.actual, b.actual)
+
+
+def test_a_cs231n_cell_stacks_and_runs_both_directions_through_the_harness():
+    spec = ProblemSpec(model=Model(layers=2, bidirectional=True), batch=3)
+    report = run(handrolled.cs231n_lstm, Config(spec=spec))
+    assert not report.diverged
+    assert {(d.layer, d.direction) for d in report.diffs} == {(1, "forward"), (1, "backward"), (2, "forward"),
+                                                              (2, "backward")}
+    assert any("sequence mode skipped" in note for note in report.skipped)  # no whole-model functions
+
+
+CS231N_FORGET = Bug("cs231n_forget_derivative", "df leaves out prev_c", "df = dc * prev_c * f * (1 - f)",
+                    "df = dc * f * (1 - f)", Location("isolated", "backward", -1, "dWf", 2, "backward"),
+                    ProblemSpec(model=Model(layers=2, bidirectional=True)), "handrolled.cs231n_lstm")
+
+
+def test_a_cell_bug_shows_first_in_the_last_layer_backward_and_is_named_so():
+    # The backward pass starts at the top: layer 2's reverse direction is differentiated first.
+    result = check(CS231N_FORGET)
+    assert result.ok, result.found
+    report = run(CS231N_FORGET.module(), Config(spec=CS231N_FORGET.spec, modes=("isolated",)))
+    finding = report.findings[0]
+    assert finding.message.startswith("isolated layer 2, backward direction, backward step 11 (time 0): ")
+    assert finding.where() == "layer 2, backward direction, backward step 11, gate f, dWf"
+
+
+def test_a_wiring_bug_is_named_by_layer_in_sequence_mode(tmp_path):
+    edit = ("seq = out  # the next layer reads this layer's h", "seq = cell  # the next layer reads this layer's h")
+    report = run(write_edited(tmp_path, "wired", VARIANT_SOURCE, edit),
+                 Config(spec=ProblemSpec(model=Model(layers=2)), modes=("sequence",)))
+    assert [f.where() for f in report.findings] == ["layer 2, forward direction, forward step 0, c"] * 2
+
+
+@pytest.mark.parametrize("argv, sentence", [
+    (["--impl", "handrolled/cs231n_lstm.py", "--peepholes"], "whose cell has no parameters for peepholes"),
+    (["--proj", "5"], "the projection size P must be 0 (none) or between 1 and H - 1 = 4, not 5"),
+    (["--layers", "0"], "argument --layers: 0 is below the minimum of 1"),
+    (["--reference", "numeric", "--layers", "2"], "reference 'numeric' does not run model variants"),
+])
+def test_a_model_the_run_cannot_take_is_one_sentence_and_exit_2(argv, sentence, tmp_path, capsys):
+    code, _, err = report_cli(capsys, *argv, "--out", tmp_path)
+    assert code == 2
+    assert sentence in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_gradcheck_refuses_a_model():
+    with pytest.raises(UsageError, match="gradcheck checks one cell, not a model"):
+        gradcheck(VARIANT, ProblemSpec(model=Model(layers=2)))
+
+
+@pytest.mark.parametrize("old, new, sentence", [
+    ("    return {name: grads[name] for name in params}, dinputs, np.stack(dh0), np.stack(dc0)",
+     "    return {**grads, 'Wq_l1': dinputs}, dinputs, np.stack(dh0), np.stack(dc0)",
+     "has an entry 'Wq_l1' that is not a parameter of this model"),
+    ("    return outputs, loss, np.stack(hs), np.stack(cs), caches", "    return outputs, loss, hs[0], np.stack(cs), caches",
+     "hs returned by lstm_model_loss (one output sequence per layer) has shape"),
+])
+def test_whole_model_functions_returning_the_wrong_thing_are_one_sentence(old, new, sentence, tmp_path):
+    edited = write_edited(tmp_path, "wrong", VARIANT_SOURCE, (old, new))
+    with pytest.raises(UsageError, match=sentence.replace("(", r"\(").replace(")", r"\)")):
+        run(edited, Config(spec=ProblemSpec(model=Model(layers=2)), modes=("sequence",)))
