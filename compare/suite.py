@@ -19,15 +19,18 @@ import pandas as pd
 from compare.catalog import CATALOG as QUESTION_CATALOG
 from compare.catalog import check
 from compare.catalog_conventions import CONVENTION_CATALOG
+from compare.catalog_variants import VARIANTS
 from compare.conventions import bind
 from compare.drive import batch_support
 from compare.engine import Config, run
 from compare.errors import UsageError
 from compare.guard import read_only
+from compare.locate import slot_text
 from compare.problem import ProblemSpec, make_problem
 from compare.report import commit, csv_output, report_files, report_outputs
 from compare.summary import mode_summaries
-from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
+from references import MODEL_MODULES, REFERENCES, ReferenceRefused, ReferenceUnavailable, load
+from references.model import Model
 
 if TYPE_CHECKING:
     from compare.catalog import Bug, CatalogResult, Location
@@ -58,12 +61,13 @@ class Block:
     batches: tuple[int | None, ...] = (None, BATCH)
     zero_states: tuple[bool, ...] = (False, True)
     seeds: tuple[int, ...] = (0,)
+    models: tuple[Model, ...] = (Model(),)  # model variants (references/model.py); default: the single cell
 
     def specs(self) -> Iterator[ProblemSpec]:
-        for T, size, dtype, batch, zero, seed in itertools.product(
-                self.steps, self.sizes, self.dtypes, self.batches, self.zero_states, self.seeds):
+        for model, T, size, dtype, batch, zero, seed in itertools.product(
+                self.models, self.steps, self.sizes, self.dtypes, self.batches, self.zero_states, self.seeds):
             yield ProblemSpec(steps=T, hidden=size.hidden, inputs=size.inputs, outputs=size.outputs,
-                              batch=batch, dtype=dtype, seed=seed, zero_state=zero)
+                              batch=batch, dtype=dtype, seed=seed, zero_state=zero, model=model)
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,11 @@ class Grid:
         return tuple(dict.fromkeys(spec for block in self.blocks for spec in block.specs()))
 
 
-CATALOG = QUESTION_CATALOG + CONVENTION_CATALOG  # every built-in convention's bugs, for the self-check
+CATALOG = QUESTION_CATALOG + CONVENTION_CATALOG + VARIANTS  # every built-in convention's and variant's bugs
 SEED_QUESTION = Size(hidden=5, inputs=1, outputs=1)  # the sizes of the question this project started from
+# Model variants: stacked and bidirectional, projected, peepholes, and everything at once.
+EVERYTHING = Model(layers=3, bidirectional=True, proj=2, peepholes=True)
+VARIANT_MODELS = (Model(layers=2, bidirectional=True), Model(proj=3), Model(peepholes=True), EVERYTHING)
 
 GRIDS = {
     "quick": Grid("quick", (
@@ -90,6 +97,8 @@ GRIDS = {
         Block(steps=(200,), seeds=(3,)),  # long sequences: rounding accumulates over the recurrence
         Block(steps=(50,), sizes=(WIDE,), zero_states=(False,), seeds=(4, 5)),  # several outputs, wider layers
         Block(steps=(70,), sizes=(SEED_QUESTION,), zero_states=(False,), seeds=(6,)),  # one input, 70 steps
+        Block(steps=(12,), zero_states=(False,), seeds=(7,), models=VARIANT_MODELS),  # model variants
+        Block(steps=(300,), batches=(None,), zero_states=(False,), seeds=(8,), models=(EVERYTHING,)),
     )),
     "full": Grid("full", (
         Block(steps=(12,), seeds=(0, 1, 2, 3, 4, 5, 6, 7, 8, 9)),
@@ -100,6 +109,9 @@ GRIDS = {
         Block(steps=(1000,), zero_states=(False,), seeds=(15,)),
         Block(steps=(300,), sizes=(Size(hidden=64, inputs=8, outputs=2),), batches=(None,), zero_states=(False,),
               seeds=(16,)),
+        Block(steps=(12,), seeds=(7, 17), models=VARIANT_MODELS),
+        Block(steps=(300,), sizes=(SMALL, WIDE), batches=(None,), zero_states=(False,), seeds=(8,),
+              models=(EVERYTHING, Model(layers=2, bidirectional=True))),
     )),
 }
 
@@ -159,22 +171,36 @@ def probe_batches(implementation: "Binding", spec: ProblemSpec = ProblemSpec(ste
 
 def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
               references: Sequence[str] = REFERENCES, catalog: Sequence["Bug"] | None = None,
-              progress: Callable[[str, int, int], object] | None = None, convention: str = "auto") -> SuiteResult:
+              progress: Callable[[str, int, int], object] | None = None, convention: str = "auto",
+              variant_impl: "Source | None" = None) -> SuiteResult:
     """Run ``grid`` on ``impl`` (a path or a module), then the self-check of ``catalog`` (default: the whole
     public ``CATALOG``): a ``SuiteResult``.
 
     ``progress(label, done, total)``, if given, is called before each configuration and each catalog bug.
+    ``variant_impl`` runs the model-variant configurations instead of ``impl`` (the project's own handrolled
+    files: the question's cell has no peepholes or projection); variants its cell cannot take are skipped.
     """
     implementation = bind(impl, convention)  # a bad file is a UsageError before anything runs
+    variants = implementation if variant_impl is None else bind(variant_impl, convention)
     catalog = CATALOG if catalog is None else catalog
     notes: list[str]
     specs, notes = grid.specs(), []
-    if any(spec.batch is not None for spec in specs):
-        reason = probe_batches(implementation)
-        if reason:
-            specs = tuple(spec for spec in specs if spec.batch is None)
-            kind = "it returns per-example parameter gradients: " if reason.per_example else ""
-            notes.append(f"batched configurations skipped: {kind}{reason}.")
+    untakeable = [spec for spec in specs if (spec.model.proj or spec.model.peepholes)
+                  and not variants.takes_variant_params]
+    if untakeable:
+        specs = tuple(spec for spec in specs if spec not in untakeable)
+        notes.append(f"{len(untakeable)} configuration(s) with peepholes or a projection skipped: the "
+                     f"{variants.label or variants.convention} convention's cell has no parameters for them.")
+    def run_by(spec: ProblemSpec) -> "Binding":
+        return implementation if spec.model.plain else variants
+
+    for binding, which in ((implementation, ""), (variants, "model-variant ")):
+        if any(spec.batch is not None and run_by(spec) is binding for spec in specs):
+            reason = probe_batches(binding)
+            if reason:
+                specs = tuple(spec for spec in specs if spec.batch is None or run_by(spec) is not binding)
+                kind = "it returns per-example parameter gradients: " if reason.per_example else ""
+                notes.append(f"batched {which}configurations skipped: {kind}{reason}.")
     accepted = {spec: accepting(spec, references) for spec in specs}
     notes += refusal_notes(accepted, references)
     specs = tuple(spec for spec in specs if accepted[spec])
@@ -185,7 +211,7 @@ def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
             progress(spec.label(), k, total)
         start = time.perf_counter()
         try:
-            report = run(implementation, Config(spec=spec, references=accepted[spec]))
+            report = run(run_by(spec), Config(spec=spec, references=accepted[spec]))
         except UsageError as error:  # say which configuration could not be compared
             raise UsageError(f"{spec.label()}: {error}") from None
         configs.append(ConfigResult(spec, report, time.perf_counter() - start))
@@ -203,6 +229,8 @@ def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
 def accepting(spec: ProblemSpec, references: Sequence[str]) -> tuple[str, ...]:
     """The references that take ``spec``: a reference module may refuse a problem in ``check_size`` (the
     finite-difference reference refuses long or wide ones), which costs nothing compared with running it."""
+    if not spec.model.plain:  # model variants: the references that run models, which refuse no size
+        return tuple(name for name in references if name in MODEL_MODULES)
     names = []
     for name in references:
         try:
@@ -245,7 +273,11 @@ def slug(spec: ProblemSpec) -> str:
     """A folder name for one configuration: T12-H5-X3-O1-B4-float32-seed1-zero."""
     batch = "" if spec.batch is None else f"-B{spec.batch}"
     zero = "-zero" if spec.zero_state else ""
-    return f"T{spec.steps}-H{spec.hidden}-X{spec.inputs}-O{spec.outputs}{batch}-{spec.dtype}-seed{spec.seed}{zero}"
+    m = spec.model
+    model = "" if m.plain else (f"-L{m.layers}" + ("-bi" if m.bidirectional else "") + (f"-P{m.proj}" if m.proj else "")
+                                + ("-peep" if m.peepholes else ""))
+    return (f"T{spec.steps}-H{spec.hidden}-X{spec.inputs}-O{spec.outputs}{batch}-{spec.dtype}-seed{spec.seed}{zero}"
+            f"{model}")
 
 
 
@@ -255,7 +287,9 @@ def describe_location(location: "Location | None", mode: bool = True) -> str:
     if location is None:
         return "not found"
     step = " (whole sequence)" if location.step is None else f" step {location.step}"
-    return f"{location.mode + ' ' if mode else ''}{location.phase}{step}, {location.tensor}"
+    slot = "" if (location.layer, location.direction) == (1, "forward") else slot_text(location.layer,
+                                                                                       location.direction)
+    return f"{location.mode + ' ' if mode else ''}{slot}{location.phase}{step}, {location.tensor}"
 
 
 def suite_frame(result: SuiteResult) -> pd.DataFrame:

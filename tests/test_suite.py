@@ -49,7 +49,7 @@ def tiny_suite(monkeypatch):
 
 def shapes(grid):
     """The distinct problem shapes of a grid: JAX compiles once for each."""
-    return {(s.steps, s.batch, s.hidden, s.inputs, s.outputs, s.dtype) for s in grid.specs()}
+    return {(s.steps, s.batch, s.hidden, s.inputs, s.outputs, s.dtype, s.model) for s in grid.specs()}
 
 
 def test_default_grid_covers_every_axis_the_issue_names():
@@ -57,14 +57,18 @@ def test_default_grid_covers_every_axis_the_issue_names():
     assert {s.dtype for s in specs} == {"float64", "float32"}
     assert {s.batch for s in specs} == {None, 4}
     assert {s.zero_state for s in specs} == {False, True}
-    assert min(s.steps for s in specs) == 1 and max(s.steps for s in specs) == 200
+    assert min(s.steps for s in specs) == 1 and max(s.steps for s in specs if s.model.plain) == 200
     assert len({(s.hidden, s.inputs, s.outputs) for s in specs}) >= 3
     assert len({s.seed for s in specs}) >= 3
-    assert len(specs) == len(set(specs)) == 52
+    assert len(specs) == len(set(specs)) == 70
+    variants = [s.model for s in specs if not s.model.plain]  # 4 models x dtype x batch at T=12, one at T=300
+    assert len(variants) == 18 and {m.layers for m in variants} == {1, 2, 3} and any(m.proj for m in variants)
+    assert any(m.peepholes for m in variants) and any(m.bidirectional for m in variants)
+    assert max(s.steps for s in specs if not s.model.plain) == 300
 
 
 def test_default_grid_keeps_the_number_of_jax_compilations_modest():
-    assert len(shapes(GRIDS["default"])) == 20
+    assert len(shapes(GRIDS["default"])) == 38  # 20 for the single cell, 18 for the model variants
     assert len(shapes(GRIDS["quick"])) < len(shapes(GRIDS["default"]))
 
 

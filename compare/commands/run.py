@@ -3,6 +3,7 @@
 import argparse
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -38,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser, "also draw a heatmap PNG per reference x mode for each configuration that diverged")
 
 
+def _own_variants() -> ModuleType:
+    """The project's own variant model, which runs the grid's model variants when no --impl is given."""
+    import handrolled.variant_lstm
+
+    return handrolled.variant_lstm
+
+
 def execute(args: argparse.Namespace) -> int:
     grid = GRIDS[args.grid]
     for spec in grid.specs():
@@ -52,7 +60,8 @@ def execute(args: argparse.Namespace) -> int:
         def progress(label: str, done: int, total: int) -> None:
             bar.update(task, description=label, completed=done, total=total)
 
-        result = run_suite(impl, grid, references=args.reference, progress=progress, convention=args.convention)
+        result = run_suite(impl, grid, references=args.reference, progress=progress, convention=args.convention,
+                           variant_impl=None if args.impl else _own_variants())
     paths = [shown(path, out, args.out) for path in write_suite(result, out, plot=args.plot)]
     console.print(summary_table(result))
     for note in result.notes:
