@@ -40,9 +40,15 @@ GRADCHECK_SECONDS = 300.0
 
 
 def parameter_count(spec: "ProblemSpec") -> int:
-    """Entries of Wf ... by: four (X+H, H) gate matrices, four H biases, the (H, O) head and its O bias."""
-    H, X, O = spec.hidden, spec.inputs, spec.outputs
-    return 4 * (X + H) * H + 4 * H + H * O + O
+    """Entries of Wf ... by: four (X+H, H) gate matrices, four H biases, the (H, O) head and its O bias; a model
+    variant's, summed over its layers and directions."""
+    H, X, O, model = spec.hidden, spec.inputs, spec.outputs, spec.model
+    if model.plain:
+        return 4 * (X + H) * H + 4 * H + H * O + O
+    S = model.state_size(H)
+    extra = 3 * H * model.peepholes + H * S * (model.proj > 0)  # pf, pi, po; Wr
+    cells = sum(4 * (model.input_size(slot.layer, X, H) + S + 1) * H + extra for slot in model.slots())
+    return cells + model.output_size(H) * O + O
 
 
 def needed_bytes(spec: "ProblemSpec", references: Sequence[str] = ("torch", "jax")) -> float:
@@ -53,7 +59,14 @@ def needed_bytes(spec: "ProblemSpec", references: Sequence[str] = ("torch", "jax
 
 def _bytes_per_step(spec: "ProblemSpec", references: Sequence[str]) -> float:
     share = max(len(references), 1) / 2  # measured with two references
-    return share * (ROW_BYTES + UNIT_BYTES * (spec.batch or 1) * (spec.hidden + spec.inputs + spec.outputs))
+    H, X, B, model = spec.hidden, spec.inputs, spec.batch or 1, spec.model
+    if model.plain:
+        return share * (ROW_BYTES + UNIT_BYTES * B * (H + X + spec.outputs))
+    # A model variant: every layer and direction is compared as one cell (its own input size, h of size S), and
+    # each reference's run of the whole model is kept.
+    S = model.state_size(H)
+    return share * sum(ROW_BYTES + UNIT_BYTES * B * (H + model.input_size(slot.layer, X, H) + S)
+                       for slot in model.slots())
 
 
 def available_bytes() -> int | None:

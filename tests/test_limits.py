@@ -10,10 +10,11 @@ import compare.limits
 import compare.suite
 from compare.cli import main
 from compare.errors import UsageError
-from compare.limits import check_fits, check_gradcheck_fits, gradcheck_seconds, needed_bytes
-from compare.problem import ProblemSpec
+from compare.limits import check_fits, check_gradcheck_fits, gradcheck_seconds, needed_bytes, parameter_count
+from compare.problem import ProblemSpec, make_model_problem
 from compare.suite import GRIDS, Block, Grid, run_suite
 from helpers import write_impl
+from references.model import Model
 
 GIB = 2 ** 30
 
@@ -104,3 +105,13 @@ def test_a_gradcheck_refusal_proposes_no_sample_smaller_than_gradcheck_takes():
     with pytest.raises(UsageError) as raised:
         check_gradcheck_fits(ProblemSpec(steps=100000, hidden=64), 1000, minimum=80)
     assert "--max-entries" not in str(raised.value) and "--steps" in str(raised.value)
+
+
+@pytest.mark.parametrize("model", [Model(layers=2, bidirectional=True), Model(proj=3, peepholes=True),
+                                   Model(layers=3, bidirectional=True, proj=2, peepholes=True)])
+def test_a_model_variants_estimate_counts_its_parameters_and_every_layer_and_direction(model):
+    spec = ProblemSpec(model=model)
+    assert parameter_count(spec) == sum(v.size for v in make_model_problem(spec).params.values())
+    one_slot = ProblemSpec(model=Model(proj=model.proj, peepholes=model.peepholes))
+    more_slots = len(model.slots()) > 1
+    assert (needed_bytes(spec) > 1.5 * needed_bytes(one_slot) - compare.limits.BASE_BYTES) == more_slots
