@@ -125,7 +125,8 @@ def _finding(diff: "TensorDiff", k: int, diverged_here: list[str], steps_diverge
         verb = "diverges" if len(diverged_here) == 1 else "diverge"
         cause = f"{_upstream(diff.mode, diff.phase, step, steps)}{', '.join(diverged_here)} {verb}"
         if diff.mode == "sequence":
-            hint = _sequence_hint(diff, step, steps_diverge)
+            hint = _model_hint(diff, step) if in_model and not steps_diverge else _sequence_hint(diff, step,
+                                                                                                 steps_diverge)
         else:
             hint = suggest(diff.phase, diverged_here, dh_given)
             if naming is not None and diff.phase == "forward" and diff.tensor in naming.probed:
@@ -144,6 +145,22 @@ def _finding(diff: "TensorDiff", k: int, diverged_here: list[str], steps_diverge
                    float(diff.max_abs_err[k]), float(diff.max_rel_err[k]), float(diff.tolerance[k]), index,
                    actual, expected, f"{diff.mode} {where}: {cause}. {detail}.",
                    yours if yours != element else "", diff.layer, diff.direction, in_model)
+
+
+def _model_hint(diff: "TensorDiff", step: int) -> str:
+    """What a divergence of the whole-model functions (and not the cell's) suggests: the wiring."""
+    if diff.layer == 0:
+        return ("the model's head on the last layer's outputs (both directions concatenated, forward first)"
+                if diff.phase == "forward" else "the gradient the first layer sends to the inputs")
+    slot = f"layer {diff.layer}'s {diff.direction} direction"
+    if diff.phase == "forward":
+        feeds = f"layer {diff.layer - 1}'s outputs h" if diff.layer > 1 else "the inputs"
+        reverse = (", the order it runs (t = T-1 ... 0) and the flip of its outputs back into time order"
+                   if diff.direction == "backward" else "")
+        start = "its initial state (its row of h0, c0), " if step == 0 else ""
+        return f"how the model feeds {slot}: {start}its input ({feeds}, both directions aligned in time){reverse}"
+    return (f"the gradient reaching {slot} from outside its recurrence: the layer above's dL/d input (or the head's), "
+            f"split between the directions and added into each step's dh")
 
 
 def _sequence_hint(diff: "TensorDiff", step: int, steps_diverge: bool) -> str:
@@ -201,7 +218,7 @@ def suggest(phase: str, tensors: Sequence[str], dh_given: bool = False) -> str:
     if len(names) == 1 and next(iter(names))[:2] == "db" and gates:
         gate = gates.pop()
         return f"the {GATE_NAMES[gate]} gate's bias gradient itself: dW{gate} matches, so d{gate}_pre is right"
-    if len(gates) == 1 and names - OUTFLOW <= {f"dW{g}" for g in gates} | {f"db{g}" for g in gates}:
+    if len(gates) == 1 and names - OUTFLOW <= {f"d{kind}{g}" for g in gates for kind in "Wbp"}:
         return f"the {GATE_NAMES[gates.pop()]}-gate derivative"
     if {"f", "i", "g"} <= gates and "o" not in gates:
         return "dc, the gradient reaching the cell state (shared by the f, i and g gates)"
