@@ -158,7 +158,7 @@ def _model_hint(diff: "TensorDiff", step: int) -> str:
         reverse = (", the order it runs (t = T-1 ... 0) and the flip of its outputs back into time order"
                    if diff.direction == "backward" else "")
         start = "its initial state (its row of h0, c0), " if step == 0 else ""
-        return f"how the model feeds {slot}: {start}its input ({feeds}, both directions aligned in time){reverse}"
+        return f"how the model feeds {slot}: {start}its input ({feeds}, in time order){reverse}"
     return (f"the gradient reaching {slot} from outside its recurrence: the layer above's dL/d input (or the head's), "
             f"split between the directions and added into each step's dh")
 
