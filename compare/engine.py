@@ -96,6 +96,7 @@ def _run(impl: "Source", config: Config) -> Report:
     if unknown:
         raise UsageError(f"unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}.")
     problem, truth_problem = _problems(implementation, config.spec)
+    kernels.prepare(problem)  # the measurement kernels compile in the background while the references run
     refs = [_trace_reference(name, problem, truth_problem) for name in config.references]
     collector = _Collector()
     chained, isolated = _forward(implementation, problem, truth_problem, refs, config.modes, collector)

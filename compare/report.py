@@ -8,7 +8,6 @@ a process killed outright (SIGKILL) is removed by the next write into the same f
 """
 
 import contextlib
-import csv
 import os
 import re
 import secrets
@@ -152,31 +151,61 @@ def _sorted_columns(blocks: list[_Block]) -> tuple[dict[str, np.ndarray], np.nda
 CHUNK_ROWS = 4096  # rows formatted and written at a time: the writer's memory does not grow with T
 
 
+def _csv_field(text: str) -> str:
+    """One field as the csv module writes it (QUOTE_MINIMAL: quoted when it holds a comma, a quote or a line end;
+    pandas' to_csv writes through that module)."""
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _csv_texts(column: np.ndarray, name: str) -> list[str]:
     """``column``'s values as pandas' ``to_csv`` writes them (floats as NumPy's shortest repr, NaN as '')."""
     if name == "step":  # -1: a whole-sequence value (pandas' missing Int64)
         return ["" if s < 0 else str(s) for s in column.tolist()]
-    if column.dtype.kind == "f":
-        texts = column.astype(str)
-        texts[np.isnan(column)] = ""
-        return list(texts.tolist())
+    if column.dtype.kind == "f":  # Python's repr is NumPy's shortest repr (and faster than astype(str))
+        texts = list(map(repr, column.tolist()))
+        for k in np.flatnonzero(np.isnan(column)).tolist():
+            texts[k] = ""
+        return texts
     if column.dtype.kind == "b":
         return ["True" if v else "False" for v in column.tolist()]
-    return [str(v) for v in column.tolist()]
+    if column.dtype.kind in "iu":
+        return list(map(str, column.tolist()))
+    return [_csv_field(str(v)) for v in column.tolist()]
+
+
+def _csv_columns(blocks: list[_Block]) -> dict[str, tuple[np.ndarray, bool]]:
+    """Per column of ``blocks``: (the CSV texts of each block, True) where every block has one value for all its
+    rows, else (the raw values of every row, False)."""
+    columns = {}
+    for name in DIVERGENCE_COLUMNS:
+        values = [block.columns[name] for block in blocks]
+        if any(isinstance(v, (np.ndarray, list)) for v in values):
+            columns[name] = (_column(blocks, name), False)
+        else:
+            texts = np.empty(len(values), dtype=object)
+            texts[:] = [_csv_texts(np.array([v], dtype=object if isinstance(v, str) else None), name)[0]
+                        for v in values]
+            columns[name] = (texts, True)
+    return columns
 
 
 def write_divergence_csv(report: "Report", path: str | os.PathLike[str]) -> None:
     """divergence.csv, byte for byte what ``divergence_frame(report).to_csv(path, index=False)`` writes, streamed
     in chunks of ``CHUNK_ROWS`` rows of one (reference, mode) at a time."""
     with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file, lineterminator="\n")
-        writer.writerow(DIVERGENCE_COLUMNS)
+        file.write(",".join(map(_csv_field, DIVERGENCE_COLUMNS)) + "\n")
         for blocks in _row_groups(report):
-            columns, order = _sorted_columns(blocks)
+            keys = np.array([key for block in blocks for key in block.order], dtype=np.int64).reshape(-1, 3)
+            order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0]))  # stable: ties keep the diffs' order
+            block_of_row = np.repeat(np.arange(len(blocks)), [len(block) for block in blocks])
+            columns = _csv_columns(blocks)
             for start in range(0, len(order), CHUNK_ROWS):
                 rows = order[start:start + CHUNK_ROWS]
-                texts = [_csv_texts(columns[name][rows], name) for name in DIVERGENCE_COLUMNS]
-                writer.writerows(zip(*texts))
+                texts = [values[block_of_row[rows]].tolist() if per_block else _csv_texts(values[rows], name)
+                         for name, (values, per_block) in columns.items()]
+                file.write("\n".join(map(",".join, zip(*texts))) + "\n")
 
 
 def first_divergence_frame(report: "Report") -> pd.DataFrame:

@@ -58,7 +58,7 @@ def test_factored_expectation_and_measure_equal_the_formed_ones_bit_for_bit(kern
     truth = outer_rows(a, b)
     formed_same = outer_rows(*same) if dtype == np.float32 else truth
     tolerance = tolerance_for(dtype)
-    with kernels.use(kernel and kernels.available()):
+    with kernels.use(kernel and kernels.compile_now(dtype)):
         factored = outer_expectation(pair, same, tolerance)
         plain = expectation(truth, formed_same, tolerance)
         for field in ("noise_floor", "tolerance"):
@@ -77,7 +77,7 @@ def test_factored_expectation_and_measure_equal_the_formed_ones_bit_for_bit(kern
 
 
 def test_the_kernels_compile_and_agree_with_numpy_on_many_random_steps():
-    if not kernels.available():
+    if not kernels.compile_now(np.float32):
         pytest.skip("numba is not installed")
     rng = np.random.default_rng(7)
     a, b = factors(rng, S=16, A=33, C=17, specials=False)
@@ -124,7 +124,7 @@ def test_the_streamed_csv_of_a_report_with_exceptions_and_user_names(tmp_path):
 
 
 def test_forcing_the_kernels_on_a_small_problem_changes_no_figure(bug_report):
-    if not kernels.available():
+    if not kernels.compile_now(np.float32):
         pytest.skip("numba is not installed")
     bug = next(b for b in CATALOG if b.name == "forget_derivative_uses_c")
     with pytest.MonkeyPatch.context() as patch:
