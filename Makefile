@@ -33,8 +33,10 @@ test: venv
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 
+# Whole processes, alternated, medians (bench/bench_report.py); `make bench PAIRS=2` for a quicker look.
+PAIRS ?= 5
 bench: venv
-	$(PY) bench/bench_report.py
+	$(PY) bench/bench_report.py --pairs $(PAIRS)
 
 example: venv
 	$(PY) -m examples.seed_question

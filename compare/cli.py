@@ -7,6 +7,7 @@ import sys
 from types import ModuleType
 from typing import NoReturn, Sequence
 
+from compare import caching
 from compare.errors import EXIT_INTERRUPTED, EXIT_UNUSABLE, UsageError
 from compare.guard import DEFAULT_TIMEOUT, time_limit
 from references import ReferenceRefused
@@ -63,8 +64,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     Called with ``argv`` (tests), it runs in this process.
     """
     if argv is None:
-        from compare import supervise
+        from compare import caching, supervise
 
+        caching.mark_program()  # this process is the program: its on-disk caches may be used (not the tests')
         supervise.run(lambda: execute(sys.argv[1:]))
     sys.exit(execute(argv))
 
@@ -75,6 +77,8 @@ def execute(argv: Sequence[str] | None) -> int:
     try:
         parser, modules = build_parser()
         args = parser.parse_args(argv)
+        if hasattr(args, "no_cache") and caching.wanted(args.no_cache):  # report and run
+            caching.enable(jax_too="jax" in args.reference)
         with time_limit(args.timeout):
             return modules[args.command].execute(args)
     except (UsageError, ReferenceRefused) as error:  # ReferenceRefused: e.g. too large for finite differences

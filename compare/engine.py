@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from compare import drive
+from compare import drive, kernels
 from compare.conventions import bind
 from compare.conventions.base import PROBE_RTOL
 from compare.conventions.naming import Naming
@@ -14,11 +14,13 @@ from compare.errors import ImplementationRaised, UsageError
 from compare.guard import read_only, time_limit
 from compare.limits import check_fits
 from compare.locate import Finding, failure_finding, first_divergence
-from compare.measure import Expectation, TensorDiff, expectation, measure, tensor_diff
+from compare.measure import (AnyExpectation, Expectation, TensorDiff, expectation, measure, outer_expectation,
+                             tensor_diff)
 from compare.problem import ProblemSpec, make_problem
-from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS, gate_of
+from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS, VARIANT_PARAM_GRADS, gate_of
 from compare.tolerance import Tolerance, tolerance_for
 from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
+from references.cell import stepwise_outer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,6 +100,7 @@ def _run(impl: "Source", config: Config) -> Report:
 
         return run_model(implementation, config)
     problem, truth_problem = _problems(implementation, config.spec)
+    kernels.prepare(problem)  # the measurement kernels compile in the background while the references run
     refs = [_trace_reference(name, problem, truth_problem) for name in config.references]
     collector = _Collector()
     returned = compare_steps(implementation, problem, truth_problem, refs, config.modes, collector)
@@ -229,40 +232,83 @@ def _forward_expectations(ref: ReferenceRun, problem: "Problem", truth_problem: 
 
 
 def _backward_expectations(ref: ReferenceRun, steps: list[int], problem: "Problem", truth_problem: "Problem",
-                           names: Sequence[str]) -> dict[str, Expectation]:
+                           names: Sequence[str]) -> dict[str, AnyExpectation]:
     """Per backward tensor in ``names`` at ``steps``: what this reference expects (each step's dWf ... dby
-    contribution, dx, dh_prev, dc_prev)."""
-    def arrays(trace: "Trace", is_truth: bool) -> dict[str, np.ndarray]:
+    contribution, dx, dh_prev, dc_prev).  An unbatched weight's contribution stays as its outer product's factors
+    (``OuterExpectation``): the same figures, without forming a parameter-sized array per step."""
+    params = [name[1:] for name in names if name in PARAM_GRADS or name in VARIANT_PARAM_GRADS]
+
+    def arrays(trace: "Trace", is_truth: bool) -> dict[str, Any]:
         inputs = truth_problem.inputs if is_truth else problem.inputs
-        grads = {f"d{name}": value for name, value in trace.param_grads_at(steps, inputs).items()}
-        return {**grads, "dx": trace.totals.dinputs[steps], "dh_prev": trace.backward["dh_prev"][steps],
-                "dc_prev": trace.backward["dc_prev"][steps]}
+        parts = trace.param_grad_parts(steps, inputs, params) if params else {}
+        other = {"dx": lambda: trace.totals.dinputs[steps], "dh_prev": lambda: trace.backward["dh_prev"][steps],
+                 "dc_prev": lambda: trace.backward["dc_prev"][steps]}
+        return {name: parts[name[1:]] if name[1:] in parts else other[name]() for name in names}
 
     truth, same = _paired(ref, arrays)
-    return {name: expectation(truth[name], same[name], ref.tolerance) for name in names}
+    expected: dict[str, AnyExpectation] = {}
+    for name in names:
+        t, r = truth[name], same[name]
+        if not isinstance(t, tuple):
+            expected[name] = expectation(t, r, ref.tolerance)
+        elif t[0].ndim == 2:  # unbatched: an outer product, kept as its factors
+            expected[name] = outer_expectation(t, t if r is t else r, ref.tolerance)
+        else:  # batched: a sum over the batch, formed as the references' own products
+            formed = stepwise_outer(*t)
+            expected[name] = expectation(formed, formed if r is t else stepwise_outer(*r), ref.tolerance)
+    return expected
 
 
 # Backward steps are measured in batches of about this many elements per tensor: small tensors gain from
-# fewer NumPy calls, while large ones are best measured step by step, while their data is still in cache.
+# fewer NumPy calls, while large ones are best measured step by step, while their data is still in cache.  Each
+# tensor's batch follows its own size, so biases and state gradients are not measured one step at a time
+# beside large weights.
 ELEMENTS_PER_BATCH = 1 << 15
+MAX_STEPS_PER_BATCH = 256
 
 
 def steps_per_batch(params: Mapping[str, np.ndarray]) -> int:
-    return int(np.clip(ELEMENTS_PER_BATCH // max(v.size for v in params.values()), 1, 64))
+    """Steps per batch for the largest parameter (the batch of every tensor before tensors were grouped)."""
+    return _steps_for(max(v.size for v in params.values()))
+
+
+def _steps_for(size: int) -> int:
+    return int(np.clip(ELEMENTS_PER_BATCH // max(size, 1), 1, MAX_STEPS_PER_BATCH))
+
+
+def _batch_groups(problem: "Problem", names: Sequence[str]) -> dict[int, list[str]]:
+    """Backward tensor names grouped by how many steps are measured together (by their size per step)."""
+    sizes = {"dx": problem.inputs[0].size, "dh_prev": problem.h0.size, "dc_prev": problem.c0.size,
+             **{f"d{k}": v.size for k, v in problem.params.items()}}
+    groups: dict[int, list[str]] = {}
+    for name in names:
+        groups.setdefault(_steps_for(sizes.get(name, max(sizes.values()))), []).append(name)
+    return groups
+
+
+Pending = dict[tuple[str, str], list[tuple[int, dict[str, np.ndarray]]]]  # (reference, mode) -> [(t, result)]
 
 
 def _backward(impl: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
               chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "_Collector",
               names: Sequence[str]) -> None:
-    """Walk t = T-1 ... 0 once; measure in batches of steps, preparing each reference's expectations once."""
+    """Walk t = T-1 ... 0 once; measure ``names`` in batches of steps, preparing each reference's expectations once
+    (with the fused kernels where the weight contributions are large enough to repay compiling them)."""
+    with kernels.use(kernels.worth_it(problem)):
+        _backward_steps(impl, problem, truth_problem, refs, chained, isolated, collector, names)
+
+
+def _backward_steps(impl: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
+                    chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "_Collector",
+                    backward_names: Sequence[str]) -> None:
     alive = {(ref.name, "isolated"): isolated[ref.name] for ref in refs if ref.name in isolated}
     if chained is not None:
         alive.update({(ref.name, "chained"): chained for ref in refs})
     alive = {key: run_ for key, run_ in alive.items() if run_.failure is None}
-    pending: dict[tuple[str, str], list[tuple[int, dict[str, np.ndarray]]]] = {key: [] for key in alive}
-    # (reference, mode) -> [(t, result)] not yet measured
+    groups = _batch_groups(problem, backward_names)
+    collector.backward_order = ([ref.name for ref in refs], list(backward_names))
+    pending: dict[int, Pending] = {batch: {key: [] for key in alive} for batch in groups}  # not yet measured
     chain = drive.backward_chain(impl, problem, chained) if chained is not None else None
-    batch = steps_per_batch(problem.params)
     for t in reversed(range(problem.steps)):
         chained_result: Any = None  # this step's backward on the own chain, or the exception that ended it
         if any(mode == "chained" for _, mode in alive):
@@ -279,16 +325,17 @@ def _backward(impl: "Binding", problem: "Problem", truth_problem: "Problem", ref
                     collector.failures.append(failure_finding(ref.name, mode, result))
                     del alive[(ref.name, mode)]
                 else:
-                    pending[(ref.name, mode)].append((t, result))
-        if t == 0 or not alive or max(len(p) for p in pending.values()) >= batch:
-            _measure_pending(refs, pending, problem, truth_problem, collector, names)
+                    for batch, names in groups.items():
+                        pending[batch][(ref.name, mode)].append((t, {name: result[name] for name in names}))
+        for batch, names in groups.items():
+            if t == 0 or not alive or max(len(p) for p in pending[batch].values()) >= batch:
+                _measure_pending(refs, pending[batch], problem, truth_problem, collector, names)
         if not alive:
             return
 
 
-def _measure_pending(refs: list[ReferenceRun], pending: dict[tuple[str, str], list[tuple[int, dict[str, np.ndarray]]]],
-                     problem: "Problem", truth_problem: "Problem", collector: "_Collector", names: Sequence[str]
-                    ) -> None:
+def _measure_pending(refs: list[ReferenceRun], pending: Pending, problem: "Problem", truth_problem: "Problem",
+                     collector: "_Collector", names: Sequence[str]) -> None:
     for ref in refs:
         keys = [key for key in pending if key[0] == ref.name and pending[key]]
         if not keys:
@@ -355,6 +402,9 @@ class _Collector:
         self.failures: list[Finding] = []
         # (reference, mode, tensor) -> ([steps], [stats], shape)
         self._backward: dict[tuple[str, str, str], tuple[list[int], list[dict[str, np.ndarray]], tuple[int, ...]]] = {}
+        # the order of references and of tensor names in which ``finish`` lists the backward diffs (reference,
+        # mode, tensor), whatever order the batches of different sizes were measured in
+        self.backward_order: tuple[list[str], list[str]] = ([], [])
 
     def add(self, reference: str, mode: str, phase: str, tensor: str, steps: Sequence[int] | np.ndarray,
             actual: np.ndarray, expected: Expectation) -> None:
@@ -371,7 +421,7 @@ class _Collector:
             self.failures.append(failure_finding(reference, mode, run_.failure))
 
     def backward_steps(self, reference: str, mode: str, steps: list[int], results: list[dict[str, np.ndarray]],
-                       expected: dict[str, Expectation]) -> None:
+                       expected: dict[str, AnyExpectation]) -> None:
         for name in expected:
             actual = results[0][name][None] if len(results) == 1 else np.stack([r[name] for r in results])  # (S, ...)
             done_steps, stats, _ = self._backward.setdefault((reference, mode, name), ([], [], actual.shape[1:]))
@@ -380,7 +430,14 @@ class _Collector:
 
     def finish(self) -> tuple[TensorDiff, ...]:
         """All ``TensorDiff``s, the per-step backward measurements merged into one per tensor."""
-        for (reference, mode, name), (steps, stats, shape) in self._backward.items():
+        references, names = self.backward_order
+
+        def order(key: tuple[str, str, str]) -> tuple[int, int, int]:
+            return (references.index(key[0]) if key[0] in references else len(references), MODES.index(key[1]),
+                    names.index(key[2]) if key[2] in names else len(names))
+
+        for (reference, mode, name), (steps, stats, shape) in sorted(self._backward.items(),
+                                                                     key=lambda item: order(item[0])):
             self.diffs.append(tensor_diff((reference, mode, "backward", name, gate_of(name)), shape, steps, stats,
                                           self.slot))
         self._backward.clear()

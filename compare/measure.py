@@ -1,6 +1,7 @@
 """Measure one tensor against its float64 truth, for one step or for many stacked steps at once."""
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,6 +29,77 @@ class Expectation:
     def rows(self, rows: slice | list[int]) -> "Expectation":
         """The expectation for a subset of its steps (a slice or a list of row numbers)."""
         return Expectation(self.truth[rows], self.scale[rows], self.noise_floor[rows], self.tolerance[rows])
+
+
+@dataclass(frozen=True)
+class OuterExpectation:
+    """An ``Expectation`` whose truth is a per-step outer product a_s b_s^T (a weight's contribution at one
+    unbatched step), kept as its two factors: the (S, A*C) array is formed only where something must read it."""
+
+    a: np.ndarray  # (S, A) float64
+    b: np.ndarray  # (S, C) float64
+    scale: np.ndarray  # (S,): max |a_s b_s^T|
+    noise_floor: np.ndarray  # (S,)
+    tolerance: np.ndarray  # (S,)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.a.shape[0], self.a.shape[1] * self.b.shape[1]
+
+    @cached_property
+    def truth(self) -> np.ndarray:
+        """The formed (S, A*C) float64 array, exactly as ``references.cell.stepwise_outer`` forms it (once)."""
+        return outer_rows(self.a, self.b)
+
+    def first(self, steps: int) -> "OuterExpectation":
+        return self.rows(slice(0, steps))
+
+    def rows(self, rows: slice | list[int]) -> "OuterExpectation":
+        return OuterExpectation(self.a[rows], self.b[rows], self.scale[rows], self.noise_floor[rows],
+                                self.tolerance[rows])
+
+
+AnyExpectation = Expectation | OuterExpectation
+
+
+def outer_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row s the outer product a_s b_s^T, flattened: (S, A), (S, C) -> (S, A*C)."""
+    return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], -1)
+
+
+def outer_scale(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """max_ij |fl(a_si b_sj)| per row s, from the factors alone: rounding is monotonic, so the largest product
+    in magnitude is fl(max|a_s| * max|b_s|) (a NaN in a factor makes it NaN, as in the formed array)."""
+    if a.shape[1] == 0 or b.shape[1] == 0:
+        return np.zeros(a.shape[0])
+    return np.abs(a).max(axis=1) * np.abs(b).max(axis=1)
+
+
+def outer_expectation(truth: tuple[np.ndarray, np.ndarray], same_dtype_reference: tuple[np.ndarray, np.ndarray],
+                      tolerance: Tolerance) -> OuterExpectation:
+    """``expectation`` for a per-step outer product given as its factors (a (S, A), b (S, C)), in float64 and in
+    the implementation's dtype (the same tuple object in a float64 run); the same figures, bit for bit."""
+    a, b = (np.asarray(f, dtype=np.float64) for f in truth)
+    S = a.shape[0]
+    scale = outer_scale(a, b)
+    if same_dtype_reference is truth or a.shape[1] * b.shape[1] == 0:
+        noise = np.zeros(S)
+    else:
+        noise = outer_noise(a, b, *same_dtype_reference)
+    return OuterExpectation(a, b, scale, noise, tolerance.atol + tolerance.rtol * scale + NOISE_FACTOR * noise)
+
+
+def outer_noise(a: np.ndarray, b: np.ndarray, a_same: np.ndarray, b_same: np.ndarray) -> np.ndarray:
+    """max_ij |a_same_si b_same_sj - a_si b_sj| per row s (products rounded in their own dtypes), as
+    ``expectation`` measures it on the formed arrays."""
+    from compare import kernels
+
+    if kernels.enabled(a_same, b_same):
+        return kernels.outer_noise(a, b, a_same, b_same)
+    S = a.shape[0]
+    d = outer_rows(a_same, b_same).astype(np.float64)
+    d -= outer_rows(a, b)
+    return np.maximum(d.max(axis=1), -d.min(axis=1)).reshape(S)
 
 
 def expectation(truth: np.ndarray, same_dtype_reference: np.ndarray, tolerance: Tolerance) -> Expectation:
@@ -83,19 +155,29 @@ class TensorDiff:
         return bool(self.diverged.any())
 
 
-def measure(actual: np.typing.ArrayLike, expected: Expectation) -> dict[str, np.ndarray]:
+def measure(actual: np.typing.ArrayLike, expected: AnyExpectation) -> dict[str, np.ndarray]:
     """Statistics of ``actual`` (S, ...) against an ``Expectation``: a dict of per-step arrays.
 
     NaN or Inf in ``actual`` where the truth is finite always fails.
     """
     S, n = expected.shape
-    rows = np.arange(S)
     a = np.asarray(actual).reshape(S, n)
+    if isinstance(expected, OuterExpectation):
+        from compare import kernels
+
+        if n and kernels.enabled(a):
+            return kernels.outer_measure(a, expected)
+    return _measure_formed(a, expected.truth, expected)
+
+
+def _measure_formed(a: np.ndarray, truth: np.ndarray, expected: AnyExpectation) -> dict[str, np.ndarray]:
+    S, n = expected.shape
+    rows = np.arange(S)
     if a.dtype == np.float64:
-        err = np.subtract(a, expected.truth)  # (S, n)
+        err = np.subtract(a, truth)  # (S, n)
     else:  # cast first: NumPy's mixed-dtype subtract takes a slow buffered path
         err = a.astype(np.float64)
-        err -= expected.truth
+        err -= truth
     np.abs(err, out=err)
     if n == 0:
         zeros = np.zeros(S)
@@ -113,7 +195,7 @@ def measure(actual: np.typing.ArrayLike, expected: Expectation) -> dict[str, np.
         rel = np.where(expected.scale > 0, max_abs / expected.scale, np.where(max_abs > 0, np.inf, 0.0))
     return dict(max_abs_err=max_abs, max_rel_err=rel, worst_index=worst,
                 actual=a[rows, worst].astype(np.float64),
-                expected=expected.truth[rows, worst], n_mismatch=n_mismatch, tolerance=expected.tolerance,
+                expected=truth[rows, worst], n_mismatch=n_mismatch, tolerance=expected.tolerance,
                 noise_floor=expected.noise_floor, diverged=n_mismatch > 0)
 
 

@@ -23,10 +23,10 @@ from compare.guard import read_only
 from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import expectation
 from compare.problem import make_model_problem
-from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER
+from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, VARIANT_PARAM_GRADS
 from compare.tolerance import Tolerance
 from references import ReferenceRefused, ReferenceUnavailable, load_model
-from references.cell import PEEPHOLES, PROJECTION, VARIANT_PARAM_GRADS
+from references.cell import PEEPHOLES, PROJECTION
 from references.model import Model, ModelProblem, ModelTrace, Slot, as_cell_trace, slot_index, slot_params
 from references.records import Problem
 

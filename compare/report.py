@@ -23,7 +23,7 @@ import pandas as pd
 
 from compare.engine import MODES
 from compare.errors import UsageError
-from compare.locate import order_key
+from compare.locate import Finding, order_key
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -31,61 +31,187 @@ if TYPE_CHECKING:
     from compare.engine import Report
     from compare.measure import TensorDiff
 
-DIVERGENCE_COLUMNS = ["reference", "mode", "phase", "step", "gate", "tensor", "shape", "max_abs_err",
+DIVERGENCE_COLUMNS = ["reference", "mode", "layer", "direction", "phase", "step", "gate", "tensor", "shape", "max_abs_err",
                       "max_rel_err", "worst_index", "user_element", "actual", "expected", "n_mismatch", "n_total",
                       "tolerance", "noise_floor", "diverged"]
-FIRST_DIVERGENCE_COLUMNS = ["reference", "mode", "phase", "step", "gate", "tensor", "max_abs_err", "max_rel_err",
-                            "tolerance", "message"]
+FIRST_DIVERGENCE_COLUMNS = ["reference", "mode", "layer", "direction", "phase", "step", "gate", "tensor",
+                            "max_abs_err", "max_rel_err", "tolerance", "message"]
 DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV = "divergence.csv", "first_divergence.csv"
 
 
-def _index_text(flat: int | np.integer[Any], shape: tuple[int, ...]) -> str:
-    return str(tuple(int(i) for i in np.unravel_index(int(flat), shape))) if shape else "()"
+def _index_texts(flat: np.ndarray, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Each flat index in ``flat`` as a tuple of Python ints within ``shape`` (() for a scalar)."""
+    if not shape:
+        return [()] * len(flat)
+    return list(zip(*(c.tolist() for c in np.unravel_index(flat.astype(np.intp), shape))))
 
 
-def _user_element(report: "Report", diff: "TensorDiff", flat: int | np.integer[Any], step: int | np.integer[Any]
-                 ) -> str:
-    """The worst element in the user's own names, e.g. 'dWx[3, 11] (o block)'."""
-    index = tuple(int(i) for i in np.unravel_index(int(flat), diff.shape)) if diff.shape else ()
+def _user_elements(report: "Report", diff: "TensorDiff", indices: list[tuple[int, ...]], steps: np.ndarray
+                   ) -> list[str]:
+    """The worst element of each row in the user's own names, e.g. 'dWx[3, 11] (o block)'."""
     if report.naming is None:
-        return f"{diff.tensor}{list(index)}" if index else diff.tensor
-    return report.naming.element(diff.tensor, index, diff.mode, int(step))
+        return [f"{diff.tensor}{list(index)}" if index else diff.tensor for index in indices]
+    element = report.naming.element
+    if diff.mode == "sequence":  # a per-step tensor's name there holds its step
+        return [element(diff.tensor, index, diff.mode, step) for index, step in zip(indices, steps.tolist())]
+    names: dict[tuple[int, ...], str] = {}  # the same element at many steps: named once
+    return [names.get(index) or names.setdefault(index, element(diff.tensor, index, diff.mode, -1))
+            for index in indices]
+
+
+def _diff_columns(report: "Report", d: "TensorDiff") -> dict[str, Any]:
+    """The divergence.csv columns of one ``TensorDiff``: arrays over its steps, or one value for every row."""
+    steps = d.steps.astype(int)
+    indices = _index_texts(d.worst_index, d.shape)
+    return {"reference": d.reference, "mode": d.mode, "layer": d.layer, "direction": d.direction, "phase": d.phase,
+            "step": np.where(steps >= 0, steps, -1), "gate": d.gate, "tensor": d.tensor, "shape": str(d.shape),
+            "max_abs_err": d.max_abs_err, "max_rel_err": d.max_rel_err,
+            "worst_index": [str(index) if index else "()" for index in indices],
+            "user_element": _user_elements(report, d, indices, steps),
+            "actual": d.actual, "expected": d.expected, "n_mismatch": d.n_mismatch.astype(int),
+            "n_total": d.n_total, "tolerance": d.tolerance, "noise_floor": d.noise_floor,
+            "diverged": d.diverged.astype(bool)}
+
+
+def _failure_columns(f: "Finding") -> dict[str, Any]:
+    """The divergence.csv row of an exception in the user's code."""
+    return {"reference": f.reference, "mode": f.mode, "layer": f.layer, "direction": f.direction, "phase": f.phase,
+            "step": -1 if f.step is None else f.step,
+            "gate": "", "tensor": "exception", "shape": "", "max_abs_err": np.nan, "max_rel_err": np.nan,
+            "worst_index": "", "user_element": "", "actual": np.nan, "expected": np.nan, "n_mismatch": 0,
+            "n_total": 0, "tolerance": np.nan, "noise_floor": np.nan, "diverged": True}
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Rows of divergence.csv from one diff or one failure: their columns and their keys in computation order."""
+
+    columns: dict[str, Any]
+    order: list[tuple[int, int, int, int]]  # locate.order_key of each row
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _row_groups(report: "Report") -> Iterator[list[_Block]]:
+    """The blocks of each (reference, mode), in the report's order of references and modes."""
+    T = report.config.spec.steps
+    groups: dict[tuple[int, int], list[_Block]] = {}
+    references = list(report.config.references)
+    for d in report.diffs:
+        steps = d.steps.astype(int).tolist()
+        block = _Block(_diff_columns(report, d),
+                       [order_key(d.phase, s, d.tensor, T, d.layer, d.direction) for s in steps])
+        groups.setdefault((references.index(d.reference), MODES.index(d.mode)), []).append(block)
+    for f in report.failures:  # every exception in the user's code, also those after an earlier divergence
+        block = _Block(_failure_columns(f), [order_key(f.phase, f.step, f.tensor, T, f.layer, f.direction)])
+        groups.setdefault((references.index(f.reference), MODES.index(f.mode)), []).append(block)
+    for key in sorted(groups):
+        yield groups[key]
+
+
+def _column(blocks: list[_Block], name: str) -> np.ndarray:
+    """One column over ``blocks``' rows (a value given once stands for every row of its block)."""
+    parts = []
+    for block in blocks:
+        value = block.columns[name]
+        if isinstance(value, np.ndarray):
+            parts.append(value)
+        elif isinstance(value, list):
+            parts.append(np.array(value, dtype=object))
+        else:
+            parts.append(np.full(len(block), value, dtype=object if isinstance(value, str) else None))
+    column = np.concatenate(parts)
+    return column.astype(object) if any(p.dtype == object for p in parts) else column
 
 
 def divergence_frame(report: "Report") -> pd.DataFrame:
     """One row per reference x mode x phase x step x tensor, in the order the computation runs."""
-    T = report.config.spec.steps
     frames = []
-    for d in report.diffs:
-        steps = d.steps.astype(int)
-        frames.append(pd.DataFrame({
-            "reference": d.reference, "mode": d.mode, "phase": d.phase,
-            "step": pd.array([int(s) if s >= 0 else None for s in steps], dtype="Int64"),
-            "gate": d.gate, "tensor": d.tensor, "shape": str(d.shape),
-            "max_abs_err": d.max_abs_err, "max_rel_err": d.max_rel_err,
-            "worst_index": [_index_text(i, d.shape) for i in d.worst_index],
-            "user_element": [_user_element(report, d, i, s) for i, s in zip(d.worst_index, steps)],
-            "actual": d.actual, "expected": d.expected, "n_mismatch": d.n_mismatch.astype(int),
-            "n_total": d.n_total, "tolerance": d.tolerance, "noise_floor": d.noise_floor,
-            "diverged": d.diverged.astype(bool),
-            "_order": [order_key(d.phase, int(s), d.tensor, T) for s in steps],
-        }))
-    for f in report.failures:  # every exception in the user's code, also those after an earlier divergence
-        frames.append(pd.DataFrame([{
-            "reference": f.reference, "mode": f.mode, "phase": f.phase, "step": f.step, "gate": "",
-            "tensor": "exception", "shape": "", "max_abs_err": np.nan, "max_rel_err": np.nan, "worst_index": "",
-            "user_element": "",
-            "actual": np.nan, "expected": np.nan, "n_mismatch": 0, "n_total": 0, "tolerance": np.nan,
-            "noise_floor": np.nan, "diverged": True, "_order": order_key(f.phase, f.step, f.tensor, T)}]
-        ).astype({"step": "Int64"}))  # a None step would be an all-NA object column: pandas 2 warns on concat
+    for blocks in _row_groups(report):
+        columns, order = _sorted_columns(blocks)
+        frame = pd.DataFrame({name: column[order] for name, column in columns.items()})
+        steps = frame["step"].to_numpy()
+        frame["step"] = pd.array([int(s) if s >= 0 else None for s in steps], dtype="Int64")
+        frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=DIVERGENCE_COLUMNS)
     frame = pd.concat(frames, ignore_index=True)
-    frame["step"] = frame["step"].astype("Int64")
-    frame["_reference"] = frame["reference"].map(list(report.config.references).index)
-    frame["_mode"] = frame["mode"].map(MODES.index)
-    frame = frame.sort_values(["_reference", "_mode", "_order"], kind="stable")
+    for name in ("max_abs_err", "max_rel_err", "actual", "expected", "tolerance", "noise_floor"):
+        frame[name] = frame[name].astype(np.float64)
+    frame = frame.astype({"n_mismatch": np.int64, "n_total": np.int64, "diverged": bool})
     return frame[DIVERGENCE_COLUMNS].reset_index(drop=True)
+
+
+def _sorted_columns(blocks: list[_Block]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every column of ``blocks`` concatenated, and the stable order of their rows in computation order."""
+    return {name: _column(blocks, name) for name in DIVERGENCE_COLUMNS}, _row_order(blocks)
+
+
+def _row_order(blocks: list[_Block]) -> np.ndarray:
+    """The stable order of ``blocks``' rows in computation order (``locate.order_key``; ties keep the diffs' order)."""
+    keys = np.array([key for block in blocks for key in block.order], dtype=np.int64).reshape(-1, KEY_FIELDS)
+    return np.lexsort(keys.T[::-1])  # the first field is the primary key
+
+
+KEY_FIELDS = 4  # the length of a locate.order_key
+CHUNK_ROWS = 4096  # rows formatted and written at a time: the writer's memory does not grow with T
+
+
+def _csv_field(text: str) -> str:
+    """One field as the csv module writes it (QUOTE_MINIMAL: quoted when it holds a comma, a quote or a line end;
+    pandas' to_csv writes through that module)."""
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _csv_texts(column: np.ndarray, name: str) -> list[str]:
+    """``column``'s values as pandas' ``to_csv`` writes them (floats as NumPy's shortest repr, NaN as '')."""
+    if name == "step":  # -1: a whole-sequence value (pandas' missing Int64)
+        return ["" if s < 0 else str(s) for s in column.tolist()]
+    if column.dtype.kind == "f":  # Python's repr is NumPy's shortest repr (and faster than astype(str))
+        texts = list(map(repr, column.tolist()))
+        for k in np.flatnonzero(np.isnan(column)).tolist():
+            texts[k] = ""
+        return texts
+    if column.dtype.kind == "b":
+        return ["True" if v else "False" for v in column.tolist()]
+    if column.dtype.kind in "iu":
+        return list(map(str, column.tolist()))
+    return [_csv_field(str(v)) for v in column.tolist()]
+
+
+def _csv_columns(blocks: list[_Block]) -> dict[str, tuple[np.ndarray, bool]]:
+    """Per column of ``blocks``: (the CSV texts of each block, True) where every block has one value for all its
+    rows, else (the raw values of every row, False)."""
+    columns = {}
+    for name in DIVERGENCE_COLUMNS:
+        values = [block.columns[name] for block in blocks]
+        if any(isinstance(v, (np.ndarray, list)) for v in values):
+            columns[name] = (_column(blocks, name), False)
+        else:
+            texts = np.empty(len(values), dtype=object)
+            texts[:] = [_csv_texts(np.array([v], dtype=object if isinstance(v, str) else None), name)[0]
+                        for v in values]
+            columns[name] = (texts, True)
+    return columns
+
+
+def write_divergence_csv(report: "Report", path: str | os.PathLike[str]) -> None:
+    """divergence.csv, byte for byte what ``divergence_frame(report).to_csv(path, index=False)`` writes, streamed
+    in chunks of ``CHUNK_ROWS`` rows of one (reference, mode) at a time."""
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        file.write(",".join(map(_csv_field, DIVERGENCE_COLUMNS)) + "\n")
+        for blocks in _row_groups(report):
+            order = _row_order(blocks)
+            block_of_row = np.repeat(np.arange(len(blocks)), [len(block) for block in blocks])
+            columns = _csv_columns(blocks)
+            for start in range(0, len(order), CHUNK_ROWS):
+                rows = order[start:start + CHUNK_ROWS]
+                texts = [values[block_of_row[rows]].tolist() if per_block else _csv_texts(values[rows], name)
+                         for name, (values, per_block) in columns.items()]
+                file.write("\n".join(map(",".join, zip(*texts))) + "\n")
 
 
 def first_divergence_frame(report: "Report") -> pd.DataFrame:
@@ -243,7 +369,7 @@ def report_files(folder: str | os.PathLike[str]) -> list[Path]:
 def report_outputs(report: "Report", out_dir: str | os.PathLike[str], plot: bool = False) -> list[Output]:
     """The ``Output``s of one report: divergence.csv, first_divergence.csv, and the heatmaps when ``plot``."""
     out_dir = Path(out_dir)
-    outputs = [csv_output(lambda: divergence_frame(report), out_dir / DIVERGENCE_CSV),
+    outputs = [Output(out_dir / DIVERGENCE_CSV, lambda temporary: write_divergence_csv(report, temporary)),
                csv_output(lambda: first_divergence_frame(report), out_dir / FIRST_DIVERGENCE_CSV)]
     if plot:
         from compare.plot import heatmap_outputs  # matplotlib, only when pictures are asked for

@@ -91,23 +91,40 @@ def param_grads_at(steps: Sequence[int] | np.ndarray, inputs: np.ndarray, forwar
     dpi = c_prev di_pre, dpo = c do_pre (summed over the batch); a projected cell (``forward`` holds "m",
     ``backward`` "dh", the whole dL/dh_t) dWr = m^T dh.
     """
+    names = (*PARAM_NAMES, *(PEEPHOLES if peepholes else ()), *((PROJECTION,) if PROJECTED in forward else ()))
+    parts = param_grad_parts(steps, inputs, forward, backward, names)
+    return {name: stepwise_outer(*part) if isinstance(part, tuple) else part for name, part in parts.items()}
+
+
+def param_grad_parts(steps: Sequence[int] | np.ndarray, inputs: np.ndarray, forward: Mapping[str, np.ndarray],
+                     backward: Mapping[str, np.ndarray], names: Sequence[str] = PARAM_NAMES
+                     ) -> dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]]:
+    """``param_grads_at`` for the parameters in ``names`` only, with each weight's contribution left as the two
+    factors of ``stepwise_outer`` ((S, [B,] A), (S, [B,] C)), so that no parameter-sized array is formed here."""
     steps = np.asarray(steps)
-    xh = np.concatenate([inputs[steps], forward["h_prev"][steps]], axis=-1)  # (S, [B,] X+H)
-    grads = {}
+    parts: dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]] = {}
+    if any(name in GATE_WEIGHTS for name in names):
+        xh = np.concatenate([inputs[steps], forward["h_prev"][steps]], axis=-1)  # (S, [B,] X+H)
     for gate, weight, bias in zip(GATES, GATE_WEIGHTS, GATE_BIASES):
-        d_pre = backward[f"d{gate}_pre"][steps]  # (S, [B,] H)
-        grads[weight] = stepwise_outer(xh, d_pre)
-        grads[bias] = d_pre if d_pre.ndim == 2 else d_pre.sum(axis=1)
-    dy = backward["dy"][steps]
-    grads["Wy"] = stepwise_outer(forward["h"][steps], dy)
-    grads["by"] = dy if dy.ndim == 2 else dy.sum(axis=1)
-    if peepholes:
-        for gate, state in (("f", "c_prev"), ("i", "c_prev"), ("o", "c")):
+        if weight in names or bias in names:
+            d_pre = backward[f"d{gate}_pre"][steps]  # (S, [B,] H)
+            if weight in names:
+                parts[weight] = (xh, d_pre)
+            if bias in names:
+                parts[bias] = d_pre if d_pre.ndim == 2 else d_pre.sum(axis=1)
+    if "Wy" in names or "by" in names:
+        dy = backward["dy"][steps]
+        if "Wy" in names:
+            parts["Wy"] = (forward["h"][steps], dy)
+        if "by" in names:
+            parts["by"] = dy if dy.ndim == 2 else dy.sum(axis=1)
+    for gate, state in (("f", "c_prev"), ("i", "c_prev"), ("o", "c")):
+        if f"p{gate}" in names:
             product = forward[state][steps] * backward[f"d{gate}_pre"][steps]
-            grads[f"p{gate}"] = product if product.ndim == 2 else product.sum(axis=1)
-    if PROJECTED in forward:
-        grads[PROJECTION] = stepwise_outer(forward[PROJECTED][steps], backward["dh"][steps])
-    return grads
+            parts[f"p{gate}"] = product if product.ndim == 2 else product.sum(axis=1)
+    if PROJECTION in names:
+        parts[PROJECTION] = (forward[PROJECTED][steps], backward["dh"][steps])
+    return parts
 
 
 def stepwise_outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from references.cell import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS, output_gradient, param_grads_at
+from references.cell import (BACKWARD_TENSORS, FORWARD_TENSORS, PARAM_NAMES, STATE_TENSORS, output_gradient,
+                             param_grad_parts, param_grads_at)
 
 __all__ = ["BACKWARD_TENSORS", "FORWARD_TENSORS", "STATE_TENSORS", "Problem", "Totals", "Trace",
            "grads_entering_later_steps"]  # the tensor names are re-exported from the cell description
@@ -91,6 +92,12 @@ class Trace:
     def param_grads_at(self, steps: Sequence[int] | np.ndarray, inputs: np.ndarray) -> dict[str, np.ndarray]:
         """The contributions of several steps at once: each (len(steps), *parameter shape)."""
         return param_grads_at(steps, inputs, self.forward, self.backward, self.peepholes)
+
+    def param_grad_parts(self, steps: Sequence[int] | np.ndarray, inputs: np.ndarray,
+                         names: Sequence[str] = PARAM_NAMES) -> dict[str, np.ndarray | tuple[np.ndarray, np.ndarray]]:
+        """``param_grads_at`` for ``names`` only, each weight as its two outer-product factors
+        (``references.cell.param_grad_parts``)."""
+        return param_grad_parts(steps, inputs, self.forward, self.backward, names)
 
 
 def grads_entering_later_steps(d_prev: np.ndarray) -> np.ndarray:

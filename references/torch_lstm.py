@@ -87,8 +87,7 @@ def _instrumented(problem: Problem) -> tuple[dict[str, np.ndarray], dict[str, np
     xw = torch.from_numpy(problem.inputs) @ state["weight_ih_l0"].T + state["bias_ih_l0"] + state["bias_hh_l0"]
     targets = torch.from_numpy(problem.targets)
     h, c = _tensor(problem.h0), _tensor(problem.c0)
-    loss: torch.Tensor = 0.0  # type: ignore[assignment]  # a tensor from the first step on
-    steps, probes = [], []
+    steps, probes, ys = [], [], []
     for t in range(problem.steps):
         h_prev, c_prev = h.clone(), c.clone()  # own nodes: their grads come through step t and later only
         gates = xw[t] + h_prev @ W_hh.T  # ([B,] 4H)
@@ -98,10 +97,12 @@ def _instrumented(problem: Problem) -> tuple[dict[str, np.ndarray], dict[str, np
         c_tanh = torch.tanh(c)
         h = o * c_tanh
         y = h @ state["head.weight"].T + state["head.bias"]  # ([B,] O)
-        loss = loss + _mse(y, targets[t])
+        ys.append(y)
         steps.append(dict(f_pre=f_pre, i_pre=i_pre, g_pre=g_pre, o_pre=o_pre, f=f, i=i, g=g, o=o, c=c,
                           c_tanh=c_tanh, h=h, y=y, h_prev=h_prev, c_prev=c_prev))
         probes += [gates, y, h_prev, c_prev]
+    # One loss node over every step (not T chained additions): each y_t's gradient is the same 2 (y_t - target) / O.
+    loss = _mse(torch.stack(ys), targets)
     per_step = torch.autograd.grad(loss, probes)
 
     forward = {name: np.stack([_numpy(s[name]) for s in steps]) for name in FORWARD_TENSORS + ("h_prev", "c_prev")}

@@ -1,7 +1,13 @@
 """Shared by the test modules: the one norm-wise error measure, exposed as a fixture."""
 
+import os
+
 import numpy as np
 import pytest
+
+# The command line's per-user caches (compare/caching.py) stay off in every lstm-compare process a test starts:
+# tests never write to the real ~/.cache (the cache's own test turns it on in a temporary folder).
+os.environ["LSTM_COMPARE_NO_CACHE"] = "1"
 
 
 def normwise_error(actual, expected, scale=None):

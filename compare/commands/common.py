@@ -74,6 +74,10 @@ def add_output_arguments(parser: argparse.ArgumentParser, plot_help: str) -> Non
                         help="references to compare against (default: torch,jax)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default: reports/)")
     parser.add_argument("--plot", action="store_true", help=plot_help)
+    parser.add_argument("--no-cache", action="store_true",
+                        help="compile JAX and the measurement kernels afresh, without the per-user cache "
+                             "($XDG_CACHE_HOME/lstm-compare, default ~/.cache/lstm-compare; also "
+                             "LSTM_COMPARE_NO_CACHE=1)")
 
 
 def spec_from_args(args: argparse.Namespace) -> ProblemSpec:

@@ -1,0 +1,157 @@
+"""The faster ways of measuring and writing (issue 10) give the very bytes of the plain ones."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import compare
+from compare import caching, kernels
+from compare.catalog import CATALOG
+from compare.measure import expectation, measure, outer_expectation, outer_rows, outer_scale
+from compare.report import divergence_frame, write_divergence_csv
+from compare.tolerance import tolerance_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def factors(rng, S=3, A=7, C=5, specials=True):
+    """Random (S, A), (S, C) float64 factors with negative values, zeros and (optionally) NaN and Inf."""
+    a, b = rng.normal(size=(S, A)), rng.normal(size=(S, C))
+    a[0, 1] = b[1, 2] = 0.0
+    a[1, 0] = -0.0
+    if specials:
+        a[2, 3], b[2, 0] = np.inf, np.nan
+    return a, b
+
+
+def same_bits(x, y):
+    """Equal dtype, shape and bits (any NaN equals any NaN: the CSV writes every NaN alike)."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype != y.dtype or x.shape != y.shape:
+        return False
+    if x.dtype.kind != "f":
+        return x.tobytes() == y.tobytes()
+    nan = np.isnan(x)
+    return bool((nan == np.isnan(y)).all()) and x[~nan].tobytes() == y[~nan].tobytes()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scale_from_factors_equals_the_formed_arrays_scale(seed):
+    a, b = factors(np.random.default_rng(seed), specials=seed > 2)
+    t = outer_rows(a, b)
+    assert same_bits(outer_scale(a, b), np.maximum(t.max(axis=1), -t.min(axis=1)))
+
+
+@pytest.mark.parametrize("kernel", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_factored_expectation_and_measure_equal_the_formed_ones_bit_for_bit(kernel, dtype):
+    rng = np.random.default_rng(1)
+    a, b = factors(rng, S=4, A=9, C=6, specials=False)
+    a[3], b[3, 0] = 0.0, 0.0  # a step whose contribution is exactly zero in both dtypes
+    pair = (a, b)
+    same = (a.astype(dtype), b.astype(dtype)) if dtype == np.float32 else pair  # the same object: a float64 run
+    truth = outer_rows(a, b)
+    formed_same = outer_rows(*same) if dtype == np.float32 else truth
+    tolerance = tolerance_for(dtype)
+    with kernels.use(kernel and kernels.compile_now(dtype)):
+        factored = outer_expectation(pair, same, tolerance)
+        plain = expectation(truth, formed_same, tolerance)
+        for field in ("noise_floor", "tolerance"):
+            assert same_bits(getattr(factored, field), getattr(plain, field)), field
+        assert np.array_equal(factored.scale, plain.scale)  # (its zero's sign aside: only compared with > 0)
+        actual = formed_same.astype(dtype).copy()
+        actual[0, 3] = np.nan  # NaN, Inf, a zero, wrong values, and a step that matches exactly
+        actual[1, :5] = np.inf
+        actual[1, 7] = np.nan
+        actual[2, 10] += 1.0
+        actual[2, 11] = 0.0
+        got, want = measure(actual, factored), measure(actual, plain)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert same_bits(got[key], want[key]), key
+
+
+def test_the_kernels_compile_and_agree_with_numpy_on_many_random_steps():
+    if not kernels.compile_now(np.float32):
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(7)
+    a, b = factors(rng, S=16, A=33, C=17, specials=False)
+    same = (a.astype(np.float32), b.astype(np.float32))
+    actual = outer_rows(*same) + rng.normal(size=(16, 33 * 17)).astype(np.float32) * 1e-6
+    actual[3, 5], actual[4, 9], actual[5, 0] = np.nan, np.inf, -np.inf
+    results = []
+    for use in (False, True):
+        with kernels.use(use):
+            e = outer_expectation((a, b), same, tolerance_for(np.float32))
+            results.append((e.noise_floor, measure(actual, e)))
+    assert same_bits(results[0][0], results[1][0])
+    for key in results[0][1]:
+        assert same_bits(results[0][1][key], results[1][1][key]), key
+
+
+@pytest.fixture(scope="module")
+def bug_report():
+    bug = next(b for b in CATALOG if b.name == "forget_derivative_uses_c")
+    config = compare.Config(spec=compare.ProblemSpec(steps=9, hidden=4, dtype="float32"))
+    return compare.run(bug.module(), config)
+
+
+def test_the_streamed_divergence_csv_is_the_pandas_frames_csv(tmp_path, bug_report, monkeypatch):
+    monkeypatch.setattr("compare.report.CHUNK_ROWS", 7)  # many chunks, across group boundaries
+    write_divergence_csv(bug_report, tmp_path / "streamed.csv")
+    divergence_frame(bug_report).to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
+    assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+
+
+def test_the_streamed_csv_of_a_report_with_exceptions_and_user_names(tmp_path):
+    source = (ROOT / "handrolled" / "cs231n_lstm.py").read_text()
+    broken = tmp_path / "raises.py"  # raises in the step backward: exception rows beside measured ones
+    line = "    x, prev_h, prev_c, Wx, Wh, b, i, f, o, g, tanh_c = cache\n"
+    assert source.count(line) == 1
+    broken.write_text(source.replace(line, line + "    if dnext_c.any():\n        raise ValueError('no')\n"))
+    report = compare.run(str(broken), compare.Config(spec=compare.ProblemSpec(steps=5, batch=2)))
+    assert report.failures
+    write_divergence_csv(report, tmp_path / "streamed.csv")
+    frame = divergence_frame(report)
+    frame.to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
+    assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    assert (frame["tensor"] == "exception").any()
+
+
+def test_forcing_the_kernels_on_a_small_problem_changes_no_figure(bug_report):
+    if not kernels.compile_now(np.float32):
+        pytest.skip("numba is not installed")
+    bug = next(b for b in CATALOG if b.name == "forget_derivative_uses_c")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "MIN_ELEMENTS", 0)
+        fast = compare.run(bug.module(), bug_report.config)
+    pd.testing.assert_frame_equal(divergence_frame(fast), divergence_frame(bug_report))
+
+
+def test_importing_and_running_changes_no_jax_cache_setting(bug_report):
+    import jax
+
+    assert jax.config.jax_compilation_cache_dir in (None, "")
+    assert caching.numba_cache_dir() is None
+
+
+def _cli(tmp_path, *flags):
+    env = {k: v for k, v in os.environ.items() if k != caching.NO_CACHE_VARIABLE}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    return subprocess.run([sys.executable, "-m", "compare", "report", "--steps", "3", "--out", str(tmp_path / "r"),
+                           *flags], env=env, capture_output=True, text=True, cwd=ROOT)
+
+
+def test_the_command_line_keeps_jax_compilations_in_the_per_user_cache(tmp_path):
+    assert _cli(tmp_path, "--reference", "jax").returncode == 0
+    assert any((tmp_path / "cache" / "lstm-compare" / "jax").iterdir())
+
+
+def test_no_cache_keeps_the_per_user_cache_untouched(tmp_path):
+    assert _cli(tmp_path, "--reference", "jax", "--no-cache").returncode == 0
+    assert not (tmp_path / "cache").exists()
