@@ -21,9 +21,9 @@ from helpers import read_csv, report_cli, write_impl
 
 ROOT = Path(__file__).resolve().parents[1]
 T = ProblemSpec().steps  # 12
-DIVERGENCE_HEADER = ("reference,mode,phase,step,gate,tensor,shape,max_abs_err,max_rel_err,worst_index,user_element,"
+DIVERGENCE_HEADER = ("reference,mode,layer,direction,phase,step,gate,tensor,shape,max_abs_err,max_rel_err,worst_index,user_element,"
                      "actual,expected,n_mismatch,n_total,tolerance,noise_floor,diverged")
-FIRST_DIVERGENCE_HEADER = "reference,mode,phase,step,gate,tensor,max_abs_err,max_rel_err,tolerance,message"
+FIRST_DIVERGENCE_HEADER = "reference,mode,layer,direction,phase,step,gate,tensor,max_abs_err,max_rel_err,tolerance,message"
 OVERWRITES_DPARAMS = ("dparams[name] += value", "dparams[name] = value")  # the person's loop: = instead of +=
 C_FROM_H = ("c = f * c_prev + i * g", "c = f * h_prev + i * g")  # the c_prev path: invisible from a zero state
 DH_PREV_WHOLE_DXH = ("    return dparams, dxh[..., -H:], dc * f\n", "    return dparams, dxh, dc * f\n")
