@@ -102,7 +102,7 @@ def _run(impl: "Source", config: Config) -> Report:
     problem, truth_problem = _problems(implementation, config.spec)
     kernels.prepare(problem)  # the measurement kernels compile in the background while the references run
     refs = [_trace_reference(name, problem, truth_problem) for name in config.references]
-    collector = _Collector()
+    collector = Collector()
     returned = compare_steps(implementation, problem, truth_problem, refs, config.modes, collector)
     skipped = [*implementation.notes, *implementation.run_notes]
     if implementation.has_sequence and implementation.sequence_zero_c0:
@@ -126,7 +126,7 @@ def _run(impl: "Source", config: Config) -> Report:
 
 
 def compare_steps(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: list["ReferenceRun"],
-                  modes: Sequence[str], collector: "_Collector", forward_names: Sequence[str] | None = None,
+                  modes: Sequence[str], collector: "Collector", forward_names: Sequence[str] | None = None,
                   backward_names: Sequence[str] | None = None) -> list[dict[str, np.ndarray]]:
     """Run and measure the step modes (isolated, chained) among ``modes``; returns what the steps returned.
 
@@ -166,7 +166,7 @@ def _problems(implementation: "Binding", spec: ProblemSpec) -> tuple["Problem", 
 
 
 def _forward(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
-             modes: tuple[str, ...], collector: "_Collector", names: Sequence[str]
+             modes: tuple[str, ...], collector: "Collector", names: Sequence[str]
              ) -> tuple["ForwardRun | None", dict[str, "ForwardRun"]]:
     """Run and measure the forward of the chained mode (once) and of the isolated mode (once per reference)."""
     chained = drive.forward(implementation, problem) if "chained" in modes else None
@@ -290,7 +290,7 @@ Pending = dict[tuple[str, str], list[tuple[int, dict[str, np.ndarray]]]]  # (ref
 
 
 def _backward(impl: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
-              chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "_Collector",
+              chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "Collector",
               names: Sequence[str]) -> None:
     """Walk t = T-1 ... 0 once; measure ``names`` in batches of steps, preparing each reference's expectations once
     (with the fused kernels where the weight contributions are large enough to repay compiling them)."""
@@ -299,7 +299,7 @@ def _backward(impl: "Binding", problem: "Problem", truth_problem: "Problem", ref
 
 
 def _backward_steps(impl: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
-                    chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "_Collector",
+                    chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "Collector",
                     backward_names: Sequence[str]) -> None:
     alive = {(ref.name, "isolated"): isolated[ref.name] for ref in refs if ref.name in isolated}
     if chained is not None:
@@ -335,7 +335,7 @@ def _backward_steps(impl: "Binding", problem: "Problem", truth_problem: "Problem
 
 
 def _measure_pending(refs: list[ReferenceRun], pending: Pending, problem: "Problem", truth_problem: "Problem",
-                     collector: "_Collector", names: Sequence[str]) -> None:
+                     collector: "Collector", names: Sequence[str]) -> None:
     for ref in refs:
         keys = [key for key in pending if key[0] == ref.name and pending[key]]
         if not keys:
@@ -375,7 +375,7 @@ def _sequence_expected(trace: "Trace", name: str) -> tuple[np.ndarray | list[int
     return [-1], (whole[name] if name in whole else t.grads[name[1:]])[None]
 
 
-def _sequence(impl: "Binding", problem: "Problem", refs: list[ReferenceRun], collector: "_Collector"
+def _sequence(impl: "Binding", problem: "Problem", refs: list[ReferenceRun], collector: "Collector"
               ) -> "SequenceRun":
     result = drive.sequence(impl, problem)
     for ref in refs:
@@ -393,7 +393,7 @@ def _sequence(impl: "Binding", problem: "Problem", refs: list[ReferenceRun], col
     return result
 
 
-class _Collector:
+class Collector:
     """Accumulates measurements into one ``TensorDiff`` per (reference, mode, phase, tensor)."""
 
     def __init__(self, slot: tuple[int, str] = (1, "forward")) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from compare import drive
 from compare.conventions.model_functions import ModelSequenceRun, model_functions
-from compare.engine import MODES, Config, ReferenceRun, Report, _Collector, compare_steps, precision_note
+from compare.engine import MODES, Config, ReferenceRun, Report, Collector, compare_steps, precision_note
 from compare.engine import reference_tolerance
 from compare.errors import UsageError
 from compare.guard import read_only
@@ -66,7 +66,7 @@ def run_model(implementation: "Binding", config: Config) -> Report:
     if step_modes:
         for slot in model.slots():
             for ref in refs:
-                collector = _Collector((slot.layer, slot.direction))
+                collector = Collector((slot.layer, slot.direction))
                 returned += _compare_slot(implementation, problem, truth, ref, slot, step_modes, collector,
                                           batch_check=slot == model.slots()[0] and ref is refs[0])
                 diffs += collector.finish()
@@ -80,10 +80,9 @@ def run_model(implementation: "Binding", config: Config) -> Report:
         else:
             sequence = functions.run(problem)
             returned += [sequence.model_forward, *sequence.forward.values()]
-            collector = _Collector((0, ""))
-            _measure_sequence(sequence, problem, refs, collector, diffs)
-            diffs += collector.finish()
-            failures += collector.failures
+            for collector in _measure_sequence(sequence, problem, refs):
+                diffs += collector.finish()
+                failures += collector.failures
     skipped += precision_note(implementation.name, problem.dtype, returned)
     order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
     findings = first_divergence(diffs, failures, spec.steps, not implementation.has_head, None, in_model=True)
@@ -127,7 +126,7 @@ def slot_problem(problem: ModelProblem, trace: ModelTrace, slot: Slot) -> Proble
 
 
 def _compare_slot(implementation: "Binding", problem: ModelProblem, truth: ModelProblem, ref: ModelReference,
-                  slot: Slot, modes: tuple[str, ...], collector: _Collector, batch_check: bool
+                  slot: Slot, modes: tuple[str, ...], collector: Collector, batch_check: bool
                   ) -> list[dict[str, np.ndarray]]:
     """The step modes of one slot against one reference."""
     same_problem = slot_problem(problem, ref.same_dtype, slot)
@@ -148,16 +147,18 @@ def _compare_slot(implementation: "Binding", problem: ModelProblem, truth: Model
                          backward_names)
 
 
-def _measure_sequence(run: ModelSequenceRun, problem: ModelProblem, refs: Sequence[ModelReference],
-                      collector: _Collector, diffs: list["TensorDiff"]) -> None:
+def _measure_sequence(run: ModelSequenceRun, problem: ModelProblem, refs: Sequence[ModelReference]
+                      ) -> list[Collector]:
     """The whole-model functions' results against each reference: per slot its h and c at every step (in the slot's
     processing order) and its parameters' and initial state's gradients; the model's outputs, loss, head
-    gradients and input gradient."""
+    gradients and input gradient.  One collector per slot and reference, and one per reference for the model's own."""
     model = problem.model
+    collectors = []
     for ref in refs:
         for slot in model.slots():
             k = slot_index(model, slot)
-            slot_collector = _Collector((slot.layer, slot.direction))
+            slot_collector = Collector((slot.layer, slot.direction))
+            collectors.append(slot_collector)
             for name, value in run.forward.get(slot, {}).items():
                 truth, same = ref.truth.slots[slot].forward[name], ref.same_dtype.slots[slot].forward[name]
                 slot_collector.add(ref.name, "sequence", "forward", name, np.arange(problem.steps), value,
@@ -170,7 +171,8 @@ def _measure_sequence(run: ModelSequenceRun, problem: ModelProblem, refs: Sequen
                     same = ref.same_dtype.totals.grads[name[1:] + slot.suffix]
                 slot_collector.add(ref.name, "sequence", "backward", name, [-1], np.asarray(value)[None],
                                    expectation(truth[None], same[None], ref.tolerance))
-            diffs += slot_collector.finish()
+        collector = Collector((0, ""))
+        collectors.append(collector)
         for phase, values in (("forward", run.model_forward), ("backward", run.model_backward)):
             for name in dict.fromkeys(n for n in (*FORWARD_ORDER, "loss", *BACKWARD_ORDER) if n in values):
                 steps, truth, same = _model_expected(ref, name)
@@ -179,6 +181,7 @@ def _measure_sequence(run: ModelSequenceRun, problem: ModelProblem, refs: Sequen
                 collector.add(ref.name, "sequence", phase, name, steps, actual, expectation(truth, same, ref.tolerance))
         if run.failure is not None:
             collector.failures.append(failure_finding(ref.name, "sequence", run.failure))
+    return collectors
 
 
 def _model_expected(ref: ModelReference, name: str) -> tuple[np.ndarray | list[int], np.ndarray, np.ndarray]:
