@@ -111,7 +111,7 @@ def _diff_at(report: "Report", finding: "Finding") -> tuple["TensorDiff", int]:
     """The ``TensorDiff`` behind a finding and the position of its step within it."""
     step = -1 if finding.step is None else finding.step
     for diff in report.diffs:
-        if (diff.reference, diff.mode, diff.phase, diff.tensor) == (finding.reference, finding.mode,
-                                                                     finding.phase, finding.tensor):
+        if (diff.reference, diff.mode, diff.phase, diff.tensor, diff.layer, diff.direction) == (
+                finding.reference, finding.mode, finding.phase, finding.tensor, finding.layer, finding.direction):
             return diff, int(np.flatnonzero(diff.steps == step)[0])
     raise LookupError(f"no measurement behind the finding {finding}")

@@ -24,6 +24,7 @@ from references import REFERENCES
 
 if TYPE_CHECKING:
     from compare.engine import Report
+    from compare.measure import TensorDiff
 
 BASELINE_COLUMNS = ["configuration", "reference", "mode", "phase", "tensor", "max_rel_err"]
 DEFAULT_FACTOR = 10.0
@@ -49,10 +50,18 @@ class Regression:
                 f"baseline {self.baseline:.2e} ({growth:.3g}x; up to {self.allowed:.2e} allowed)")
 
 
+def baseline_tensor(d: "TensorDiff") -> str:
+    """A compared tensor's name in a baseline: its own, with its layer and direction when a model variant has
+    more than one (``dWf (layer 2, backward)``), so that every layer's error is kept apart."""
+    if d.layer == 0 or (d.layer, d.direction) == (1, "forward"):
+        return d.tensor
+    return f"{d.tensor} (layer {d.layer}, {d.direction})"
+
+
 def baseline_frame(report: "Report") -> pd.DataFrame:
     """The worst relative error over the steps of every compared tensor, three significant digits."""
     rows = [{"configuration": report.config.spec.label(), "reference": d.reference, "mode": d.mode,
-             "phase": d.phase, "tensor": d.tensor, "max_rel_err": f"{float(np.max(d.max_rel_err)):.2e}"}
+             "phase": d.phase, "tensor": baseline_tensor(d), "max_rel_err": f"{float(np.max(d.max_rel_err)):.2e}"}
             for d in report.diffs]
     return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
 
@@ -102,7 +111,8 @@ def regressions(report: "Report", baseline: pd.DataFrame, factor: float = DEFAUL
     if recorded != {label}:
         raise ValueError(f"the baseline was recorded for {', '.join(sorted(recorded))}, not {label}")
     eps = float(np.finfo(np.dtype(report.config.spec.dtype)).eps)
-    current = {(d.reference, d.mode, d.phase, d.tensor): float(np.max(d.max_rel_err)) for d in report.diffs}
+    current = {(d.reference, d.mode, d.phase, baseline_tensor(d)): float(np.max(d.max_rel_err))
+               for d in report.diffs}
     found: list[Regression] = []
     row: Any  # a row of read_baseline's frame: str columns, max_rel_err a float
     for row in baseline.itertuples(index=False):
@@ -119,7 +129,7 @@ def _computation_order(r: Regression) -> tuple[bool, int, bool, int, int]:
     mode = MODES.index(r.mode) if r.mode in MODES else len(MODES)
     reference = REFERENCES.index(r.reference) if r.reference in REFERENCES else len(REFERENCES)
     try:
-        position = rank(r.phase, r.tensor)
+        position = rank(r.phase, r.tensor.split(" (layer ")[0])
     except ValueError:  # a tensor this version no longer compares (only in an old baseline)
         position = -1
     return (not np.isnan(r.current), mode, r.phase != "forward", position, reference)

@@ -14,9 +14,19 @@ from compare.catalog import Bug, Location, check
 from compare.errors import UsageError
 from compare.gradcheck import gradcheck
 from references.model import Model
-from tests.helpers import report_cli, write_edited
+import types
+
+from compare import assert_lstm_matches
+from tests.helpers import edited, report_cli, write_edited, write_impl
 
 VARIANT_SOURCE = inspect.getsource(handrolled.variant_lstm)
+
+
+def write_edited_module(old, new):
+    """handrolled/variant_lstm.py with one edit, as a fresh module object."""
+    module = types.ModuleType("edited_variant")
+    exec(compile(edited(VARIANT_SOURCE, (old, new)), "<edited variant>", "exec"), module.__dict__)
+    return module
 
 VARIANT = handrolled.variant_lstm
 EVERYTHING = Model(layers=3, bidirectional=True, proj=2, peepholes=True)
@@ -114,3 +124,33 @@ def test_whole_model_functions_returning_the_wrong_thing_are_one_sentence(old, n
     edited = write_edited(tmp_path, "wrong", VARIANT_SOURCE, (old, new))
     with pytest.raises(UsageError, match=sentence.replace("(", r"\(").replace(")", r"\)")):
         run(edited, Config(spec=ProblemSpec(model=Model(layers=2)), modes=("sequence",)))
+
+
+def test_batch_on_a_single_vector_file_is_one_sentence_in_a_model_too(tmp_path, capsys):
+    path = write_impl(tmp_path, "single", ("    xh = np.concatenate([x, h_prev], axis=-1)  # ([B,] X+H)",
+                                           "    assert x.ndim == 1, 'one vector at a time'\n"
+                                           "    xh = np.concatenate([x, h_prev], axis=-1)  # ([B,] X+H)"))
+    code, _, err = report_cli(capsys, "--impl", path, "--layers", "2", "--batch", "3", "--out", tmp_path / "out")
+    assert code == 2 and "takes single vectors only" in err and "leave out --batch" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_assert_lstm_matches_and_the_fixture_take_a_model(lstm_compare):
+    assert_lstm_matches(VARIANT, layers=2, bidirectional=True, proj=3, peepholes=True, steps=6)
+    report = lstm_compare(VARIANT, layers=2, bidirectional=True, steps=6, baseline=False)
+    assert {(d.layer, d.direction) for d in report.diffs} >= {(2, "backward")}
+    broken = write_edited_module("seq = out  # the next layer reads this layer's h",
+                                 "seq = cell  # the next layer reads this layer's h")
+    with pytest.raises(AssertionError, match="layer 2, forward direction, forward step 0, tensor c\nMismatched "
+                                             "elements: 5 / 5"):
+        assert_lstm_matches(broken, layers=2, steps=6)
+
+
+def test_a_models_baseline_keeps_each_layer_and_direction_apart():
+    from compare.baseline import baseline_frame
+
+    report = run(VARIANT, Config(spec=ProblemSpec(model=Model(layers=2, bidirectional=True), steps=6)))
+    frame = baseline_frame(report)
+    keys = list(zip(frame["reference"], frame["mode"], frame["phase"], frame["tensor"]))
+    assert len(keys) == len(set(keys)) == len(report.diffs)
+    assert "dWf (layer 2, backward)" in set(frame["tensor"]) and "dWf" in set(frame["tensor"])
