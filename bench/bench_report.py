@@ -103,10 +103,10 @@ def spec_flags(config: dict) -> list[str]:
     return flags + (["--batch", str(config["batch"])] if "batch" in config else [])
 
 
-def timed(command: list[str], env: dict | None = None) -> dict:
+def timed(command: list[str], env: dict | None = None, cwd: Path = ROOT) -> dict:
     """Run ``command`` to the end: wall seconds, CPU seconds (user + sys, children included), peak RSS MiB."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)

@@ -26,12 +26,13 @@ if TYPE_CHECKING:
     from references.records import Problem
 
 # Worth compiling when the weight contributions to measure hold at least this many elements per reference
-# (T * 4 (X+H) H + T H O).  On the 2-core machine NumPy spends about 2.4 s on 328M (T=1000 H=256 X=64 float32)
-# where the kernels spend about 0.5 s, but compiling them costs 1.5 s of CPU: in the background that comes out
-# even there, so without a cache the kernels start above MIN_ELEMENTS.  The command line with its cache on
-# compiles them from MIN_ELEMENTS_CACHED up (a first run comes out even, every later one reads them back:
-# about 0.6 s less at that size).
-MIN_ELEMENTS = 300_000_000
+# (T * 4 (X+H) H + T H O).  On the 2-core machine NumPy spends about 2.4 s on 328M elements (T=1000 H=256 X=64
+# float32) where the kernels spend about 0.5 s; compiling them costs about 1.5 s of CPU, which in the background
+# still slows the rest (measured: even at 328M, 0.4 s slower at 213M).  So without a cache they start at
+# MIN_ELEMENTS (at T=3000 H=512, 3.2G elements, NumPy's rate would cost about 20 s more).  The command line
+# with its cache on compiles them from MIN_ELEMENTS_CACHED up: its first run pays as above, every later one
+# reads them back (0.6 s less at 328M).
+MIN_ELEMENTS = 500_000_000
 MIN_ELEMENTS_CACHED = 30_000_000
 _ACTIVE: ContextVar[bool] = ContextVar("lstm_compare_kernels", default=False)
 _COMPILED: dict[str, Callable[..., Any]] = {}
