@@ -6,7 +6,8 @@ default ``~/.cache/lstm-compare``), with ``jax/`` and ``numba/`` inside; deletin
 
 Only the ``lstm-compare`` program turns them on (``compare.cli.main``), in its own process: importing this
 project, ``compare.run``, the pytest plugin and the tests change no JAX or numba setting.  ``--no-cache`` or the
-environment variable ``LSTM_COMPARE_NO_CACHE=1`` turns them off for a run.
+environment variable ``LSTM_COMPARE_NO_CACHE=1`` turns them off for a run, and so does ``CI=true`` (a CI machine
+starts afresh: a cache there is only writes).
 """
 
 import os
@@ -30,9 +31,10 @@ def mark_program() -> None:
 
 
 def wanted(no_cache_flag: bool) -> bool:
-    """Whether this run uses the caches: the program, without --no-cache and without LSTM_COMPARE_NO_CACHE."""
+    """Whether this run uses the caches: the program, without --no-cache, LSTM_COMPARE_NO_CACHE or CI=true."""
     switched_off = os.environ.get(NO_CACHE_VARIABLE, "").strip() not in ("", "0")
-    return _PROGRAM and not no_cache_flag and not switched_off
+    in_ci = os.environ.get("CI", "").strip().lower() in ("true", "1")
+    return _PROGRAM and not no_cache_flag and not switched_off and not in_ci
 
 
 def enable(jax_too: bool = True) -> Path:

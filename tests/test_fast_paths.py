@@ -141,7 +141,7 @@ def test_importing_and_running_changes_no_jax_cache_setting(bug_report):
 
 
 def _cli(tmp_path, *flags):
-    env = {k: v for k, v in os.environ.items() if k != caching.NO_CACHE_VARIABLE}
+    env = {k: v for k, v in os.environ.items() if k not in (caching.NO_CACHE_VARIABLE, "CI")}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     return subprocess.run([sys.executable, "-m", "compare", "report", "--steps", "3", "--out", str(tmp_path / "r"),
                            *flags], env=env, capture_output=True, text=True, cwd=ROOT)
@@ -155,3 +155,13 @@ def test_the_command_line_keeps_jax_compilations_in_the_per_user_cache(tmp_path)
 def test_no_cache_keeps_the_per_user_cache_untouched(tmp_path):
     assert _cli(tmp_path, "--reference", "jax", "--no-cache").returncode == 0
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("variable", [caching.NO_CACHE_VARIABLE, "CI"])
+def test_the_environment_turns_the_cache_off(variable, monkeypatch):
+    monkeypatch.delenv(caching.NO_CACHE_VARIABLE, raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(caching, "_PROGRAM", True)
+    assert caching.wanted(no_cache_flag=False)
+    monkeypatch.setenv(variable, "1" if variable != "CI" else "true")
+    assert not caching.wanted(no_cache_flag=False)
