@@ -45,9 +45,9 @@ class Regression:
     def describe(self) -> str:
         if np.isnan(self.current):
             return f"{self.reference} {self.mode} {self.phase} {self.tensor}: in the baseline but no longer compared"
-        growth = self.current / max(self.baseline, np.finfo(np.float64).tiny)
+        growth = f"{self.current / self.baseline:.3g}x" if self.baseline > 0 else "it was exact"
         return (f"{self.reference} {self.mode} {self.phase} {self.tensor}: max rel err {self.current:.2e}, "
-                f"baseline {self.baseline:.2e} ({growth:.3g}x; up to {self.allowed:.2e} allowed)")
+                f"baseline {self.baseline:.2e} ({growth}; up to {self.allowed:.2e} allowed)")
 
 
 def baseline_tensor(d: "TensorDiff") -> str:

@@ -132,7 +132,9 @@ def compare_steps(implementation: "Binding", problem: "Problem", truth_problem: 
 
     ``forward_names`` and ``backward_names``: the tensors compared (default: all the binding observes).
     """
-    forward_names = implementation.forward_names if forward_names is None else forward_names
+    if forward_names is None:  # what the binding observes and every reference traces (m: projected cells only)
+        forward_names = [name for name in implementation.forward_names
+                         if name.startswith("cache.") or all(name in ref.same_dtype.forward for ref in refs)]
     backward_names = implementation.backward_names if backward_names is None else backward_names
     chained, isolated = _forward(implementation, problem, truth_problem, refs, tuple(modes), collector, forward_names)
     _backward(implementation, problem, truth_problem, refs, chained, isolated, collector, backward_names)

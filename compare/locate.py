@@ -44,7 +44,8 @@ class Finding:
         step = " (whole sequence)" if self.step is None else f" step {self.step}"
         gate = f", gate {self.gate}" if self.gate else ""
         yours = f" (yours: {self.user_tensor})" if self.user_tensor else ""
-        slot = slot_text(self.layer, self.direction) if self.in_model else ""
+        slot = ("the whole model, " if self.tensor == "exception" and self.layer == 0 else
+                slot_text(self.layer, self.direction)) if self.in_model else ""
         return f"{slot}{self.phase}{step}{gate}, {'tensor ' if name_tensor else ''}{self.tensor}{yours}"
 
 
@@ -76,6 +77,14 @@ def order_key(phase: str, step: int | None, tensor: str, steps: int, layer: int 
 LAST_SLOT = 1 << 20  # beyond any layer's rank in order_key
 
 
+def in_model_failure(failure: Finding) -> Finding:
+    """An exception finding of a model variant, its message naming the layer and direction (or the whole model,
+    for the whole-model functions)."""
+    where = "the whole model, " if failure.layer == 0 else slot_text(failure.layer, failure.direction)
+    message = failure.message.replace(f"{failure.mode} ", f"{failure.mode} {where}", 1)
+    return replace(failure, in_model=True, message=message)
+
+
 def slot_text(layer: int, direction: str) -> str:
     """'layer 2, backward direction, ' ('the model's head, ' for layer 0): the start of a variant's location."""
     return "the model's head and input, " if layer == 0 else f"layer {layer}, {direction} direction, "
@@ -102,7 +111,7 @@ def first_divergence(diffs: Iterable["TensorDiff"], failures: Iterable[Finding],
         found.sort(key=lambda item: item[0])
         first_key, first, k = found[0]
         if k is None:
-            findings.append(replace(first, in_model=in_model))
+            findings.append(first)
             continue
         diverged_here = [d.tensor for key, d, _ in found if key[:3] == first_key[:3]]
         steps_diverge = (reference, "isolated") in candidates  # the step functions themselves are wrong
@@ -125,8 +134,8 @@ def _finding(diff: "TensorDiff", k: int, diverged_here: list[str], steps_diverge
         verb = "diverges" if len(diverged_here) == 1 else "diverge"
         cause = f"{_upstream(diff.mode, diff.phase, step, steps)}{', '.join(diverged_here)} {verb}"
         if diff.mode == "sequence":
-            hint = _model_hint(diff, step) if in_model and not steps_diverge else _sequence_hint(diff, step,
-                                                                                                 steps_diverge)
+            hint = (_model_hint(diff, step, diverged_here) if in_model and not steps_diverge
+                    else _sequence_hint(diff, step, steps_diverge))
         else:
             hint = suggest(diff.phase, diverged_here, dh_given)
             if naming is not None and diff.phase == "forward" and diff.tensor in naming.probed:
@@ -147,20 +156,27 @@ def _finding(diff: "TensorDiff", k: int, diverged_here: list[str], steps_diverge
                    yours if yours != element else "", diff.layer, diff.direction, in_model)
 
 
-def _model_hint(diff: "TensorDiff", step: int) -> str:
+def _model_hint(diff: "TensorDiff", step: int, diverged_here: Sequence[str]) -> str:
     """What a divergence of the whole-model functions (and not the cell's) suggests: the wiring."""
     if diff.layer == 0:
-        return ("the model's head on the last layer's outputs (both directions concatenated, forward first)"
-                if diff.phase == "forward" else "the gradient the first layer sends to the inputs")
+        if diff.phase == "forward":
+            return "the model's head on the last layer's outputs (both directions concatenated, forward first)"
+        if diff.tensor == "dx":
+            return "the gradient the first layer sends to the inputs (both directions' dx added)"
+        return "the head's gradient, from the last layer's outputs and dy"
     slot = f"layer {diff.layer}'s {diff.direction} direction"
+    if diff.phase == "backward" and set(diverged_here) <= {"dh0", "dc0"}:
+        return (f"{slot}'s initial-state gradient alone (every parameter's matches): its row of dh0, dc0, in "
+                f"torch's order (layer 1 forward, layer 1 reverse, layer 2 forward, ...)")
     if diff.phase == "forward":
         feeds = f"layer {diff.layer - 1}'s outputs h" if diff.layer > 1 else "the inputs"
         reverse = (", the order it runs (t = T-1 ... 0) and the flip of its outputs back into time order"
                    if diff.direction == "backward" else "")
         start = "its initial state (its row of h0, c0), " if step == 0 else ""
         return f"how the model feeds {slot}: {start}its input ({feeds}, in time order){reverse}"
-    return (f"the gradient reaching {slot} from outside its recurrence: the layer above's dL/d input (or the head's), "
-            f"split between the directions and added into each step's dh")
+    return (f"the gradient reaching {slot} from outside its recurrence (the layer above's dL/d input, or the "
+            f"head's, split between the directions and added into each step's dh), or the recurrence itself "
+            f"(the order its steps are differentiated in, dh and dc carried from step to step)")
 
 
 def _sequence_hint(diff: "TensorDiff", step: int, steps_diverge: bool) -> str:

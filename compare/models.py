@@ -18,11 +18,11 @@ from compare import drive
 from compare.conventions.model_functions import ModelSequenceRun, model_functions
 from compare.engine import MODES, Config, ReferenceRun, Report, Collector, compare_steps, precision_note
 from compare.engine import reference_tolerance
-from compare.errors import UsageError
+from compare.errors import ImplementationRaised, UsageError
 from compare.guard import read_only
-from compare.locate import Finding, failure_finding, first_divergence
+from compare.locate import Finding, failure_finding, first_divergence, in_model_failure
 from compare.measure import expectation
-from compare.problem import make_model_problem
+from compare.problem import ProblemSpec, make_model_problem
 from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, VARIANT_PARAM_GRADS
 from compare.tolerance import Tolerance
 from references import ReferenceRefused, ReferenceUnavailable, load_model
@@ -54,7 +54,7 @@ def run_model(implementation: "Binding", config: Config) -> Report:
         model.check(spec.hidden)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    _check_supported(implementation, model)
+    _check_supported(implementation, spec)
     truth = make_model_problem(spec)
     problem = truth.astype(np.dtype(spec.dtype))
     problem = replace(problem, params={k: read_only(v) for k, v in problem.params.items()})
@@ -84,19 +84,55 @@ def run_model(implementation: "Binding", config: Config) -> Report:
                 diffs += collector.finish()
                 failures += collector.failures
     skipped += precision_note(implementation.name, problem.dtype, returned)
+    failures = [in_model_failure(f) for f in failures]
     order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
     findings = first_divergence(diffs, failures, spec.steps, not implementation.has_head, None, in_model=True)
     return Report(implementation.name, config, tuple(diffs), tuple(sorted(findings, key=order)),
                   tuple(sorted(failures, key=order)), tuple(skipped), None)
 
 
-def _check_supported(implementation: "Binding", model: Model) -> None:
-    """Peepholes and projections need a cell whose parameters are a dict the user's code reads by name."""
-    if (model.peepholes or model.proj) and not implementation.takes_variant_params:
-        what = "peepholes" if model.peepholes else "a projection"
-        raise UsageError(f"{implementation.name} follows the {implementation.label or implementation.convention} "
-                         f"convention, whose cell has no parameters for {what}: use a file in the seed convention "
-                         f"(params with {', '.join(PEEPHOLES)} and {PROJECTION}), or leave out --peepholes and --proj.")
+def _check_supported(implementation: "Binding", spec: ProblemSpec) -> None:
+    refusal = model_refusal(implementation, spec)
+    if refusal:
+        raise UsageError(refusal)
+
+
+def model_refusal(implementation: "Binding", spec: ProblemSpec) -> str | None:
+    """Why the file's cell cannot take the model's peepholes or projection (one sentence), or None.
+
+    They need a cell whose parameters are a dict the user's code reads by name (the seed convention), and a cell
+    that reads them: one step forward and backward must return a projected h and the gradients of pf, pi, po
+    or Wr.  An exception in that step is named with its line (a cell that ignores Wr fails at its head).
+    """
+    model = spec.model
+    if not (model.peepholes or model.proj):
+        return None
+    what = " and ".join(["peepholes"] * model.peepholes + ["a projection"] * bool(model.proj))
+    advice = f"leave out {' and '.join(['--peepholes'] * model.peepholes + ['--proj'] * bool(model.proj))}"
+    if not implementation.takes_variant_params:
+        return (f"{implementation.name} follows the {implementation.label or implementation.convention} convention, "
+                f"whose cell has no parameters for {what}: use a file in the seed convention (params with "
+                f"{', '.join(PEEPHOLES)} and {PROJECTION}, as handrolled/variant_lstm.py), or {advice}.")
+    H = spec.hidden
+    probe = make_model_problem(ProblemSpec(steps=1, hidden=H, inputs=spec.inputs, model=model))
+    slot = model.slots()[0]
+    S = model.state_size(H)
+    params = {**slot_params(model, probe.params, slot), "Wy": np.eye(S), "by": np.zeros(S)}
+    cell = Problem({k: read_only(v) for k, v in params.items()}, probe.inputs, np.zeros((1, S)), probe.h0[0],
+                   probe.c0[0], np.ones((1, S)))
+    try:
+        run_ = drive.forward(implementation, cell)
+        if run_.failure is not None:
+            raise run_.failure
+        drive.backward_step(implementation, cell, 0, np.ones(S), np.zeros(S), np.zeros(H), run_.caches[0])
+    except UsageError as error:
+        return f"{implementation.name}'s cell does not take {what} ({str(error).rstrip('.')}); {advice}."
+    except ImplementationRaised as raised:
+        return (f"{implementation.name}'s cell cannot run one step with {what} ({raised.message.rstrip('.')}): "
+                f"if it reads {', '.join(PEEPHOLES)} or {PROJECTION} from params, that line is where to look; "
+                f"otherwise {advice}.")
+    return None
+
 
 
 def _trace(name: str, problem: ModelProblem, truth: ModelProblem) -> ModelReference:

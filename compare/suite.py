@@ -26,6 +26,7 @@ from compare.engine import Config, run
 from compare.errors import UsageError
 from compare.guard import read_only
 from compare.locate import slot_text
+from compare.models import model_refusal
 from compare.problem import ProblemSpec, make_problem
 from compare.report import commit, csv_output, report_files, report_outputs
 from compare.summary import mode_summaries
@@ -185,12 +186,11 @@ def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
     catalog = CATALOG if catalog is None else catalog
     notes: list[str]
     specs, notes = grid.specs(), []
-    untakeable = [spec for spec in specs if (spec.model.proj or spec.model.peepholes)
-                  and not variants.takes_variant_params]
+    refusals = {spec: model_refusal(variants, spec) for spec in specs if not spec.model.plain}
+    untakeable = [spec for spec, refusal in refusals.items() if refusal]
     if untakeable:
         specs = tuple(spec for spec in specs if spec not in untakeable)
-        notes.append(f"{len(untakeable)} configuration(s) with peepholes or a projection skipped: the "
-                     f"{variants.label or variants.convention} convention's cell has no parameters for them.")
+        notes.append(f"{len(untakeable)} model-variant configuration(s) skipped: {refusals[untakeable[0]]}")
     def run_by(spec: ProblemSpec) -> "Binding":
         return implementation if spec.model.plain else variants
 

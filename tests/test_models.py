@@ -154,3 +154,63 @@ def test_a_models_baseline_keeps_each_layer_and_direction_apart():
     keys = list(zip(frame["reference"], frame["mode"], frame["phase"], frame["tensor"]))
     assert len(keys) == len(set(keys)) == len(report.diffs)
     assert "dWf (layer 2, backward)" in set(frame["tensor"]) and "dWf" in set(frame["tensor"])
+
+
+def test_a_variant_file_runs_as_a_single_cell_too():  # its CACHE_FIELDS name m, which a plain cell lacks
+    report = run(VARIANT, Config(spec=ProblemSpec(steps=6)))
+    assert not report.diverged and "m" not in {d.tensor for d in report.diffs}
+
+
+def test_without_impl_a_model_runs_the_projects_own_variant_model(tmp_path, capsys):
+    code, out, _ = report_cli(capsys, "--peepholes", "--proj", "3", "--steps", "6", "--out", tmp_path)
+    assert code == 0 and out.startswith("lstm-compare: handrolled.variant_lstm against torch, jax")
+
+
+def test_a_cell_that_ignores_a_projection_is_one_sentence_naming_its_line(tmp_path, capsys):
+    code, _, err = report_cli(capsys, "--impl", "handrolled/seed_lstm.py", "--proj", "3", "--batch", "4",
+                              "--out", tmp_path)
+    assert code == 2 and "cell cannot run one step with a projection" in err and "line " in err
+    assert "single vectors" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_suite_skips_the_variants_a_cell_cannot_take_and_says_why():
+    from compare.suite import Block, Grid, run_suite
+
+    grid = Grid("tiny", (Block(steps=(3,), batches=(None,), zero_states=(False,), dtypes=("float64",),
+                               models=(Model(layers=2), Model(peepholes=True))),))
+    result = run_suite("handrolled/seed_lstm.py", grid, catalog=())
+    assert [c.spec.model for c in result.configs] == [Model(layers=2)] and result.ok
+    assert any("1 model-variant configuration(s) skipped" in note and "does not take peepholes" in note
+               for note in result.notes)
+
+
+def test_exceptions_in_a_model_name_their_layer_and_direction(tmp_path):
+    raising = write_edited(tmp_path, "raising", VARIANT_SOURCE, (
+        "    return {name: grads[name] for name in params}, dinputs, np.stack(dh0), np.stack(dc0)",
+        "    raise KeyError('boom')"))
+    report = run(raising, Config(spec=ProblemSpec(model=Model(layers=2), steps=4), modes=("sequence",)))
+    assert [f.message.split(":")[0] for f in report.failures] == ["sequence the whole model, backward (whole "
+                                                                  "sequence)"] * 2
+    cs231n = write_edited(tmp_path, "cs", inspect.getsource(handrolled.cs231n_lstm),
+                          ("df = dc * prev_c * f * (1 - f)", "df = dc * prev_c * f * (1 - f) / (t := None)"))
+    report = run(cs231n, Config(spec=ProblemSpec(model=Model(layers=2, bidirectional=True), steps=4),
+                                modes=("isolated",)))
+    assert report.findings[0].message.startswith("isolated layer 2, backward direction, backward step 3: ")
+
+
+def test_a_loss_returned_as_an_array_is_one_sentence(tmp_path):
+    edit = ("    return outputs, loss, np.stack(hs), np.stack(cs), caches",
+            "    return outputs, np.array([loss, loss]), np.stack(hs), np.stack(cs), caches")
+    with pytest.raises(UsageError, match=r"the loss returned by lstm_model_loss must be one number"):
+        run(write_edited(tmp_path, "loss", VARIANT_SOURCE, edit),
+            Config(spec=ProblemSpec(model=Model(layers=2), steps=4), modes=("sequence",)))
+
+
+@pytest.mark.parametrize("old, new, hint", [
+    ("            dh0[k * D + d], dc0[k * D + d] = dh, dc", "            dh0[k * D + d], dc0[k * D + d] = -dh, dc",
+     "initial-state gradient alone (every parameter's matches)"),
+])
+def test_wiring_hints_tell_an_initial_state_gradient_from_the_gradient_sent_down(old, new, hint, tmp_path):
+    report = run(write_edited(tmp_path, "wired", VARIANT_SOURCE, (old, new)),
+                 Config(spec=ProblemSpec(model=Model(layers=2), steps=4), modes=("sequence",)))
+    assert hint in report.findings[0].message and report.findings[0].tensor == "dh0"

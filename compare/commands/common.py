@@ -87,9 +87,20 @@ def spec_from_args(args: argparse.Namespace) -> ProblemSpec:
 
 
 def implementation_from_args(args: argparse.Namespace) -> str | ModuleType:
-    """The --impl path, or the project's own handrolled module."""
+    """The --impl path, or the project's own handrolled module: for a model variant, its variant model."""
     if args.impl:
         return args.impl
+    variant = hasattr(args, "layers") and not spec_from_args(args).model.plain
+    return own_implementation(variant)
+
+
+def own_implementation(variant: bool = False) -> ModuleType:
+    """The project's own LSTM: the question's cell (``handrolled``), or with ``variant`` the model that also has
+    peepholes, a projection and whole-model functions (``handrolled.variant_lstm``)."""
+    if variant:
+        import handrolled.variant_lstm
+
+        return handrolled.variant_lstm
     import handrolled
 
     return handrolled

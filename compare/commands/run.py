@@ -3,7 +3,6 @@
 import argparse
 import os
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -12,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from compare.commands.common import (add_convention_argument, add_output_arguments, implementation_from_args,
-                                     output_dir, shown)
+                                     output_dir, own_implementation, shown)
 from compare.errors import EXIT_DIVERGED, EXIT_MATCH
 from compare.limits import check_fits
 from compare.suite import (CATALOG_CSV, GRIDS, SUITE_CSV, SUITE_DIR, describe_location, run_suite, slug,
@@ -39,13 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser, "also draw a heatmap PNG per reference x mode for each configuration that diverged")
 
 
-def _own_variants() -> ModuleType:
-    """The project's own variant model, which runs the grid's model variants when no --impl is given."""
-    import handrolled.variant_lstm
-
-    return handrolled.variant_lstm
-
-
 def execute(args: argparse.Namespace) -> int:
     grid = GRIDS[args.grid]
     for spec in grid.specs():
@@ -61,7 +53,7 @@ def execute(args: argparse.Namespace) -> int:
             bar.update(task, description=label, completed=done, total=total)
 
         result = run_suite(impl, grid, references=args.reference, progress=progress, convention=args.convention,
-                           variant_impl=None if args.impl else _own_variants())
+                           variant_impl=None if args.impl else own_implementation(variant=True))
     paths = [shown(path, out, args.out) for path in write_suite(result, out, plot=args.plot)]
     console.print(summary_table(result))
     for note in result.notes:

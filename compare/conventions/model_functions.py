@@ -76,6 +76,9 @@ class ModelFunctions:
         O, S, H, D = problem.targets.shape[-1], problem.h0.shape[-1], problem.hidden, len(model.directions)
         what = "returned by lstm_model_loss"
         y = as_float_array(outputs, (T, *lead, O), f"outputs {what}")
+        if np.size(loss) != 1:
+            raise UsageError(f"the loss {what} must be one number (summed over steps and batch), not an array of "
+                             f"shape {np.shape(loss)}.")
         loss = float(as_float_array(loss, np.shape(loss), f"the loss {what}").sum())
         hs = as_float_array(hs, (model.layers, T, *lead, D * S), f"hs {what} (one output sequence per layer)")
         cs = as_float_array(cs, (model.layers, T, *lead, D * H), f"cs {what} (one cell-state sequence per layer)")
