@@ -19,6 +19,9 @@ TWO_LAYERS = ProblemSpec(model=Model(layers=2))
 BIDIRECTIONAL = ProblemSpec(model=Model(bidirectional=True))
 PEEPHOLES = ProblemSpec(model=Model(peepholes=True))
 PROJECTED = ProblemSpec(model=Model(proj=3))  # P = 3 < H = 5: a transposed (H, P) matrix changes shape
+# Cell bugs in a stacked bidirectional model: the backward pass starts at the top, with layer 2's reverse direction.
+STACKED_PEEPHOLES = ProblemSpec(model=Model(layers=2, bidirectional=True, peepholes=True))
+STACKED_PROJECTED = ProblemSpec(model=Model(layers=2, bidirectional=True, proj=3))
 
 VARIANTS = (
     # --- the whole-model forward ``lstm_model_loss``: sequence mode ---
@@ -59,7 +62,7 @@ VARIANTS = (
         '    df_pre = dc * c_prev * f * (1 - f)\n'
         '    if "po" in p:\n'
         '        dc = dc + p["po"] * do_pre  # o_pre reads the new c\n',
-        Location("isolated", "backward", -1, "dWf"), PEEPHOLES, BASE),
+        Location("isolated", "backward", -1, "dWf", layer=2, direction="backward"), STACKED_PEEPHOLES, BASE),
     Bug("dc_prev_missing_input_peephole",
         "dc_prev leaves out the input gate's peephole path pi * di_pre (i_pre reads c_prev); the forget gate's "
         "pf * df_pre is there",
@@ -70,7 +73,7 @@ VARIANTS = (
         "the entries are scrambled, not transposed",
         'dparams["Wr"] = _sum_outer(cache["m"], dh)',
         'dparams["Wr"] = _sum_outer(dh, cache["m"]).reshape(p["Wr"].shape)',
-        Location("isolated", "backward", -1, "dWr"), PROJECTED, BASE),
+        Location("isolated", "backward", -1, "dWr", layer=2, direction="backward"), STACKED_PROJECTED, BASE),
     # --- the cell forward ``lstm``: isolated forward, step 0 ---
     Bug("output_peephole_reads_c_prev",
         "the output gate's peephole reads c_prev, like f and i, instead of the new c",
