@@ -13,7 +13,7 @@ import compare
 from compare import caching, kernels
 from compare.catalog import CATALOG
 from compare.measure import expectation, measure, outer_expectation, outer_rows, outer_scale
-from compare.report import divergence_frame, write_divergence_csv
+from compare.report import divergence_frame, first_divergence_frame, write_divergence_csv, write_first_divergence_csv
 from compare.tolerance import tolerance_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +106,13 @@ def test_the_streamed_divergence_csv_is_the_pandas_frames_csv(tmp_path, bug_repo
     write_divergence_csv(bug_report, tmp_path / "streamed.csv")
     divergence_frame(bug_report).to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
     assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    assert_first_divergence_written_as_pandas_does(bug_report, tmp_path)
+
+
+def assert_first_divergence_written_as_pandas_does(report, folder):
+    write_first_divergence_csv(report, folder / "first.csv")
+    first_divergence_frame(report).to_csv(folder / "first-pandas.csv", index=False, lineterminator="\n")
+    assert (folder / "first.csv").read_bytes() == (folder / "first-pandas.csv").read_bytes()
 
 
 def test_the_streamed_csv_of_a_report_with_exceptions_and_user_names(tmp_path):
@@ -121,6 +128,7 @@ def test_the_streamed_csv_of_a_report_with_exceptions_and_user_names(tmp_path):
     frame.to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
     assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
     assert (frame["tensor"] == "exception").any()
+    assert_first_divergence_written_as_pandas_does(report, tmp_path)
 
 
 def test_forcing_the_kernels_on_a_small_problem_changes_no_figure(bug_report):
@@ -165,3 +173,11 @@ def test_the_environment_turns_the_cache_off(variable, monkeypatch):
     assert caching.wanted(no_cache_flag=False)
     monkeypatch.setenv(variable, "1" if variable != "CI" else "true")
     assert not caching.wanted(no_cache_flag=False)
+
+
+def test_first_divergence_csv_of_a_clean_run_is_the_pandas_header(tmp_path):
+    import handrolled
+
+    report = compare.run(handrolled, compare.Config(spec=compare.ProblemSpec(steps=3, hidden=3)))
+    assert not report.findings
+    assert_first_divergence_written_as_pandas_does(report, tmp_path)
