@@ -47,6 +47,26 @@ def test_scale_from_factors_equals_the_formed_arrays_scale(seed):
     assert same_bits(outer_scale(a, b), np.maximum(t.max(axis=1), -t.min(axis=1)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outer_products_formed_by_torch_are_numpys_bit_for_bit(dtype, monkeypatch):
+    import torch  # noqa: F401 - outer_rows uses torch only where it is imported
+
+    rng = np.random.default_rng(7)
+    a, b = factors(rng, S=4, A=33, C=19)
+    tiny = np.finfo(dtype).tiny
+    a[3, :4], b[3, :4] = tiny, [0.5, 1e-3, -tiny, np.finfo(dtype).max]  # subnormal and overflowing products
+    a, b = a.astype(dtype), b.astype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        numpy_formed = (a[:, :, None] * b[:, None, :]).reshape(4, -1)
+    monkeypatch.setattr("compare.measure._TORCH_MIN_ELEMENTS", 0)
+    assert same_bits(outer_rows(a, b), numpy_formed)
+    assert same_bits(outer_rows(a, b, np.float64), numpy_formed.astype(np.float64))
+    read_only = a.copy()
+    read_only.flags.writeable = False  # NumPy forms it (torch would warn)
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert same_bits(outer_rows(read_only, b), numpy_formed)
+
+
 @pytest.mark.parametrize("kernel", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_factored_expectation_and_measure_equal_the_formed_ones_bit_for_bit(kernel, dtype):
