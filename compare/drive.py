@@ -59,12 +59,14 @@ def backward_step(binding: "Binding", problem: "Problem", t: int, dy: np.ndarray
 def backward_chain(binding: "Binding", problem: "Problem", run_: ForwardRun
                    ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield (t, step's backward) for t = T-1 ... 0 on the implementation's own chain: dy_t from its own y_t,
-    dh_next and dc_next from its own step t+1.  An exception in the user's code ends it (ImplementationRaised)."""
+    dh_next and dc_next from its own step t+1.  An exception in the user's code ends it (ImplementationRaised).
+    Each step's cache is let go once its backward has it (``run_.caches[t]`` becomes None)."""
     dh_next, dc_next = np.zeros_like(problem.h0), np.zeros_like(problem.c0)
     for t in reversed(range(problem.steps)):
         # outputs is None only for a run that failed at step 0, which is never chained
         dy = problem.output_gradient(run_.outputs[t], t)  # type: ignore[index]
-        result = backward_step(binding, problem, t, dy, dh_next, dc_next, run_.caches[t])
+        cache, run_.caches[t] = run_.caches[t], None
+        result = backward_step(binding, problem, t, dy, dh_next, dc_next, cache)
         dh_next, dc_next = result["dh_prev"], result["dc_prev"]
         yield t, result
 

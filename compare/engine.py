@@ -11,7 +11,7 @@ from compare.conventions import bind
 from compare.conventions.base import PROBE_RTOL
 from compare.conventions.naming import Naming
 from compare.errors import ImplementationRaised, UsageError
-from compare.guard import read_only, time_limit
+from compare.guard import calls, read_only, time_limit
 from compare.limits import check_fits
 from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import (AnyExpectation, Expectation, TensorDiff, expectation, measure, outer_expectation,
@@ -84,7 +84,7 @@ class Report:
 
 def run(impl: "Source", config: Config = Config()) -> Report:
     """Compare ``impl`` (a path to an LSTM file, a module, or a ``Binding``) with the references: a ``Report``."""
-    with time_limit(config.timeout):
+    with time_limit(config.timeout), calls():  # calls(): the time limit's handler stays in place between calls
         return _run(impl, config)
 
 
@@ -128,17 +128,36 @@ def _run(impl: "Source", config: Config) -> Report:
 def compare_steps(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: list["ReferenceRun"],
                   modes: Sequence[str], collector: "Collector", forward_names: Sequence[str] | None = None,
                   backward_names: Sequence[str] | None = None) -> list[dict[str, np.ndarray]]:
-    """Run and measure the step modes (isolated, chained) among ``modes``; returns what the steps returned.
+    """Run and measure the step modes (isolated, chained) among ``modes``; returns, per run of the steps, the
+    dtype of each tensor they returned (as empty arrays of that dtype: what ``precision_note`` reads).
 
-    ``forward_names`` and ``backward_names``: the tensors compared (default: all the binding observes).
+    ``forward_names`` and ``backward_names``: the tensors compared (default: all the binding observes).  Once the
+    forward is measured, ``refs``' traces are replaced in place by ones without the per-step forward tensors
+    that only the forward compares (``slimmed``), and each run's tensors are let go: memory does not hold
+    what has been measured.
     """
     if forward_names is None:  # what the binding observes and every reference traces (m: projected cells only)
         forward_names = [name for name in implementation.forward_names
                          if name.startswith("cache.") or all(name in ref.same_dtype.forward for ref in refs)]
     backward_names = implementation.backward_names if backward_names is None else backward_names
-    chained, isolated = _forward(implementation, problem, truth_problem, refs, tuple(modes), collector, forward_names)
+    chained, isolated, dtypes = _forward(implementation, problem, truth_problem, refs, tuple(modes), collector,
+                                         forward_names)
     _backward(implementation, problem, truth_problem, refs, chained, isolated, collector, backward_names)
-    return [run_.tensors for run_ in (chained, *isolated.values()) if run_ is not None]
+    return dtypes
+
+
+# The per-step forward tensors of a reference that the backward (the parameter gradients' factors, peepholes,
+# a projection) and the sequence mode (h, c, y) still read once the forward is measured.
+KEPT_AFTER_FORWARD = ("h_prev", "c_prev", "h", "c", "y", "m")
+
+
+def slimmed(ref: ReferenceRun) -> ReferenceRun:
+    """``ref`` with traces holding only the forward tensors of KEPT_AFTER_FORWARD (the others are let go)."""
+    def slim(trace: "Trace") -> "Trace":
+        return replace(trace, forward={k: v for k, v in trace.forward.items() if k in KEPT_AFTER_FORWARD})
+
+    same = slim(ref.same_dtype)
+    return replace(ref, same_dtype=same, truth=same if ref.truth is ref.same_dtype else slim(ref.truth))
 
 
 def precision_note(name: str, dtype: np.dtype[Any], returned: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -169,8 +188,11 @@ def _problems(implementation: "Binding", spec: ProblemSpec) -> tuple["Problem", 
 
 def _forward(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
              modes: tuple[str, ...], collector: "Collector", names: Sequence[str]
-             ) -> tuple["ForwardRun | None", dict[str, "ForwardRun"]]:
-    """Run and measure the forward of the chained mode (once) and of the isolated mode (once per reference)."""
+             ) -> tuple["ForwardRun | None", dict[str, "ForwardRun"], list[dict[str, np.ndarray]]]:
+    """Run and measure the forward of the chained mode (once) and of the isolated mode (once per reference); also
+    the dtype of every tensor each run returned (empty arrays).  Once measured, the runs' tensors are let go and
+    ``refs`` are ``slimmed``.  (The expectations are prepared after every run: the gates a run observes by
+    saturation get their slack.)"""
     chained = drive.forward(implementation, problem) if "chained" in modes else None
     isolated = {}
     if "isolated" in modes:
@@ -182,7 +204,12 @@ def _forward(implementation: "Binding", problem: "Problem", truth_problem: "Prob
         for mode, run_ in (("isolated", isolated.get(ref.name)), ("chained", chained)):
             if run_ is not None:
                 collector.forward(ref.name, mode, run_, expected)
-    return chained, isolated
+    runs = [run_ for run_ in (chained, *isolated.values()) if run_ is not None]
+    dtypes = [{name: np.empty(0, value.dtype) for name, value in run_.tensors.items()} for run_ in runs]
+    for run_ in runs:
+        run_.tensors.clear()
+    refs[:] = [slimmed(ref) for ref in refs]
+    return chained, isolated, dtypes
 
 
 def _trace_reference(name: str, problem: "Problem", truth_problem: "Problem") -> ReferenceRun:
@@ -357,9 +384,11 @@ def _measure_pending(refs: list[ReferenceRun], pending: Pending, problem: "Probl
 
 def _isolated_step(impl: "Binding", problem: "Problem", t: int, ref: ReferenceRun, isolated: dict[str, "ForwardRun"]
                    ) -> dict[str, np.ndarray] | ImplementationRaised:
-    """Step t's backward fed the reference's dy, dh_next and dc_next, with the cache its own forward made."""
+    """Step t's backward fed the reference's dy, dh_next and dc_next, with the cache its own forward made (let go
+    of here: each step's backward runs once)."""
     b = ref.same_dtype.backward
-    cache = isolated[ref.name].caches[t]
+    caches = isolated[ref.name].caches
+    cache, caches[t] = caches[t], None
     try:
         return drive.backward_step(impl, problem, t, b["dy"][t], b["dh_next"][t], b["dc_next"][t], cache)
     except ImplementationRaised as raised:

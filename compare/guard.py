@@ -8,6 +8,7 @@ under a time limit (``time_limit``; SIGALRM, so in the main thread only), and af
 directory, NumPy's error handling, ``sys.stdout``/``sys.stderr`` and the SIGINT handler as they were before.
 """
 
+import _signal  # type: ignore[import-not-found]  # signal.getsignal's C function (see _PROCESS_STATE)
 import contextlib
 import contextvars
 import copy
@@ -153,10 +154,11 @@ def private_copy(value: Any) -> Any:
     kind = type(value)
     if kind is np.ndarray:
         return value.copy()
-    if kind is dict:
-        return {key: private_copy(item) for key, item in value.items()}
+    if kind is dict:  # arrays inline: a call's arguments hold a few dozen, copied on every call
+        return {key: item.copy() if type(item) is np.ndarray else private_copy(item) for key, item in value.items()}
     if kind is list or kind is tuple:
-        return kind(private_copy(item) for item in value)
+        items = [item.copy() if type(item) is np.ndarray else private_copy(item) for item in value]
+        return items if kind is list else tuple(items)
     try:
         return copy.deepcopy(value)
     except Exception:  # noqa: BLE001 - e.g. TypeError: cannot pickle '_thread.lock' object
@@ -189,32 +191,43 @@ def call(impl: Any, function: str, args: tuple[Any, ...], phase: str, step: int 
     raise ImplementationRaised(phase, step, message)
 
 
-# What the user's code may change in the process, and how to put it back: (name, read, restore).
+# What the user's code may change in the process, and how to put it back: (name, read, restore).  The SIGINT
+# handler is read with _signal.getsignal, the C function under signal.getsignal (which also maps SIG_DFL and
+# SIG_IGN to an enum, at ten times the cost: this runs twice per call of the user's code).
 _PROCESS_STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
     ("working directory", os.getcwd, os.chdir),
     ("NumPy error handling", np.geterr, lambda saved: np.seterr(**saved)),
     ("sys.stdout", lambda: sys.stdout, lambda saved: setattr(sys, "stdout", saved)),
     ("sys.stderr", lambda: sys.stderr, lambda saved: setattr(sys, "stderr", saved)),
-    ("SIGINT handler", lambda: signal.getsignal(signal.SIGINT),
+    ("SIGINT handler", lambda: _signal.getsignal(signal.SIGINT),
      lambda saved: saved is not None and signal.signal(signal.SIGINT, saved)),  # None: set outside Python
 )
 
 
-@contextlib.contextmanager
-def _guarded(location: str) -> Iterator[None]:
+class _guarded:
     """Run the block as the user's code at ``location``: under the time limit, watched by a supervising parent
-    (if any), and with the process state of ``_PROCESS_STATE`` restored afterwards."""
-    saved = [read() for _, read, _ in _PROCESS_STATE]
-    limit = _timeout.get()
-    if MONITOR is not None:
-        MONITOR.enter(location, limit)
-    try:
-        with _alarm(limit):
-            yield
-    finally:
+    (if any), and with the process state of ``_PROCESS_STATE`` restored afterwards.  (A class rather than a
+    generator: it is entered once per call of the user's code, tens of thousands of times in a long run.)"""
+
+    __slots__ = ("location", "saved", "alarm")
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    def __enter__(self) -> None:
+        self.saved = [read() for _, read, _ in _PROCESS_STATE]
+        limit = _timeout.get()
         if MONITOR is not None:
-            MONITOR.leave()
-        _restore(saved)
+            MONITOR.enter(self.location, limit)
+        self.alarm = _arm(limit)
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            _disarm(self.alarm)
+        finally:
+            if MONITOR is not None:
+                MONITOR.leave()
+            _restore(self.saved)
 
 
 def _restore(saved: list[Any]) -> None:
@@ -229,9 +242,11 @@ def _restore(saved: list[Any]) -> None:
 
 
 class _Alarm:
-    """The state the SIGALRM handler reads: it raises TimedOut only while a call is running."""
+    """The state the SIGALRM handler reads: it raises TimedOut only while a call is running.  ``held``: a
+    ``calls`` block keeps the handler installed between the calls of the user's code."""
 
     armed = False
+    held = False
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
@@ -240,23 +255,60 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
         raise TimedOut
 
 
-@contextlib.contextmanager
-def _alarm(seconds: float) -> Iterator[None]:
-    """Raise TimedOut in this block after ``seconds``.  Only in the main thread (where signals arrive), and only
-    when no other real-time timer (pytest-timeout's, say) or handler from outside Python is in place: elsewhere
-    the block is not limited in-process (the command line's supervising parent still is)."""
-    if (not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
-            or signal.getitimer(signal.ITIMER_REAL)[0] > 0 or signal.getsignal(signal.SIGALRM) is None):
-        yield
-        return
+def _alarm_usable() -> bool:
+    """Whether SIGALRM can limit a call here: in the main thread (where signals arrive), and with no other
+    real-time timer (pytest-timeout's, say) or handler from outside Python in place."""
+    return (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+            and signal.getitimer(signal.ITIMER_REAL)[0] == 0 and signal.getsignal(signal.SIGALRM) is not None)
+
+
+_HELD = object()  # _arm's token for a call inside a ``calls`` block
+
+
+def _arm(seconds: float) -> Any:
+    """Start raising TimedOut after ``seconds`` (where ``_alarm_usable``; elsewhere the call is not limited
+    in-process, the command line's supervising parent still is); ``_disarm`` takes what this returns."""
+    if _Alarm.held and threading.current_thread() is threading.main_thread():
+        _Alarm.armed = True
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        return _HELD
+    if not _alarm_usable():
+        return None
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     _Alarm.armed = True
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    return (previous,)
+
+
+def _disarm(token: Any) -> None:
+    """End the time limit ``_arm`` started: no timer left running, and the handler as it was before the call
+    (ours again inside a ``calls`` block, whatever the user's code installed)."""
+    if token is None:
+        return
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    _Alarm.armed = False
+    if token is _HELD:
+        if _signal.getsignal(signal.SIGALRM) is not _on_alarm:
+            signal.signal(signal.SIGALRM, _on_alarm)
+    else:
+        signal.signal(signal.SIGALRM, token[0])
+
+
+@contextlib.contextmanager
+def calls() -> Iterator[None]:
+    """A block of many calls of the user's code (a comparison run): the SIGALRM handler is installed once for
+    the block, not once per call.  Each call still arms its own timer and stops it when it returns, so between
+    calls no timer runs; when the block ends the previous handler is back.  Where SIGALRM cannot be used
+    (``_alarm_usable``), or inside another such block, it changes nothing."""
+    if _Alarm.held or not _alarm_usable():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    _Alarm.held = True
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        _Alarm.armed = False
+        _Alarm.held = False
         signal.signal(signal.SIGALRM, previous)
 
 
@@ -276,7 +328,7 @@ def as_float_array(value: Any, expected_shape: Sequence[int], what: str) -> np.n
         array = np.array(value, copy=True)
     except Exception:  # noqa: BLE001 - exotic objects that NumPy cannot read
         raise UsageError(f"{what} is not an array.") from None
-    if not np.issubdtype(array.dtype, np.floating):
+    if array.dtype.kind != "f":  # np.issubdtype(dtype, np.floating), at a tenth of its cost
         raise UsageError(f"{what} has dtype {array.dtype}; a floating-point array is required.")
     if array.shape != tuple(expected_shape):
         raise UsageError(f"{what} has shape {array.shape}; expected {tuple(expected_shape)}.")

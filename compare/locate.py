@@ -85,6 +85,16 @@ def in_model_failure(failure: Finding) -> Finding:
     return replace(failure, in_model=True, message=message)
 
 
+def order_keys(phase: str, steps: np.ndarray, tensor: str, total: int, layer: int = 1, direction: str = "forward"
+               ) -> np.ndarray:
+    """``order_key`` of one tensor at each of ``steps`` (-1: a whole-sequence value), as an (S, 4) int64 array."""
+    keys = np.empty((len(steps), 4), dtype=np.int64)
+    keys[:] = order_key(phase, 0, tensor, total, layer, direction)
+    steps = np.asarray(steps, dtype=np.int64)
+    keys[:, 2] = np.where(steps < 0, total, steps if phase == "forward" else total - 1 - steps)
+    return keys
+
+
 def slot_text(layer: int, direction: str) -> str:
     """'layer 2, backward direction, ' ('the model's head, ' for layer 0): the start of a variant's location."""
     return "the model's head and input, " if layer == 0 else f"layer {layer}, {direction} direction, "
@@ -98,7 +108,8 @@ def first_divergence(diffs: Iterable["TensorDiff"], failures: Iterable[Finding],
     it from dy and dh_next.  ``naming`` (``conventions.naming.Naming``) names the worst element the user's way.
     ``in_model``: the diffs are a model variant's, and each finding names its layer and direction.
     """
-    candidates: dict[tuple[str, str], list[tuple[tuple[int, int, int, int], Any, Any]]] = {}  # (key, diff or failure, k)
+    # (reference, mode) -> [(key, diff or failure, k)]
+    candidates: dict[tuple[str, str], list[tuple[tuple[int, int, int, int], Any, Any]]] = {}
     for diff in diffs:
         for k in np.flatnonzero(diff.diverged):
             key = order_key(diff.phase, int(diff.steps[k]), diff.tensor, steps, diff.layer, diff.direction)

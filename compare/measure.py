@@ -1,5 +1,6 @@
 """Measure one tensor against its float64 truth, for one step or for many stacked steps at once."""
 
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Sequence
@@ -62,9 +63,49 @@ class OuterExpectation:
 AnyExpectation = Expectation | OuterExpectation
 
 
-def outer_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per row s the outer product a_s b_s^T, flattened: (S, A), (S, C) -> (S, A*C)."""
-    return (a[:, :, None] * b[:, None, :]).reshape(a.shape[0], -1)
+def outer_rows(a: np.ndarray, b: np.ndarray, dtype: "np.typing.DTypeLike | None" = None) -> np.ndarray:
+    """Per row s the outer product a_s b_s^T, flattened: (S, A), (S, C) -> (S, A*C); each product rounded in the
+    factors' dtype, then cast to ``dtype`` if one is given.
+
+    Where torch is already imported (it is whenever the torch reference runs), large ones are formed by torch's
+    broadcast multiply, two to three times faster than NumPy's: one correctly rounded product per element,
+    the same bits (a test checks it, NaN, Inf, zeros and subnormals included).
+    """
+    (S, A), C = a.shape, b.shape[-1]
+    out_dtype = a.dtype if dtype is None else np.dtype(dtype)
+    torch = sys.modules.get("torch")
+    if torch is not None and S * A * C >= _TORCH_MIN_ELEMENTS and _torch_readable(a, b, out_dtype):
+        out = torch.empty((S, A, C), dtype=_TORCH_DTYPES[out_dtype])
+        threads = torch.get_num_threads()
+        if threads != 1:
+            torch.set_num_threads(1)  # a loaded 2-core machine: one thread, as the torch reference runs
+        try:
+            torch.mul(torch.from_numpy(a.reshape(S, A, 1)), torch.from_numpy(b.reshape(S, 1, C)), out=out)
+        finally:
+            if threads != 1:
+                torch.set_num_threads(threads)
+        return out.numpy().reshape(S, A * C)
+    formed = (a[:, :, None] * b[:, None, :]).reshape(S, -1)
+    return formed if dtype is None else formed.astype(dtype)
+
+
+_TORCH_MIN_ELEMENTS = 1 << 12  # below this, NumPy's fewer calls win
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_TORCH_DTYPES: dict[np.dtype[Any], Any] = {}  # NumPy float dtype -> torch's, filled on first use
+
+
+def _torch_readable(a: np.ndarray, b: np.ndarray, out_dtype: np.dtype[Any]) -> bool:
+    """Whether torch can read ``a`` and ``b`` in place and multiplies them as NumPy does: both float32 or both
+    float64 (the result in either), 2-D, writeable (torch warns on read-only memory), C-contiguous."""
+    if a.dtype != b.dtype or a.dtype not in _FLOATS or out_dtype not in _FLOATS or a.ndim != 2 or b.ndim != 2:
+        return False
+    if not (a.flags.writeable and b.flags.writeable and a.flags.c_contiguous and b.flags.c_contiguous):
+        return False
+    if not _TORCH_DTYPES:
+        import torch
+
+        _TORCH_DTYPES.update({_FLOATS[0]: torch.float32, _FLOATS[1]: torch.float64})
+    return True
 
 
 def outer_scale(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -97,7 +138,7 @@ def outer_noise(a: np.ndarray, b: np.ndarray, a_same: np.ndarray, b_same: np.nda
     if kernels.enabled(a_same, b_same):
         return kernels.outer_noise(a, b, a_same, b_same)
     S = a.shape[0]
-    d = outer_rows(a_same, b_same).astype(np.float64)
+    d = outer_rows(a_same, b_same, np.float64)
     d -= outer_rows(a, b)
     return np.maximum(d.max(axis=1), -d.min(axis=1)).reshape(S)
 

@@ -19,21 +19,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
-import pandas as pd
 
 from compare.engine import MODES
 from compare.errors import UsageError
-from compare.locate import Finding, order_key
+from compare.locate import Finding, order_key, order_keys
 
 if TYPE_CHECKING:
     from types import FrameType
 
+    import pandas as pd
+
     from compare.engine import Report
     from compare.measure import TensorDiff
 
-DIVERGENCE_COLUMNS = ["reference", "mode", "layer", "direction", "phase", "step", "gate", "tensor", "shape", "max_abs_err",
-                      "max_rel_err", "worst_index", "user_element", "actual", "expected", "n_mismatch", "n_total",
-                      "tolerance", "noise_floor", "diverged"]
+DIVERGENCE_COLUMNS = ["reference", "mode", "layer", "direction", "phase", "step", "gate", "tensor", "shape",
+                      "max_abs_err", "max_rel_err", "worst_index", "user_element", "actual", "expected", "n_mismatch",
+                      "n_total", "tolerance", "noise_floor", "diverged"]
 FIRST_DIVERGENCE_COLUMNS = ["reference", "mode", "layer", "direction", "phase", "step", "gate", "tensor",
                             "max_abs_err", "max_rel_err", "tolerance", "message"]
 DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV = "divergence.csv", "first_divergence.csv"
@@ -59,18 +60,36 @@ def _user_elements(report: "Report", diff: "TensorDiff", indices: list[tuple[int
             for index in indices]
 
 
-def _diff_columns(report: "Report", d: "TensorDiff") -> dict[str, Any]:
-    """The divergence.csv columns of one ``TensorDiff``: arrays over its steps, or one value for every row."""
+def _worst_columns(report: "Report", d: "TensorDiff", steps: np.ndarray, quote: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The worst_index and user_element columns of one diff (object arrays over its steps), each distinct element
+    named once; with ``quote``, as CSV fields."""
+    field: Callable[[str], str] = _csv_field if quote else str
+    if report.naming is not None and d.mode == "sequence":  # a per-step tensor's name there holds its step
+        indices = _index_texts(d.worst_index, d.shape)
+        texts = [field(str(index) if index else "()") for index in indices]
+        return (np.array(texts, dtype=object),
+                np.array(list(map(field, _user_elements(report, d, indices, steps))), dtype=object))
+    unique, inverse = np.unique(d.worst_index, return_inverse=True)
+    indices = _index_texts(unique, d.shape)
+    worst = np.array([field(str(index) if index else "()") for index in indices], dtype=object)
+    users = np.array(list(map(field, _user_elements(report, d, indices, steps))), dtype=object)
+    return worst[inverse.reshape(-1)], users[inverse.reshape(-1)]
+
+
+def _diff_columns(report: "Report", d: "TensorDiff", quote: bool = False) -> dict[str, Any]:
+    """The divergence.csv columns of one ``TensorDiff``: arrays over its steps, or one value for every row (with
+    ``quote``, worst_index and user_element as CSV fields)."""
     steps = d.steps.astype(int)
-    indices = _index_texts(d.worst_index, d.shape)
+    worst, users = _worst_columns(report, d, steps, quote)
     return {"reference": d.reference, "mode": d.mode, "layer": d.layer, "direction": d.direction, "phase": d.phase,
             "step": np.where(steps >= 0, steps, -1), "gate": d.gate, "tensor": d.tensor, "shape": str(d.shape),
-            "max_abs_err": d.max_abs_err, "max_rel_err": d.max_rel_err,
-            "worst_index": [str(index) if index else "()" for index in indices],
-            "user_element": _user_elements(report, d, indices, steps),
+            "max_abs_err": d.max_abs_err, "max_rel_err": d.max_rel_err, "worst_index": worst, "user_element": users,
             "actual": d.actual, "expected": d.expected, "n_mismatch": d.n_mismatch.astype(int),
             "n_total": d.n_total, "tolerance": d.tolerance, "noise_floor": d.noise_floor,
             "diverged": d.diverged.astype(bool)}
+
+
+QUOTED = ("worst_index", "user_element")  # the columns _diff_columns gives as CSV fields when asked to quote
 
 
 def _failure_columns(f: "Finding") -> dict[str, Any]:
@@ -87,27 +106,33 @@ class _Block:
     """Rows of divergence.csv from one diff or one failure: their columns and their keys in computation order."""
 
     columns: dict[str, Any]
-    order: list[tuple[int, int, int, int]]  # locate.order_key of each row
+    order: np.ndarray  # (rows, KEY_FIELDS): locate.order_key of each row
 
     def __len__(self) -> int:
         return len(self.order)
 
 
-def _row_groups(report: "Report") -> Iterator[list[_Block]]:
-    """The blocks of each (reference, mode), in the report's order of references and modes."""
+def _row_groups(report: "Report", quote: bool = False) -> Iterator[list[_Block]]:
+    """The blocks of each (reference, mode), in the report's order of references and modes; each group's columns
+    are built only when it is reached (``quote``: as ``_diff_columns``)."""
     T = report.config.spec.steps
-    groups: dict[tuple[int, int], list[_Block]] = {}
+    groups: dict[tuple[int, int], list["TensorDiff | Finding"]] = {}
     references = list(report.config.references)
-    for d in report.diffs:
-        steps = d.steps.astype(int).tolist()
-        block = _Block(_diff_columns(report, d),
-                       [order_key(d.phase, s, d.tensor, T, d.layer, d.direction) for s in steps])
-        groups.setdefault((references.index(d.reference), MODES.index(d.mode)), []).append(block)
-    for f in report.failures:  # every exception in the user's code, also those after an earlier divergence
-        block = _Block(_failure_columns(f), [order_key(f.phase, f.step, f.tensor, T, f.layer, f.direction)])
-        groups.setdefault((references.index(f.reference), MODES.index(f.mode)), []).append(block)
+    # every exception in the user's code, also those after an earlier divergence, after the diffs of its group
+    items: list["TensorDiff | Finding"] = [*report.diffs, *report.failures]
+    for item in items:
+        groups.setdefault((references.index(item.reference), MODES.index(item.mode)), []).append(item)
     for key in sorted(groups):
-        yield groups[key]
+        blocks = []
+        for item in groups[key]:
+            if isinstance(item, Finding):
+                order = np.array([order_key(item.phase, item.step, item.tensor, T, item.layer, item.direction)],
+                                 dtype=np.int64)
+                blocks.append(_Block(_failure_columns(item), order))
+            else:
+                blocks.append(_Block(_diff_columns(report, item, quote),
+                                     order_keys(item.phase, item.steps, item.tensor, T, item.layer, item.direction)))
+        yield blocks
 
 
 def _column(blocks: list[_Block], name: str) -> np.ndarray:
@@ -125,8 +150,10 @@ def _column(blocks: list[_Block], name: str) -> np.ndarray:
     return column.astype(object) if any(p.dtype == object for p in parts) else column
 
 
-def divergence_frame(report: "Report") -> pd.DataFrame:
+def divergence_frame(report: "Report") -> "pd.DataFrame":
     """One row per reference x mode x phase x step x tensor, in the order the computation runs."""
+    import pandas as pd  # only where a frame is asked for: the command line writes its CSVs without pandas
+
     frames = []
     for blocks in _row_groups(report):
         columns, order = _sorted_columns(blocks)
@@ -150,7 +177,7 @@ def _sorted_columns(blocks: list[_Block]) -> tuple[dict[str, np.ndarray], np.nda
 
 def _row_order(blocks: list[_Block]) -> np.ndarray:
     """The stable order of ``blocks``' rows in computation order (``locate.order_key``; ties keep the diffs' order)."""
-    keys = np.array([key for block in blocks for key in block.order], dtype=np.int64).reshape(-1, KEY_FIELDS)
+    keys = np.concatenate([block.order for block in blocks]).reshape(-1, KEY_FIELDS)
     return np.lexsort(keys.T[::-1])  # the first field is the primary key
 
 
@@ -170,8 +197,12 @@ def _csv_texts(column: np.ndarray, name: str) -> list[str]:
     """``column``'s values as pandas' ``to_csv`` writes them (floats as NumPy's shortest repr, NaN as '')."""
     if name == "step":  # -1: a whole-sequence value (pandas' missing Int64)
         return ["" if s < 0 else str(s) for s in column.tolist()]
-    if column.dtype.kind == "f":  # Python's repr is NumPy's shortest repr (and faster than astype(str))
-        texts = list(map(repr, column.tolist()))
+    if column.dtype.kind == "f":
+        if not len(column):
+            return []
+        # Python's repr is NumPy's shortest repr (and faster than astype(str)); a list's repr makes each item's
+        # repr in one C loop, a third faster than map(repr, ...), and no float's repr holds ", "
+        texts = str(column.tolist())[1:-1].split(", ")
         for k in np.flatnonzero(np.isnan(column)).tolist():
             texts[k] = ""
         return texts
@@ -182,19 +213,24 @@ def _csv_texts(column: np.ndarray, name: str) -> list[str]:
     return [_csv_field(str(v)) for v in column.tolist()]
 
 
-def _csv_columns(blocks: list[_Block]) -> dict[str, tuple[np.ndarray, bool]]:
-    """Per column of ``blocks``: (the CSV texts of each block, True) where every block has one value for all its
-    rows, else (the raw values of every row, False)."""
-    columns = {}
+def _csv_columns(blocks: list[_Block]) -> list[tuple[np.ndarray, str | None]]:
+    """The fields of ``blocks``' rows, in DIVERGENCE_COLUMNS order: (the CSV texts of each block, None) for a
+    column with one value for all the rows of every block, (the values of every row, the column's name)
+    otherwise.  Adjacent columns of the first kind come joined into one field (fewer fields to join per row)."""
+    columns: list[tuple[np.ndarray, str | None]] = []
     for name in DIVERGENCE_COLUMNS:
         values = [block.columns[name] for block in blocks]
         if any(isinstance(v, (np.ndarray, list)) for v in values):
-            columns[name] = (_column(blocks, name), False)
+            columns.append((_column(blocks, name), name))
+            continue
+        texts = np.empty(len(values), dtype=object)
+        texts[:] = [_csv_texts(np.array([v], dtype=object if isinstance(v, str) else None), name)[0] for v in values]
+        if columns and columns[-1][1] is None:
+            joined = np.empty(len(values), dtype=object)
+            joined[:] = [f"{before},{text}" for before, text in zip(columns[-1][0].tolist(), texts.tolist())]
+            columns[-1] = (joined, None)
         else:
-            texts = np.empty(len(values), dtype=object)
-            texts[:] = [_csv_texts(np.array([v], dtype=object if isinstance(v, str) else None), name)[0]
-                        for v in values]
-            columns[name] = (texts, True)
+            columns.append((texts, None))
     return columns
 
 
@@ -203,23 +239,43 @@ def write_divergence_csv(report: "Report", path: str | os.PathLike[str]) -> None
     in chunks of ``CHUNK_ROWS`` rows of one (reference, mode) at a time."""
     with open(path, "w", newline="", encoding="utf-8") as file:
         file.write(",".join(map(_csv_field, DIVERGENCE_COLUMNS)) + "\n")
-        for blocks in _row_groups(report):
+        for blocks in _row_groups(report, quote=True):
             order = _row_order(blocks)
             block_of_row = np.repeat(np.arange(len(blocks)), [len(block) for block in blocks])
             columns = _csv_columns(blocks)
             for start in range(0, len(order), CHUNK_ROWS):
                 rows = order[start:start + CHUNK_ROWS]
-                texts = [values[block_of_row[rows]].tolist() if per_block else _csv_texts(values[rows], name)
-                         for name, (values, per_block) in columns.items()]
+                in_block = block_of_row[rows]
+                texts = [values[in_block].tolist() if name is None
+                         else values[rows].tolist() if name in QUOTED else _csv_texts(values[rows], name)
+                         for values, name in columns]
                 file.write("\n".join(map(",".join, zip(*texts))) + "\n")
 
 
-def first_divergence_frame(report: "Report") -> pd.DataFrame:
+def first_divergence_frame(report: "Report") -> "pd.DataFrame":
     """One row per (reference, mode) that diverged; just the header when nothing did."""
+    import pandas as pd
+
     rows = [{column: getattr(f, column) for column in FIRST_DIVERGENCE_COLUMNS} for f in report.findings]
     frame = pd.DataFrame(rows, columns=FIRST_DIVERGENCE_COLUMNS)
     frame["step"] = frame["step"].astype("Int64")
     return frame
+
+
+def write_first_divergence_csv(report: "Report", path: str | os.PathLike[str]) -> None:
+    """first_divergence.csv, byte for byte what ``first_divergence_frame(report).to_csv(path, index=False)`` writes
+    (without importing pandas)."""
+    def text(column: str, value: Any) -> str:
+        if column == "step":
+            return "" if value is None else str(int(value))
+        if column in ("max_abs_err", "max_rel_err", "tolerance"):
+            return "" if np.isnan(value) else repr(float(value))
+        return _csv_field(str(value))
+
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        file.write(",".join(map(_csv_field, FIRST_DIVERGENCE_COLUMNS)) + "\n")
+        for f in report.findings:
+            file.write(",".join(text(column, getattr(f, column)) for column in FIRST_DIVERGENCE_COLUMNS) + "\n")
 
 
 @dataclass(frozen=True)
@@ -230,7 +286,7 @@ class Output:
     write: Callable[[Path], None]
 
 
-def csv_output(frame: pd.DataFrame | Callable[[], pd.DataFrame], path: str | os.PathLike[str]) -> Output:
+def csv_output(frame: "pd.DataFrame | Callable[[], pd.DataFrame]", path: str | os.PathLike[str]) -> Output:
     """The ``Output`` that writes ``frame`` (a DataFrame, or a function that builds one when the file is written)
     as CSV, without index, with '\n' line ends."""
     build = frame if callable(frame) else lambda: frame
@@ -335,7 +391,8 @@ def commit(outputs: Iterable[Output], remove: Iterable[str | os.PathLike[str]] =
     return [o.target for o in outputs]
 
 
-def write_csv_atomically(frame: pd.DataFrame | Callable[[], pd.DataFrame], path: str | os.PathLike[str]) -> Path:
+def write_csv_atomically(frame: "pd.DataFrame | Callable[[], pd.DataFrame]", path: str | os.PathLike[str]
+                         ) -> Path:
     """Write ``frame`` to a temporary file beside ``path`` and move it into place in one step."""
     return commit([csv_output(frame, path)])[0]
 
@@ -370,7 +427,7 @@ def report_outputs(report: "Report", out_dir: str | os.PathLike[str], plot: bool
     """The ``Output``s of one report: divergence.csv, first_divergence.csv, and the heatmaps when ``plot``."""
     out_dir = Path(out_dir)
     outputs = [Output(out_dir / DIVERGENCE_CSV, lambda temporary: write_divergence_csv(report, temporary)),
-               csv_output(lambda: first_divergence_frame(report), out_dir / FIRST_DIVERGENCE_CSV)]
+               Output(out_dir / FIRST_DIVERGENCE_CSV, lambda temporary: write_first_divergence_csv(report, temporary))]
     if plot:
         from compare.plot import heatmap_outputs  # matplotlib, only when pictures are asked for
 

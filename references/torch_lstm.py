@@ -1,7 +1,7 @@
 """PyTorch reference: the official ``torch.nn.LSTM`` for totals, an instrumented per-step twin for the rest."""
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -83,32 +83,39 @@ def trace(problem: Problem) -> Trace:
 
 def _instrumented(problem: Problem) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     state = {k: torch.tensor(v) for k, v in seed_to_torch(problem.params).items()}
-    W_hh = state["weight_hh_l0"]  # (4H, H)
+    W_hh_T = state["weight_hh_l0"].T  # (H, 4H)
+    W_y_T, b_y = state["head.weight"].T, state["head.bias"]
     xw = torch.from_numpy(problem.inputs) @ state["weight_ih_l0"].T + state["bias_ih_l0"] + state["bias_hh_l0"]
     targets = torch.from_numpy(problem.targets)
     h, c = _tensor(problem.h0), _tensor(problem.c0)
-    steps, probes, ys = [], [], []
+    names = ("f_pre", "i_pre", "g_pre", "o_pre", "f", "i", "g", "o", "c", "c_tanh", "h", "y", "h_prev", "c_prev")
+    steps: list[tuple[torch.Tensor, ...]] = []  # per step, the tensors of ``names`` in that order
+    probes: list[torch.Tensor] = []
     for t in range(problem.steps):
         h_prev, c_prev = h.clone(), c.clone()  # own nodes: their grads come through step t and later only
-        gates = xw[t] + h_prev @ W_hh.T  # ([B,] 4H)
+        gates = xw[t] + h_prev @ W_hh_T  # ([B,] 4H)
         i_pre, f_pre, g_pre, o_pre = gates.chunk(4, dim=-1)
         i, f, g, o = torch.sigmoid(i_pre), torch.sigmoid(f_pre), torch.tanh(g_pre), torch.sigmoid(o_pre)
         c = f * c_prev + i * g
         c_tanh = torch.tanh(c)
         h = o * c_tanh
-        y = h @ state["head.weight"].T + state["head.bias"]  # ([B,] O)
-        ys.append(y)
-        steps.append(dict(f_pre=f_pre, i_pre=i_pre, g_pre=g_pre, o_pre=o_pre, f=f, i=i, g=g, o=o, c=c,
-                          c_tanh=c_tanh, h=h, y=y, h_prev=h_prev, c_prev=c_prev))
+        y = h @ W_y_T + b_y  # ([B,] O)
+        steps.append((f_pre, i_pre, g_pre, o_pre, f, i, g, o, c, c_tanh, h, y, h_prev, c_prev))
         probes += [gates, y, h_prev, c_prev]
     # One loss node over every step (not T chained additions): each y_t's gradient is the same 2 (y_t - target) / O.
-    loss = _mse(torch.stack(ys), targets)
+    loss = _mse(torch.stack([step[11] for step in steps]), targets)
     per_step = torch.autograd.grad(loss, probes)
-
-    forward = {name: np.stack([_numpy(s[name]) for s in steps]) for name in FORWARD_TENSORS + ("h_prev", "c_prev")}
-    d_gates, dy, dh_prev, dc_prev = (np.stack([_numpy(g) for g in per_step[k::4]]) for k in range(4))
+    with torch.no_grad():  # each quantity stacked over the steps at once, as (T, [B,] n) NumPy arrays
+        forward = {name: _stacked([step[names.index(name)] for step in steps])
+                   for name in FORWARD_TENSORS + ("h_prev", "c_prev")}
+        d_gates, dy, dh_prev, dc_prev = (_stacked(per_step[k::4]) for k in range(4))
     di, df, dg, do = np.split(d_gates, 4, axis=-1)  # torch's gate order: i, f, g, o
     backward = {"dy": dy, "df_pre": df, "di_pre": di, "dg_pre": dg, "do_pre": do, "dh_prev": dh_prev,
                 "dc_prev": dc_prev, "dh_next": grads_entering_later_steps(dh_prev),
                 "dc_next": grads_entering_later_steps(dc_prev)}
     return forward, backward
+
+
+def _stacked(tensors: Sequence[torch.Tensor]) -> np.ndarray:
+    """The tensors stacked along a new first axis, as one NumPy array (one copy, made by torch)."""
+    return torch.stack(list(tensors)).numpy()

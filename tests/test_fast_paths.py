@@ -13,7 +13,7 @@ import compare
 from compare import caching, kernels
 from compare.catalog import CATALOG
 from compare.measure import expectation, measure, outer_expectation, outer_rows, outer_scale
-from compare.report import divergence_frame, write_divergence_csv
+from compare.report import divergence_frame, first_divergence_frame, write_divergence_csv, write_first_divergence_csv
 from compare.tolerance import tolerance_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +45,26 @@ def test_scale_from_factors_equals_the_formed_arrays_scale(seed):
     a, b = factors(np.random.default_rng(seed), specials=seed > 2)
     t = outer_rows(a, b)
     assert same_bits(outer_scale(a, b), np.maximum(t.max(axis=1), -t.min(axis=1)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outer_products_formed_by_torch_are_numpys_bit_for_bit(dtype, monkeypatch):
+    import torch  # noqa: F401 - outer_rows uses torch only where it is imported
+
+    rng = np.random.default_rng(7)
+    a, b = factors(rng, S=4, A=33, C=19)
+    tiny = np.finfo(dtype).tiny
+    a[3, :4], b[3, :4] = tiny, [0.5, 1e-3, -tiny, np.finfo(dtype).max]  # subnormal and overflowing products
+    a, b = a.astype(dtype), b.astype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        numpy_formed = (a[:, :, None] * b[:, None, :]).reshape(4, -1)
+    monkeypatch.setattr("compare.measure._TORCH_MIN_ELEMENTS", 0)
+    assert same_bits(outer_rows(a, b), numpy_formed)
+    assert same_bits(outer_rows(a, b, np.float64), numpy_formed.astype(np.float64))
+    read_only = a.copy()
+    read_only.flags.writeable = False  # NumPy forms it (torch would warn)
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert same_bits(outer_rows(read_only, b), numpy_formed)
 
 
 @pytest.mark.parametrize("kernel", [False, True])
@@ -106,6 +126,13 @@ def test_the_streamed_divergence_csv_is_the_pandas_frames_csv(tmp_path, bug_repo
     write_divergence_csv(bug_report, tmp_path / "streamed.csv")
     divergence_frame(bug_report).to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
     assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    assert_first_divergence_written_as_pandas_does(bug_report, tmp_path)
+
+
+def assert_first_divergence_written_as_pandas_does(report, folder):
+    write_first_divergence_csv(report, folder / "first.csv")
+    first_divergence_frame(report).to_csv(folder / "first-pandas.csv", index=False, lineterminator="\n")
+    assert (folder / "first.csv").read_bytes() == (folder / "first-pandas.csv").read_bytes()
 
 
 def test_the_streamed_csv_of_a_report_with_exceptions_and_user_names(tmp_path):
@@ -121,6 +148,7 @@ def test_the_streamed_csv_of_a_report_with_exceptions_and_user_names(tmp_path):
     frame.to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
     assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
     assert (frame["tensor"] == "exception").any()
+    assert_first_divergence_written_as_pandas_does(report, tmp_path)
 
 
 def test_forcing_the_kernels_on_a_small_problem_changes_no_figure(bug_report):
@@ -165,3 +193,11 @@ def test_the_environment_turns_the_cache_off(variable, monkeypatch):
     assert caching.wanted(no_cache_flag=False)
     monkeypatch.setenv(variable, "1" if variable != "CI" else "true")
     assert not caching.wanted(no_cache_flag=False)
+
+
+def test_first_divergence_csv_of_a_clean_run_is_the_pandas_header(tmp_path):
+    import handrolled
+
+    report = compare.run(handrolled, compare.Config(spec=compare.ProblemSpec(steps=3, hidden=3)))
+    assert not report.findings
+    assert_first_divergence_written_as_pandas_does(report, tmp_path)

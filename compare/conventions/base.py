@@ -127,7 +127,8 @@ class Binding:
     @property
     def forward_names(self) -> tuple[str, ...]:
         """The forward tensors this binding compares, in computation order."""
-        return tuple(name for name in FORWARD_ORDER if name in self.observed_forward())
+        observed = self.observed_forward()
+        return tuple(name for name in FORWARD_ORDER if name in observed)
 
     def observed_forward(self) -> set[str]:
         raise NotImplementedError
