@@ -161,15 +161,21 @@ def slimmed(ref: ReferenceRun) -> ReferenceRun:
 
 
 def precision_note(name: str, dtype: np.dtype[Any], returned: Sequence[Mapping[str, Any]]) -> list[str]:
-    """A sentence when a float32 run's code returns float64 (it computes in float64: float32 is not tested)."""
-    if dtype != np.float32:
+    """A sentence when the code returns another float precision than the run's: float64 in a float32 run (its
+    float32 rounding is not tested), float32 in a float64 run (its errors are float32 rounding, not a bug)."""
+    other = {np.dtype(np.float32): np.float64, np.dtype(np.float64): np.float32}.get(np.dtype(dtype))
+    if other is None:
         return []
-    wider = sorted({tensor for values in returned for tensor, value in values.items()
-                    if isinstance(value, np.ndarray) and value.dtype == np.float64})
-    if not wider:
+    found = sorted({tensor for values in returned for tensor, value in values.items()
+                    if isinstance(value, np.ndarray) and value.dtype == other})
+    if not found:
         return []
-    return [f"{name} computes in float64 on float32 inputs ({', '.join(wider[:4])}{', ...' if len(wider) > 4 else ''} "
-            f"come back float64), so its float32 rounding is not what this run measures."]
+    names = f"{', '.join(found[:4])}{', ...' if len(found) > 4 else ''}"
+    if other == np.float64:
+        return [f"{name} computes in float64 on float32 inputs ({names} come back float64), so its float32 rounding "
+                f"is not what this run measures."]
+    return [f"{name} computes in float32 on float64 inputs ({names} come back float32), so differences of float32 "
+            f"rounding (about 1e-7) are its precision, not a wrong formula: --dtype float32 compares it as such."]
 
 
 def _problems(implementation: "Binding", spec: ProblemSpec) -> tuple["Problem", "Problem"]:

@@ -181,11 +181,16 @@ def call(impl: Any, function: str, args: tuple[Any, ...], phase: str, step: int 
     try:
         with _guarded(f"{function} at {where}"):
             try:
-                return getattr(impl, function)(*args)
+                result = getattr(impl, function)(*args)
             except (KeyboardInterrupt, TimedOut):
                 raise
             except BaseException as error:  # noqa: BLE001 - anything the user's code raises (SystemExit too)
                 message = f"{function} raised {describe(error, impl.source)}."
+            else:
+                if not _Alarm.fired:
+                    return result
+                message = (f"{function} timed out after {_timeout.get():g} s (it caught the interruption and "
+                           f"ran on).")
     except TimedOut:
         message = f"{function} timed out after {_timeout.get():g} s."
     raise ImplementationRaised(phase, step, message)
@@ -247,11 +252,13 @@ class _Alarm:
 
     armed = False
     held = False
+    fired = False  # the running call's limit passed (it may have caught TimedOut and returned anyway)
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
     if _Alarm.armed:
         _Alarm.armed = False
+        _Alarm.fired = True
         raise TimedOut
 
 
@@ -268,6 +275,7 @@ _HELD = object()  # _arm's token for a call inside a ``calls`` block
 def _arm(seconds: float) -> Any:
     """Start raising TimedOut after ``seconds`` (where ``_alarm_usable``; elsewhere the call is not limited
     in-process, the command line's supervising parent still is); ``_disarm`` takes what this returns."""
+    _Alarm.fired = False
     if _Alarm.held and threading.current_thread() is threading.main_thread():
         _Alarm.armed = True
         signal.setitimer(signal.ITIMER_REAL, seconds)

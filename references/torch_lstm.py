@@ -27,7 +27,7 @@ def _mse(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def official(problem: Problem) -> Totals:
     """Totals from ``torch.nn.LSTM`` + ``nn.Linear`` loaded through ``load_state_dict``: the authority."""
-    with _one_thread():
+    with _reference_mode():
         return _official(problem)
 
 
@@ -57,12 +57,15 @@ def _official(problem: Problem) -> Totals:
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
-    """Per-step ops are tiny: intra-op threads only add overhead (and thrash on a loaded 2-core machine)."""
+def _reference_mode() -> Iterator[None]:
+    """How the references run torch: with gradients on, whatever the caller (or code it imported, such as the
+    file under test calling ``torch.set_grad_enabled(False)``) set, and on one intra-op thread (per-step ops are
+    tiny: more threads only add overhead, and thrash on a loaded 2-core machine).  Both are put back after."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with torch.enable_grad():
+            yield
     finally:
         torch.set_num_threads(threads)
 
@@ -75,7 +78,7 @@ def trace(problem: Problem) -> Trace:
     parameter-sized outer product per step (the per-step contributions are ``Trace.step_param_grads``), and
     the totals come from the official ``nn.LSTM``, the authority (a test checks the two agree).
     """
-    with _one_thread():
+    with _reference_mode():
         forward, backward = _instrumented(problem)
         totals = _official(problem)
     return Trace(NAME, forward, backward, totals)

@@ -16,7 +16,7 @@ from references.model import Model, ModelProblem, ModelTotals, ModelTrace, Slot,
 from references.model_layout import HEAD_KEYS, model_to_torch, slot_to_torch, torch_keys, torch_suffix, \
     torch_to_model
 from references.records import grads_entering_later_steps
-from references.torch_lstm import _mse, _numpy, _one_thread, _tensor
+from references.torch_lstm import _mse, _numpy, _reference_mode, _tensor
 
 NAME = "torch"
 FORWARD = ("f_pre", "i_pre", "g_pre", "o_pre", "f", "i", "g", "o", "c", "c_tanh", "m", "h", "h_prev", "c_prev")
@@ -35,7 +35,7 @@ def official_model(problem: ModelProblem) -> ModelTotals:
 
     A peephole model has no official: ``model_layout.NoEquivalent`` (a ValueError) says so.
     """
-    with _one_thread():
+    with _reference_mode():
         return _official(problem)
 
 
@@ -65,7 +65,7 @@ def _official(problem: ModelProblem) -> ModelTotals:
 
 def trace_model(problem: ModelProblem) -> ModelTrace:
     """Every slot's per-step tensors from the twin; totals from ``official_model`` (the twin's for peepholes)."""
-    with _one_thread():
+    with _reference_mode():
         slots, totals = _twin(problem)
         if not problem.model.peepholes:
             totals = _official(problem)
@@ -74,7 +74,7 @@ def trace_model(problem: ModelProblem) -> ModelTrace:
 
 def twin_model(problem: ModelProblem) -> ModelTrace:
     """The twin alone, its own totals included (tests hold them against the official)."""
-    with _one_thread():
+    with _reference_mode():
         slots, totals = _twin(problem)
     return ModelTrace(NAME, problem.model, slots, totals)
 

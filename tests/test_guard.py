@@ -22,6 +22,7 @@ from compare.errors import ImplementationRaised, UsageError
 from compare.gradcheck import gradcheck
 from compare.guard import call, import_file, private_copy
 from helpers import report_cli, write_impl
+from references.model import Model
 
 SMALL = ProblemSpec(steps=4, hidden=3, inputs=2)
 TORCH = Config(spec=SMALL, references=("torch",))
@@ -352,3 +353,33 @@ def test_a_user_exception_becomes_a_finding_at_its_phase_and_step_through_call()
         call(types.SimpleNamespace(source=None, lstm=lstm), "lstm", ({}, 1, 2, 3), "forward", 7)
     assert (raised.value.phase, raised.value.step, raised.value.message) == ("forward", 7,
                                                                             "lstm raised SystemExit: bye.")
+
+
+CAUGHT_ONCE_AT_LAST_STEP = ("    if np.all(dh_next == 0):\n        import time\n        try:\n            time.sleep(5)\n"
+                            "        except BaseException:\n            pass\n")
+
+
+def test_a_call_that_catches_the_timeout_and_returns_late_is_still_timed_out(tmp_path):
+    path = write_impl(tmp_path, "swallows", (DLSTM_FIRST_LINE, CAUGHT_ONCE_AT_LAST_STEP + DLSTM_FIRST_LINE))
+    report = compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated",), timeout=0.3))
+    assert exceptions(report) == ["isolated backward step 3: dlstm timed out after 0.3 s (it caught the "
+                                  "interruption and ran on)."]
+
+
+def test_a_file_that_turns_torch_gradients_off_does_not_change_the_references(tmp_path):
+    path = write_impl(tmp_path, "nograd", ("import numpy as np\n", "import numpy as np\nimport torch\n"
+                                                                    "torch.set_grad_enabled(False)\n"))
+    import torch
+
+    try:
+        assert not compare.run(path, Config(spec=SMALL)).diverged
+        assert not compare.run(path, Config(spec=ProblemSpec(steps=3, model=Model(layers=2)))).diverged
+    finally:
+        torch.set_grad_enabled(True)
+
+
+def test_float32_results_in_a_float64_run_get_a_note_on_their_precision(tmp_path):
+    path = write_impl(tmp_path, "single", ("    xh = np.concatenate([x, h_prev], axis=-1)  # ([B,] X+H)",
+                                           "    xh = np.concatenate([x, h_prev], axis=-1).astype(np.float32)"))
+    report = compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated",)))
+    assert any("computes in float32 on float64 inputs" in note for note in report.skipped)
