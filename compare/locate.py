@@ -44,8 +44,7 @@ class Finding:
         step = " (whole sequence)" if self.step is None else f" step {self.step}"
         gate = f", gate {self.gate}" if self.gate else ""
         yours = f" (yours: {self.user_tensor})" if self.user_tensor else ""
-        slot = ("the whole model, " if self.tensor == "exception" and self.layer == 0 else
-                slot_text(self.layer, self.direction)) if self.in_model else ""
+        slot = slot_text(self.layer, self.direction, self.tensor) if self.in_model else ""
         return f"{slot}{self.phase}{step}{gate}, {'tensor ' if name_tensor else ''}{self.tensor}{yours}"
 
 
@@ -80,7 +79,7 @@ LAST_SLOT = 1 << 20  # beyond any layer's rank in order_key
 def in_model_failure(failure: Finding) -> Finding:
     """An exception finding of a model variant, its message naming the layer and direction (or the whole model,
     for the whole-model functions)."""
-    where = "the whole model, " if failure.layer == 0 else slot_text(failure.layer, failure.direction)
+    where = slot_text(failure.layer, failure.direction, failure.tensor)
     message = failure.message.replace(f"{failure.mode} ", f"{failure.mode} {where}", 1)
     return replace(failure, in_model=True, message=message)
 
@@ -95,9 +94,12 @@ def order_keys(phase: str, steps: np.ndarray, tensor: str, total: int, layer: in
     return keys
 
 
-def slot_text(layer: int, direction: str) -> str:
-    """'layer 2, backward direction, ' ('the model's head, ' for layer 0): the start of a variant's location."""
-    return "the model's head and input, " if layer == 0 else f"layer {layer}, {direction} direction, "
+def slot_text(layer: int, direction: str, tensor: str = "") -> str:
+    """'layer 2, backward direction, ': the start of a variant's location; for layer 0, 'the model's head and
+    input, ', or 'the whole model, ' for an exception there (raised in the whole-model functions)."""
+    if layer == 0:
+        return "the whole model, " if tensor == "exception" else "the model's head and input, "
+    return f"layer {layer}, {direction} direction, "
 
 
 def first_divergence(diffs: Iterable["TensorDiff"], failures: Iterable[Finding], steps: int, dh_given: bool = False,

@@ -115,11 +115,9 @@ def model_refusal(implementation: "Binding", spec: ProblemSpec) -> str | None:
                 f"{', '.join(PEEPHOLES)} and {PROJECTION}, as handrolled/variant_lstm.py), or {advice}.")
     H = spec.hidden
     probe = make_model_problem(ProblemSpec(steps=1, hidden=H, inputs=spec.inputs, model=model))
-    slot = model.slots()[0]
     S = model.state_size(H)
-    params = {**slot_params(model, probe.params, slot), "Wy": np.eye(S), "by": np.zeros(S)}
-    cell = Problem({k: read_only(v) for k, v in params.items()}, probe.inputs, np.zeros((1, S)), probe.h0[0],
-                   probe.c0[0], np.ones((1, S)))
+    cell = Problem(cell_params(probe, model.slots()[0]), probe.inputs, np.zeros((1, S)), probe.h0[0], probe.c0[0],
+                   np.ones((1, S)))
     try:
         run_ = drive.forward(implementation, cell)
         if run_.failure is not None:
@@ -147,17 +145,22 @@ def _trace(name: str, problem: ModelProblem, truth: ModelProblem) -> ModelRefere
     return ModelReference(name, same, exact, reference_tolerance(module, problem.dtype))
 
 
+def cell_params(problem: ModelProblem, slot: Slot) -> dict[str, np.ndarray]:
+    """One slot's cell parameters (read-only) with an identity head, Wy = I and by = 0: its y is its own h."""
+    S = problem.model.state_size(problem.hidden)
+    head = {"Wy": np.eye(S, dtype=problem.dtype), "by": np.zeros(S, dtype=problem.dtype)}
+    return {name: read_only(value) for name, value in {**slot_params(problem.model, problem.params, slot),
+                                                       **head}.items()}
+
+
 def slot_problem(problem: ModelProblem, trace: ModelTrace, slot: Slot) -> Problem:
     """The single-cell problem of one slot as ``trace``'s reference runs it: its parameters with an identity head,
     its input sequence and initial state, and the gradient reaching its h from outside (``Problem.upstream``)."""
     st = trace.slots[slot]
     k = slot_index(problem.model, slot)
-    S = problem.model.state_size(problem.hidden)
     dtype = problem.dtype
-    params = {**slot_params(problem.model, problem.params, slot), "Wy": np.eye(S, dtype=dtype),
-              "by": np.zeros(S, dtype=dtype)}
     upstream = np.asarray(st.backward["dh_out"], dtype=dtype)
-    return Problem({k_: read_only(v) for k_, v in params.items()}, np.asarray(st.inputs, dtype=dtype),
+    return Problem(cell_params(problem, slot), np.asarray(st.inputs, dtype=dtype),
                    np.zeros_like(upstream), problem.h0[k], problem.c0[k], upstream)
 
 
