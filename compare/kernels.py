@@ -7,16 +7,26 @@ compiled without fast-math, so each product and difference is rounded exactly as
 contraction, no reassociation), and the figures are the same bits as ``compare.measure``'s NumPy path, which a
 test checks on random data with NaN, Inf, zeros and negative values.
 
-Compiling costs one to two seconds of CPU, so it happens in a background thread (``prepare``) while the
-references run (JAX's compile and torch's work mostly release the GIL), and only for problems large enough to
-repay it (``worth_it``); until the kernels are ready, and wherever numba does not import, NumPy measures.  Both
-give the same bits, so which one measured a step never shows.  A command-line run may keep the compiled code in
-the per-user cache (``compare.caching``); the Python API and the tests never write it.
+Compiling costs about a second of CPU, and holds the GIL, so it happens in a separate process (``prepare``:
+``python -m compare.kernels FOLDER DTYPE``) while the references run, and only for problems large enough to
+repay it (``worth_it``).  That process leaves the compiled code in a folder (numba's cache), and the run reads it
+back (about 0.4 s, numba's import included) at its first measurement after the process has finished: a
+temporary folder of this run only, removed once read, or the per-user cache of a command-line run
+(``compare.caching``), which a later run then reuses.  Until the kernels are ready, and wherever numba does not
+import, NumPy measures.  Both give the same bits, so which one measured a step never shows.  The Python API and
+the tests never write the per-user cache.
 """
 
 import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
@@ -25,22 +35,28 @@ if TYPE_CHECKING:
     from compare.measure import OuterExpectation
     from references.records import Problem
 
-# Worth compiling when the weight contributions to measure hold at least this many elements per reference
+# Worth using when the weight contributions to measure hold at least this many elements per reference
 # (T * 4 (X+H) H + T H O).  On the 2-core machine NumPy spends about 2.4 s on 328M elements (T=1000 H=256 X=64
-# float32) where the kernels spend about 0.5 s; compiling them costs about 1.5 s of CPU, which in the background
-# still slows the rest (measured: even at 328M, 0.4 s slower at 213M).  So without a cache they start at
-# MIN_ELEMENTS (at T=3000 H=512, 3.2G elements, NumPy's rate would cost about 20 s more).  The command line
-# with its cache on compiles them from MIN_ELEMENTS_CACHED up: its first run pays as above, every later one
-# reads them back (0.6 s less at 328M).
-MIN_ELEMENTS = 500_000_000
-MIN_ELEMENTS_CACHED = 30_000_000
+# float32) where the kernels spend about 0.5 s, about 6 ns less per element; reading them back costs the run
+# about 0.4 s (0.2 s importing numba), which 70M elements repay.  (Compiling them in a thread of the run
+# instead held the GIL the references need: at 328M it made the run slower.)
+MIN_ELEMENTS = 100_000_000
 _ACTIVE: ContextVar[bool] = ContextVar("lstm_compare_kernels", default=False)
-_COMPILED: dict[str, Callable[..., Any]] = {}
 _LOCAL = threading.local()
-_READY: dict[str, threading.Event] = {}  # run dtype -> set once both kernels are compiled for it
-_COMPILED_FOR: set[str] = set()
-_LOCK = threading.Lock()
-KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_KERNELS: dict[str, dict[str, Callable[..., Any]]] = {}  # run dtype -> kernel name -> compiled kernel, once ready
+_TEMPORARY_PREFIX = "lstm-compare-kernels-"  # + the run's pid + "-": a folder of one run's compiled kernels
+
+
+@dataclass
+class _Build:
+    """The kernels for one run dtype, compiled by a separate process into ``folder``."""
+
+    process: "subprocess.Popen[bytes]"
+    folder: Path
+    temporary: bool  # this run's own folder (removed once read); False: the per-user cache
+
+
+_BUILDS: dict[str, _Build] = {}  # run dtype -> its build, while it runs or until it is read back
 
 
 def available() -> bool:
@@ -53,75 +69,137 @@ def available() -> bool:
 
 
 def worth_it(problem: "Problem") -> bool:
-    """Whether this problem's weight contributions are large enough to repay compiling the kernels."""
+    """Whether this problem's weight contributions are large enough to repay the kernels."""
     if problem.batched:
         return False  # a batch's contribution is a sum over the batch: formed by the references' own matmul
-    from compare import caching
-
     elements = problem.steps * sum(v.size for k, v in problem.params.items() if k.startswith("W"))
-    return elements >= (MIN_ELEMENTS if caching.numba_cache_dir() is None else MIN_ELEMENTS_CACHED)
+    return elements >= MIN_ELEMENTS
 
 
 def prepare(problem: "Problem") -> None:
-    """Start compiling the kernels for ``problem``'s dtype in a background thread, if it is worth it."""
-    if worth_it(problem):
-        _start(np.dtype(problem.dtype))
+    """Start compiling the kernels for ``problem``'s dtype in a separate process, if it is worth it (and they are
+    neither ready nor being compiled)."""
+    dtype = np.dtype(problem.dtype)
+    if worth_it(problem) and dtype.name not in _KERNELS and dtype.name not in _BUILDS:
+        _BUILDS[dtype.name] = _spawn(dtype)
 
 
-def _start(dtype: np.dtype[Any]) -> threading.Event:
-    with _LOCK:
-        if dtype.name not in _READY:
-            _READY[dtype.name] = threading.Event()
-            threading.Thread(target=_compile_for, args=(dtype,), name="lstm-compare-kernels", daemon=True).start()
-        return _READY[dtype.name]
+def _spawn(dtype: np.dtype[Any]) -> _Build:
+    from compare import caching
+
+    cached = caching.numba_cache_dir()
+    if cached is None:
+        _remove_stale_temporaries()
+    folder = cached or Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY_PREFIX}{os.getpid()}-"))
+    root = str(Path(__file__).resolve().parent.parent)  # this project, importable whatever the working directory
+    path = os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))
+    process = subprocess.Popen([sys.executable, "-m", "compare.kernels", str(folder), dtype.name],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONPATH": path})
+    return _Build(process, folder, temporary=cached is None)
+
+
+def _remove_stale_temporaries() -> None:
+    """Remove the temporary kernel folders of runs that ended without removing theirs (killed, say)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_TEMPORARY_PREFIX}*-*"):
+        pid = folder.name[len(_TEMPORARY_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def compile_now(dtype: np.typing.DTypeLike) -> bool:
-    """Compile the kernels for ``dtype`` and wait for them; whether they are ready (False: numba is missing)."""
-    event = _start(np.dtype(dtype))
-    event.wait()
-    return dtype_ready(np.dtype(dtype))
+    """Compile the kernels for ``dtype`` in this process (no cache) and wait; whether they are ready (False:
+    numba is missing)."""
+    name = np.dtype(dtype).name
+    if name not in _KERNELS and available():
+        _KERNELS[name] = _load(np.dtype(dtype), None)
+    return name in _KERNELS
 
 
 def dtype_ready(dtype: np.dtype[Any]) -> bool:
-    """Whether both kernels are compiled for arrays of ``dtype``."""
-    event = _READY.get(dtype.name)
-    return event is not None and event.is_set() and dtype.name in _COMPILED_FOR
-
-
-def _compile_for(dtype: np.dtype[Any]) -> None:
-    """Compile both kernels for a run in ``dtype`` by calling them once on tiny arrays (the run's signatures)."""
+    """Whether the kernels for arrays of ``dtype`` are ready: compiled here, or read back now from a build that
+    has finished (a build that failed is given up: NumPy measures)."""
+    if dtype.name in _KERNELS:
+        return True
+    build = _BUILDS.get(dtype.name)
+    if build is None or build.process.poll() is None:
+        return False
     try:
-        if not available():
-            return
-        a, b = np.ones((1, 2)), np.ones((1, 3))
-        if dtype != np.float64:  # a float64 run has no noise floor to measure
-            outer_noise(a, b, a.astype(dtype), b.astype(dtype))
-        outer_measure(np.ones((1, 6), dtype=dtype), _tiny_expectation(a, b))
-        _COMPILED_FOR.add(dtype.name)
+        if build.process.returncode == 0:
+            _KERNELS[dtype.name] = _load(dtype, build.folder)
     finally:
-        _READY[dtype.name].set()
+        _discard(dtype.name)
+    return dtype.name in _KERNELS
 
 
-def _tiny_expectation(a: np.ndarray, b: np.ndarray) -> "OuterExpectation":
-    from compare.measure import OuterExpectation
+def _discard(name: str) -> None:
+    """Forget the build for dtype ``name``: a temporary folder is removed, its process stopped if it still runs
+    (a build into the per-user cache is left to finish: the next run reads it)."""
+    build = _BUILDS.pop(name)
+    if build.temporary:
+        if build.process.poll() is None:
+            build.process.kill()
+            build.process.wait()
+        shutil.rmtree(build.folder, ignore_errors=True)
 
-    return OuterExpectation(a, b, np.ones(1), np.zeros(1), np.ones(1))
+
+def _load(dtype: np.dtype[Any], folder: Path | None) -> dict[str, Callable[..., Any]]:
+    """Both kernels for a run in ``dtype``, compiled (or read back from ``folder``, numba's cache) by calling them
+    once on tiny arrays of the run's signatures."""
+    kernels = {name: _jit(kernel, folder) for name, kernel in (("noise", _outer_noise_kernel),
+                                                               ("measure", _outer_measure_kernel))}
+    a, b = np.ones((1, 2)), np.ones((1, 3))
+    work, out = np.empty(6), np.empty(1)
+    if dtype != np.float64:  # a float64 run has no noise floor to measure
+        kernels["noise"](a, b, a.astype(dtype), b.astype(dtype), work, out)
+    outputs = [np.empty(1), np.empty(1, dtype=np.intp), np.empty(1), np.empty(1), np.empty(1, dtype=np.intp)]
+    kernels["measure"](np.ones((1, 6), dtype=dtype), a, b, np.ones(1), work, *outputs)
+    return kernels
+
+
+def _jit(kernel: Callable[..., Any], folder: Path | None) -> Callable[..., Any]:
+    """``kernel`` compiled by numba without fast-math; with ``folder``, cached there.  (numba's cache folder is a
+    process-wide setting that the dispatcher reads when it is made: set for that moment only, then put back.)"""
+    import numba
+
+    jit: Any = numba.njit(nogil=True, cache=folder is not None, error_model="numpy")
+    if folder is None:
+        return jit(kernel)
+    previous = numba.config.CACHE_DIR  # type: ignore[attr-defined]
+    numba.config.CACHE_DIR = str(folder)  # type: ignore[attr-defined]
+    try:
+        return jit(kernel)
+    finally:
+        numba.config.CACHE_DIR = previous  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
 def use(active: bool) -> Iterator[None]:
-    """Within the block (this thread or task only), measure weight contributions with the kernels if ``active``."""
+    """Within the block (this thread or task only), measure weight contributions with the kernels if ``active``;
+    when it ends, a build still running for a temporary folder is stopped and the folder removed."""
     token = _ACTIVE.set(active)
     try:
         yield
     finally:
         _ACTIVE.reset(token)
+        for name in list(_BUILDS):
+            if _BUILDS[name].process.poll() is None:
+                _discard(name)
 
 
 def enabled(*arrays: np.ndarray) -> bool:
     """Whether the kernels measure these arrays (the implementation's, or a reference's in the run dtype): turned
-    on by ``use``, and already compiled for their dtype (``prepare``); never a compilation in the caller's time."""
+    on by ``use``, and ready for their dtype (``prepare``); never a compilation in the caller's time."""
     dtype = arrays[0].dtype
     return _ACTIVE.get() and all(a.dtype == dtype for a in arrays) and dtype_ready(dtype)
 
@@ -194,22 +272,6 @@ def _outer_measure_kernel(actual: np.ndarray, a: np.ndarray, b: np.ndarray, tole
         n_mismatch[s] = count
 
 
-def _compiled(name: str) -> Callable[..., Any]:
-    """The kernel ``name``, compiled on first use (into the per-user cache when a command-line run allows it)."""
-    if name not in _COMPILED:
-        import numba
-
-        from compare import caching
-
-        folder = caching.numba_cache_dir()
-        if folder is not None:  # only in the lstm-compare program, with its caches on
-            numba.config.CACHE_DIR = str(folder)  # type: ignore[attr-defined]
-        jit: Any = numba.njit(nogil=True, cache=folder is not None, error_model="numpy")
-        kernel = {"noise": _outer_noise_kernel, "measure": _outer_measure_kernel}[name]
-        _COMPILED[name] = jit(kernel)
-    return _COMPILED[name]
-
-
 def _c(array: np.ndarray) -> np.ndarray:
     """``array`` as the kernels were compiled for it: C-contiguous and writeable (a copy only where it is not)."""
     return array if array.flags.c_contiguous and array.flags.writeable else np.array(array, order="C")
@@ -227,7 +289,7 @@ def outer_noise(a: np.ndarray, b: np.ndarray, a_same: np.ndarray, b_same: np.nda
     """``compare.measure.outer_noise`` in one pass."""
     out = np.empty(a.shape[0])
     work = _scratch(a.shape[1] * b.shape[1])
-    _compiled("noise")(_c(a), _c(b), _c(a_same), _c(b_same), work, out)
+    _KERNELS[a_same.dtype.name]["noise"](_c(a), _c(b), _c(a_same), _c(b_same), work, out)
     return out
 
 
@@ -237,10 +299,16 @@ def outer_measure(actual: np.ndarray, expected: "OuterExpectation") -> dict[str,
     max_abs, actual_at, expected_at = np.empty(S), np.empty(S), np.empty(S)
     worst, n_mismatch = np.empty(S, dtype=np.intp), np.empty(S, dtype=np.intp)
     work = _scratch(actual.shape[1])
-    _compiled("measure")(_c(actual), _c(expected.a), _c(expected.b), _c(expected.tolerance.astype(np.float64)),
+    _KERNELS[actual.dtype.name]["measure"](_c(actual), _c(expected.a), _c(expected.b), _c(expected.tolerance.astype(np.float64)),
                          work, max_abs, worst, actual_at, expected_at, n_mismatch)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(expected.scale > 0, max_abs / expected.scale, np.where(max_abs > 0, np.inf, 0.0))
     return dict(max_abs_err=max_abs, max_rel_err=rel, worst_index=worst, actual=actual_at, expected=expected_at,
                 n_mismatch=n_mismatch, tolerance=expected.tolerance, noise_floor=expected.noise_floor,
                 diverged=n_mismatch > 0)
+
+
+if __name__ == "__main__":  # python -m compare.kernels FOLDER DTYPE: compile both kernels for DTYPE into FOLDER
+    from compare import kernels as _module  # the module's own functions (numba caches them by file and name)
+
+    _module._load(np.dtype(sys.argv[2]), Path(sys.argv[1]))

@@ -201,3 +201,49 @@ def test_first_divergence_csv_of_a_clean_run_is_the_pandas_header(tmp_path):
     report = compare.run(handrolled, compare.Config(spec=compare.ProblemSpec(steps=3, hidden=3)))
     assert not report.findings
     assert_first_divergence_written_as_pandas_does(report, tmp_path)
+
+
+@pytest.fixture
+def fresh_kernels(monkeypatch):
+    """The kernels module with nothing compiled or being built (a run's first use)."""
+    if not kernels.available():
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(kernels, "_KERNELS", {})
+    monkeypatch.setattr(kernels, "_BUILDS", {})
+    monkeypatch.setattr(kernels, "MIN_ELEMENTS", 0)
+    return kernels
+
+
+def test_kernels_built_by_a_separate_process_are_read_back_and_measure_as_numpy_does(fresh_kernels, bug_report):
+    problem = compare.make_problem(bug_report.config.spec).astype(np.float32)
+    fresh_kernels.prepare(problem)
+    build = fresh_kernels._BUILDS["float32"]
+    assert build.temporary and build.folder.is_dir()
+    assert build.process.wait(timeout=120) == 0
+    with fresh_kernels.use(True):
+        assert fresh_kernels.enabled(np.ones(1, np.float32))
+    stats = [kernel.stats for kernel in fresh_kernels._KERNELS["float32"].values()]
+    assert all(sum(s.cache_hits.values()) == 1 and not s.cache_misses for s in stats)  # read, not compiled again
+    assert not build.folder.exists() and not fresh_kernels._BUILDS  # the run's own folder is gone once read
+    rng = np.random.default_rng(3)
+    a, b = factors(rng, S=5, A=11, C=7, specials=False)
+    same = (a.astype(np.float32), b.astype(np.float32))
+    actual = outer_rows(*same) + rng.normal(size=(5, 77)).astype(np.float32) * 1e-6
+    actual[1, 2] = np.nan
+    results = []
+    for use in (False, True):
+        with fresh_kernels.use(use):
+            e = outer_expectation((a, b), same, tolerance_for(np.float32))
+            results.append((e.noise_floor, measure(actual, e)))
+    assert same_bits(results[0][0], results[1][0])
+    for key in results[0][1]:
+        assert same_bits(results[0][1][key], results[1][1][key]), key
+
+
+def test_a_build_still_running_when_the_measurement_ends_is_stopped_and_its_folder_removed(fresh_kernels, bug_report):
+    problem = compare.make_problem(bug_report.config.spec).astype(np.float32)
+    fresh_kernels.prepare(problem)
+    build = fresh_kernels._BUILDS["float32"]
+    with fresh_kernels.use(True):
+        pass  # a small run: done before the build is
+    assert build.process.poll() is not None and not build.folder.exists() and not fresh_kernels._BUILDS
