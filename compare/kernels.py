@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 MIN_ELEMENTS = 100_000_000
 _ACTIVE: ContextVar[bool] = ContextVar("lstm_compare_kernels", default=False)
 _LOCAL = threading.local()
-_KERNELS: dict[str, dict[str, Callable[..., Any]]] = {}  # run dtype -> kernel name -> compiled kernel, once ready
+_KERNELS: dict[str, dict[str, Callable[..., Any]]] = {}  # run dtype (its char) -> kernel name -> compiled kernel
 _TEMPORARY_PREFIX = "lstm-compare-kernels-"  # + the run's pid + "-": a folder of one run's compiled kernels
 
 
@@ -56,7 +56,7 @@ class _Build:
     temporary: bool  # this run's own folder (removed once read); False: the per-user cache
 
 
-_BUILDS: dict[str, _Build] = {}  # run dtype -> its build, while it runs or until it is read back
+_BUILDS: dict[str, _Build] = {}  # run dtype (its char) -> its build, while it runs or until it is read back
 
 
 def available() -> bool:
@@ -80,8 +80,8 @@ def prepare(problem: "Problem") -> None:
     """Start compiling the kernels for ``problem``'s dtype in a separate process, if it is worth it (and they are
     neither ready nor being compiled)."""
     dtype = np.dtype(problem.dtype)
-    if worth_it(problem) and dtype.name not in _KERNELS and dtype.name not in _BUILDS:
-        _BUILDS[dtype.name] = _spawn(dtype)
+    if worth_it(problem) and dtype.char not in _KERNELS and dtype.char not in _BUILDS:
+        _BUILDS[dtype.char] = _spawn(dtype)
 
 
 def _spawn(dtype: np.dtype[Any]) -> _Build:
@@ -120,32 +120,32 @@ def _alive(pid: int) -> bool:
 def compile_now(dtype: np.typing.DTypeLike) -> bool:
     """Compile the kernels for ``dtype`` in this process (no cache) and wait; whether they are ready (False:
     numba is missing)."""
-    name = np.dtype(dtype).name
-    if name not in _KERNELS and available():
-        _KERNELS[name] = _load(np.dtype(dtype), None)
-    return name in _KERNELS
+    key = np.dtype(dtype).char
+    if key not in _KERNELS and available():
+        _KERNELS[key] = _load(np.dtype(dtype), None)
+    return key in _KERNELS
 
 
 def dtype_ready(dtype: np.dtype[Any]) -> bool:
     """Whether the kernels for arrays of ``dtype`` are ready: compiled here, or read back now from a build that
     has finished (a build that failed is given up: NumPy measures)."""
-    if dtype.name in _KERNELS:
+    if dtype.char in _KERNELS:
         return True
-    build = _BUILDS.get(dtype.name)
+    build = _BUILDS.get(dtype.char)
     if build is None or build.process.poll() is None:
         return False
     try:
         if build.process.returncode == 0:
-            _KERNELS[dtype.name] = _load(dtype, build.folder)
+            _KERNELS[dtype.char] = _load(dtype, build.folder)
     finally:
-        _discard(dtype.name)
-    return dtype.name in _KERNELS
+        _discard(dtype.char)
+    return dtype.char in _KERNELS
 
 
-def _discard(name: str) -> None:
-    """Forget the build for dtype ``name``: a temporary folder is removed, its process stopped if it still runs
-    (a build into the per-user cache is left to finish: the next run reads it)."""
-    build = _BUILDS.pop(name)
+def _discard(key: str) -> None:
+    """Forget the build for the dtype whose char is ``key``: a temporary folder is removed, its process stopped
+    if it still runs (a build into the per-user cache is left to finish: the next run reads it)."""
+    build = _BUILDS.pop(key)
     if build.temporary:
         if build.process.poll() is None:
             build.process.kill()
@@ -192,9 +192,9 @@ def use(active: bool) -> Iterator[None]:
         yield
     finally:
         _ACTIVE.reset(token)
-        for name in list(_BUILDS):
-            if _BUILDS[name].process.poll() is None:
-                _discard(name)
+        for key in list(_BUILDS):
+            if _BUILDS[key].process.poll() is None:
+                _discard(key)
 
 
 def enabled(*arrays: np.ndarray) -> bool:
@@ -289,7 +289,7 @@ def outer_noise(a: np.ndarray, b: np.ndarray, a_same: np.ndarray, b_same: np.nda
     """``compare.measure.outer_noise`` in one pass."""
     out = np.empty(a.shape[0])
     work = _scratch(a.shape[1] * b.shape[1])
-    _KERNELS[a_same.dtype.name]["noise"](_c(a), _c(b), _c(a_same), _c(b_same), work, out)
+    _KERNELS[a_same.dtype.char]["noise"](_c(a), _c(b), _c(a_same), _c(b_same), work, out)
     return out
 
 
@@ -299,8 +299,9 @@ def outer_measure(actual: np.ndarray, expected: "OuterExpectation") -> dict[str,
     max_abs, actual_at, expected_at = np.empty(S), np.empty(S), np.empty(S)
     worst, n_mismatch = np.empty(S, dtype=np.intp), np.empty(S, dtype=np.intp)
     work = _scratch(actual.shape[1])
-    _KERNELS[actual.dtype.name]["measure"](_c(actual), _c(expected.a), _c(expected.b), _c(expected.tolerance.astype(np.float64)),
-                         work, max_abs, worst, actual_at, expected_at, n_mismatch)
+    kernel = _KERNELS[actual.dtype.char]["measure"]
+    kernel(_c(actual), _c(expected.a), _c(expected.b), _c(expected.tolerance.astype(np.float64)), work, max_abs, worst,
+           actual_at, expected_at, n_mismatch)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(expected.scale > 0, max_abs / expected.scale, np.where(max_abs > 0, np.inf, 0.0))
     return dict(max_abs_err=max_abs, max_rel_err=rel, worst_index=worst, actual=actual_at, expected=expected_at,

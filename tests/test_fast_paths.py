@@ -217,12 +217,12 @@ def fresh_kernels(monkeypatch):
 def test_kernels_built_by_a_separate_process_are_read_back_and_measure_as_numpy_does(fresh_kernels, bug_report):
     problem = compare.make_problem(bug_report.config.spec).astype(np.float32)
     fresh_kernels.prepare(problem)
-    build = fresh_kernels._BUILDS["float32"]
+    build = fresh_kernels._BUILDS["f"]
     assert build.temporary and build.folder.is_dir()
     assert build.process.wait(timeout=120) == 0
     with fresh_kernels.use(True):
         assert fresh_kernels.enabled(np.ones(1, np.float32))
-    stats = [kernel.stats for kernel in fresh_kernels._KERNELS["float32"].values()]
+    stats = [kernel.stats for kernel in fresh_kernels._KERNELS["f"].values()]
     assert all(sum(s.cache_hits.values()) == 1 and not s.cache_misses for s in stats)  # read, not compiled again
     assert not build.folder.exists() and not fresh_kernels._BUILDS  # the run's own folder is gone once read
     rng = np.random.default_rng(3)
@@ -243,7 +243,7 @@ def test_kernels_built_by_a_separate_process_are_read_back_and_measure_as_numpy_
 def test_a_build_still_running_when_the_measurement_ends_is_stopped_and_its_folder_removed(fresh_kernels, bug_report):
     problem = compare.make_problem(bug_report.config.spec).astype(np.float32)
     fresh_kernels.prepare(problem)
-    build = fresh_kernels._BUILDS["float32"]
+    build = fresh_kernels._BUILDS["f"]
     with fresh_kernels.use(True):
         pass  # a small run: done before the build is
     assert build.process.poll() is not None and not build.folder.exists() and not fresh_kernels._BUILDS
