@@ -56,6 +56,7 @@ class _Build:
     temporary: bool  # this run's own folder (removed once read); False: the per-user cache
 
 
+_POPEN = subprocess.Popen  # as imported: the file under test may replace subprocess.Popen later
 _BUILDS: dict[str, _Build] = {}  # run dtype (its char) -> its build, while it runs or until it is read back
 
 
@@ -81,10 +82,12 @@ def prepare(problem: "Problem") -> None:
     neither ready nor being compiled)."""
     dtype = np.dtype(problem.dtype)
     if worth_it(problem) and dtype.char not in _KERNELS and dtype.char not in _BUILDS:
-        _BUILDS[dtype.char] = _spawn(dtype)
+        build = _spawn(dtype)
+        if build is not None:
+            _BUILDS[dtype.char] = build
 
 
-def _spawn(dtype: np.dtype[Any]) -> _Build:
+def _spawn(dtype: np.dtype[Any]) -> _Build | None:
     from compare import caching
 
     cached = caching.numba_cache_dir()
@@ -93,9 +96,14 @@ def _spawn(dtype: np.dtype[Any]) -> _Build:
     folder = cached or Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY_PREFIX}{os.getpid()}-"))
     root = str(Path(__file__).resolve().parent.parent)  # this project, importable whatever the working directory
     path = os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))
-    process = subprocess.Popen([sys.executable, "-m", "compare.kernels", str(folder), dtype.name],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": path})
+    try:
+        process = _POPEN([sys.executable, "-m", "compare.kernels", str(folder), dtype.name],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env={**os.environ, "PYTHONPATH": path})
+    except OSError:  # no interpreter to start (an embedded Python, say): NumPy measures
+        if cached is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        return None
     return _Build(process, folder, temporary=cached is None)
 
 
@@ -137,6 +145,8 @@ def dtype_ready(dtype: np.dtype[Any]) -> bool:
     try:
         if build.process.returncode == 0:
             _KERNELS[dtype.char] = _load(dtype, build.folder)
+    except Exception:  # noqa: BLE001 - numba not importing here, or not reading its cache back: NumPy measures
+        pass
     finally:
         _discard(dtype.char)
     return dtype.char in _KERNELS
@@ -186,15 +196,14 @@ def _jit(kernel: Callable[..., Any], folder: Path | None) -> Callable[..., Any]:
 @contextlib.contextmanager
 def use(active: bool) -> Iterator[None]:
     """Within the block (this thread or task only), measure weight contributions with the kernels if ``active``;
-    when it ends, a build still running for a temporary folder is stopped and the folder removed."""
+    when it ends, builds not read back are forgotten (``_discard``)."""
     token = _ACTIVE.set(active)
     try:
         yield
     finally:
         _ACTIVE.reset(token)
-        for key in list(_BUILDS):
-            if _BUILDS[key].process.poll() is None:
-                _discard(key)
+        for key in list(_BUILDS):  # the kernels are read back during the measurement, or not at all
+            _discard(key)
 
 
 def enabled(*arrays: np.ndarray) -> bool:
