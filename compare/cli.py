@@ -3,12 +3,13 @@
 import argparse
 import importlib
 import math
+import os
 import sys
 from types import ModuleType
 from typing import NoReturn, Sequence
 
 from compare import caching
-from compare.errors import EXIT_INTERRUPTED, EXIT_UNUSABLE, UsageError
+from compare.errors import EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_UNUSABLE, UsageError
 from compare.guard import DEFAULT_TIMEOUT, time_limit
 from references import ReferenceRefused
 
@@ -57,7 +58,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Run one subcommand; exits with 0 match, 1 divergence, 2 unusable input, 130 interrupted.
+    """Run one subcommand; exits with 0 match, 1 divergence, 2 unusable input, 130 interrupted, 141 output closed.
 
     As a program (``argv`` None) the work runs in a child process that ``compare.supervise`` watches, so that
     ``os._exit``, a crash or a call stuck in compiled code in the user's file cannot end or hang the tool.
@@ -87,3 +88,16 @@ def execute(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("lstm-compare: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of the output stopped reading (`| head`): stop there, quietly
+        _discard_stdout()
+        return EXIT_OUTPUT_CLOSED
+
+
+def _discard_stdout() -> None:
+    """Point standard output at the null device, so that flushing what is still buffered fails no more."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no file descriptor behind sys.stdout: nothing to flush there
+        pass

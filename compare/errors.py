@@ -4,6 +4,7 @@ EXIT_MATCH = 0  # every compared tensor matches
 EXIT_DIVERGED = 1  # a divergence, a NaN/Inf or an exception in the implementation was found
 EXIT_UNUSABLE = 2  # the input cannot be compared: a bad flag, a file that does not import, a wrong interface
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), or a KeyboardInterrupt raised by the user's code
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE: standard output was closed while the tool still wrote to it (`| head`)
 
 
 class UsageError(Exception):

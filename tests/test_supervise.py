@@ -109,3 +109,15 @@ def test_an_interruption_is_one_line_and_leaves_earlier_reports_and_no_temporary
     assert sorted(p.name for p in reports.iterdir()) == ["divergence.csv"]
     assert (reports / "divergence.csv").read_text() == "an earlier report\n"
     assert seconds < 10
+
+
+def test_output_closed_early_stops_quietly_with_141_and_the_reports_written(tmp_path):
+    """`lstm-compare report | head -0`: the reader is gone before the summary; no traceback, no 'ended abruptly'."""
+    read, write = os.pipe()
+    os.close(read)  # nobody will read: the first write fails with EPIPE
+    process = subprocess.Popen([sys.executable, "-m", "compare", "report", *TINY], cwd=tmp_path, stdout=write,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    os.close(write)
+    code, _, err, _ = finish(process)
+    assert (code, err) == (141, "")
+    assert (tmp_path / "reports" / "divergence.csv").is_file()  # written before the summary was printed
