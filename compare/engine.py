@@ -380,7 +380,7 @@ def _traced(module: ModuleType, problem: "Problem") -> "Trace":
     ``_fed_next`` reads off those), the memory its computation freed given back."""
     trace = module.trace(problem)
     trace = replace(trace, backward={k: v for k, v in trace.backward.items() if k not in ("dh_next", "dc_next")})
-    release_free_memory()
+    release_free_memory(sum(a.nbytes for a in (*trace.forward.values(), *trace.backward.values())))
     return trace
 
 

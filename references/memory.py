@@ -25,8 +25,13 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
-def release_free_memory() -> None:
-    """Return the C heap's wholly free pages to the operating system (glibc's ``malloc_trim(0)``), if it can."""
+# Below this many bytes held by a phase, what it frees is not worth a walk over the heap (a few milliseconds).
+WORTH_RELEASING = 64 << 20
+
+
+def release_free_memory(held: int) -> None:
+    """Return the C heap's wholly free pages to the operating system (glibc's ``malloc_trim(0)``), if it can and
+    the phase that freed them held at least WORTH_RELEASING bytes (``held``)."""
     trim = _malloc_trim()
-    if trim is not None:
+    if trim is not None and held >= WORTH_RELEASING:
         trim(0)

@@ -134,11 +134,12 @@ def _stacked_columns(columns: dict[str, list[torch.Tensor]]) -> dict[str, np.nda
     the next ones are copied, so that the per-step tensors and the stacks are never all held at once."""
     T = len(next(iter(columns.values())))
     out = {name: torch.empty((T, *values[0].shape), dtype=values[0].dtype) for name, values in columns.items()}
+    held = sum(tensor.nbytes for tensor in out.values())  # about what the per-step tensors hold
     with torch.no_grad():
         for start in range(0, T, STACK_STEPS):
             stop = min(T, start + STACK_STEPS)
             for name, values in columns.items():
                 torch.stack(values[start:stop], out=out[name][start:stop])
                 values[start:stop] = [None] * (stop - start)  # type: ignore[list-item]
-            release_free_memory()
+            release_free_memory(held)
     return {name: tensor.numpy() for name, tensor in out.items()}
