@@ -16,12 +16,11 @@ from compare.limits import check_fits
 from compare.locate import Finding, failure_finding, first_divergence
 from compare.measure import (AnyExpectation, Expectation, TensorDiff, expectation, measure, outer_expectation,
                              tensor_diff)
-from compare.tolerance import NOISE_FACTOR
 from compare.problem import ProblemSpec, make_problem
-from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, GATE_NAMES, PARAM_GRADS, VARIANT_PARAM_GRADS, gate_of
-from compare.tolerance import Tolerance, tolerance_for
+from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS, VARIANT_PARAM_GRADS, gate_of
+from compare.tolerance import NOISE_FACTOR, Tolerance, tolerance_for
 from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
-from references.cell import stepwise_outer
+from references.cell import GATES, stepwise_outer
 from references.memory import release_free_memory
 
 if TYPE_CHECKING:
@@ -303,7 +302,7 @@ class ForwardStream:
                 elif name in probed:
                     pair = (None, measure(actual, _retolerated(e, probe)))
                 else:  # a gate may yet be observed by saturation (probed only grows); other tensors never are
-                    pair = (measure(actual, e), measure(actual, _retolerated(e, probe)) if name in GATE_NAMES else None)
+                    pair = (measure(actual, e), measure(actual, _retolerated(e, probe)) if name in GATES else None)
                 self.stats.setdefault((ref.name, name), []).append(pair)
         self.pending.clear()
 
