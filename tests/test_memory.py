@@ -117,3 +117,10 @@ def test_giving_freed_memory_back_changes_nothing():
     release_free_memory(0)
     release_free_memory(1 << 40)
     np.testing.assert_array_equal(kept, np.arange(10.0))
+
+
+def test_large_problems_trace_jax_first_and_small_ones_in_the_order_given():
+    small = compare.make_problem(ProblemSpec(steps=100, hidden=64, inputs=8))
+    large = compare.make_problem(ProblemSpec(steps=3000, hidden=512, inputs=8))
+    assert engine.trace_order(("torch", "jax"), small) == ["torch", "jax"]
+    assert engine.trace_order(("torch", "numeric", "jax"), large) == ["jax", "torch", "numeric"]
