@@ -5,7 +5,7 @@ calls it through ``guard.call`` (copies in, exceptions become findings) and chec
 """
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -20,15 +20,18 @@ if TYPE_CHECKING:
 class ForwardRun:
     """The implementation's forward tensors stacked over the steps that ran, its caches, and any failure."""
 
-    tensors: dict[str, np.ndarray]  # name -> (steps_run, [B,] n): what is compared
+    tensors: dict[str, np.ndarray]  # name -> (steps_run, [B,] n): what is compared (empty: given to a sink)
     outputs: np.ndarray | None  # (steps_run, [B,] O): y_t, from which the chained backward's dy_t comes
     caches: list[Any]
     failure: ImplementationRaised | None
 
 
-def forward(binding: "Binding", problem: "Problem", fed_states: tuple[np.ndarray, np.ndarray] | None = None
-           ) -> ForwardRun:
-    """Run the step forward over the sequence; with ``fed_states`` (h_prev, c_prev stacked), each step gets those."""
+def forward(binding: "Binding", problem: "Problem", fed_states: tuple[np.ndarray, np.ndarray] | None = None,
+            sink: Callable[[Mapping[str, np.ndarray]], None] | None = None) -> ForwardRun:
+    """Run the step forward over the sequence; with ``fed_states`` (h_prev, c_prev stacked), each step gets those.
+
+    With a ``sink``, each step's tensors go to it as they come (the run's ``tensors`` stay empty): a caller that
+    measures them as it goes never holds a whole run of them."""
     collected: dict[str, list[np.ndarray]] = {}
     outputs: list[np.ndarray] = []
     caches: list[Any] = []
@@ -39,8 +42,11 @@ def forward(binding: "Binding", problem: "Problem", fed_states: tuple[np.ndarray
             if fed_states is not None:
                 h, c = fed_states[0][t], fed_states[1][t]
             step = binding.step_forward(problem.params, problem.inputs[t], h, c, t)
-            for name, value in step.tensors.items():
-                collected.setdefault(name, []).append(value)
+            if sink is not None:
+                sink(step.tensors)
+            else:
+                for name, value in step.tensors.items():
+                    collected.setdefault(name, []).append(value)
             outputs.append(step.y)
             caches.append(step.cache)
             h, c = step.h, step.c

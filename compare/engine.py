@@ -18,9 +18,10 @@ from compare.measure import (AnyExpectation, Expectation, TensorDiff, expectatio
                              tensor_diff)
 from compare.problem import ProblemSpec, make_problem
 from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS, VARIANT_PARAM_GRADS, gate_of
-from compare.tolerance import Tolerance, tolerance_for
+from compare.tolerance import NOISE_FACTOR, Tolerance, tolerance_for
 from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
-from references.cell import stepwise_outer
+from references.cell import GATES, stepwise_outer
+from references.memory import release_free_memory
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +52,9 @@ class ReferenceRun:
     same_dtype: "Trace"  # run in the implementation's dtype
     truth: "Trace"  # run in float64 (the same object in a float64 run)
     tolerance: Tolerance  # for comparisons against this reference
+    # what this reference expects of each forward tensor, with ``tolerance``, made as soon as it was traced so
+    # that the same-dtype run's forward tensors can go (``prepared``); None until then
+    forward_expected: Mapping[str, Expectation] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,9 @@ def _run(impl: "Source", config: Config) -> Report:
         return run_model(implementation, config)
     problem, truth_problem = _problems(implementation, config.spec)
     kernels.prepare(problem)  # the measurement kernels compile in the background while the references run
-    refs = [_trace_reference(name, problem, truth_problem) for name in config.references]
+    traced = {name: _trace_reference(name, problem, truth_problem, implementation.forward_names)
+              for name in trace_order(config.references, problem)}
+    refs = [traced.pop(name) for name in config.references]
     collector = Collector()
     returned = compare_steps(implementation, problem, truth_problem, refs, config.modes, collector)
     skipped = [*implementation.notes, *implementation.run_notes]
@@ -131,14 +137,14 @@ def compare_steps(implementation: "Binding", problem: "Problem", truth_problem: 
     """Run and measure the step modes (isolated, chained) among ``modes``; returns, per run of the steps, the
     dtype of each tensor they returned (as empty arrays of that dtype: what ``precision_note`` reads).
 
-    ``forward_names`` and ``backward_names``: the tensors compared (default: all the binding observes).  Once the
-    forward is measured, ``refs``' traces are replaced in place by ones without the per-step forward tensors
-    that only the forward compares (``slimmed``), and each run's tensors are let go: memory does not hold
-    what has been measured.
+    ``forward_names`` and ``backward_names``: the tensors compared (default: all the binding observes).  Memory
+    does not hold what has been measured: each forward run is measured as it goes (``ForwardStream``), and once
+    the forward is measured, ``refs``' traces are replaced in place by ones without the per-step forward tensors
+    that only the forward compares (``slimmed``).
     """
     if forward_names is None:  # what the binding observes and every reference traces (m: projected cells only)
         forward_names = [name for name in implementation.forward_names
-                         if name.startswith("cache.") or all(name in ref.same_dtype.forward for ref in refs)]
+                         if name.startswith("cache.") or all(name in ref.truth.forward for ref in refs)]
     backward_names = implementation.backward_names if backward_names is None else backward_names
     chained, isolated, dtypes = _forward(implementation, problem, truth_problem, refs, tuple(modes), collector,
                                          forward_names)
@@ -146,18 +152,31 @@ def compare_steps(implementation: "Binding", problem: "Problem", truth_problem: 
     return dtypes
 
 
-# The per-step forward tensors of a reference that the backward (the parameter gradients' factors, peepholes,
-# a projection) and the sequence mode (h, c, y) still read once the forward is measured.
+# The per-step forward tensors of a reference that the isolated mode feeds (h_prev, c_prev), the backward (the
+# parameter gradients' factors, peepholes, a projection) and the sequence mode (h, c, y) still read once the
+# forward expectations are made.
 KEPT_AFTER_FORWARD = ("h_prev", "c_prev", "h", "c", "y", "m")
 
 
-def slimmed(ref: ReferenceRun) -> ReferenceRun:
-    """``ref`` with traces holding only the forward tensors of KEPT_AFTER_FORWARD (the others are let go)."""
-    def slim(trace: "Trace") -> "Trace":
-        return replace(trace, forward={k: v for k, v in trace.forward.items() if k in KEPT_AFTER_FORWARD})
+def _slim(trace: "Trace") -> "Trace":
+    return replace(trace, forward={k: v for k, v in trace.forward.items() if k in KEPT_AFTER_FORWARD})
 
-    same = slim(ref.same_dtype)
-    return replace(ref, same_dtype=same, truth=same if ref.truth is ref.same_dtype else slim(ref.truth))
+
+def slimmed(ref: ReferenceRun) -> ReferenceRun:
+    """``ref`` with traces holding only the forward tensors of KEPT_AFTER_FORWARD (the others are let go), and
+    without its forward expectations."""
+    same = _slim(ref.same_dtype)
+    return replace(ref, same_dtype=same, truth=same if ref.truth is ref.same_dtype else _slim(ref.truth),
+                   forward_expected=None)
+
+
+def prepared(ref: ReferenceRun, problem: "Problem", truth_problem: "Problem", names: Sequence[str]) -> ReferenceRun:
+    """``ref`` with its forward expectations for ``names`` made (those its traces hold), and the same-dtype
+    run's forward tensors that nothing reads after that let go (a float64 run's one trace is the truth: kept)."""
+    names = [name for name in names if name.startswith("cache.") or name in ref.truth.forward]
+    expected = _forward_expectations(ref, problem, truth_problem, names)
+    same = ref.same_dtype if ref.same_dtype is ref.truth else _slim(ref.same_dtype)
+    return replace(ref, same_dtype=same, forward_expected=expected)
 
 
 def precision_note(name: str, dtype: np.dtype[Any], returned: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -195,39 +214,188 @@ def _problems(implementation: "Binding", spec: ProblemSpec) -> tuple["Problem", 
 def _forward(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
              modes: tuple[str, ...], collector: "Collector", names: Sequence[str]
              ) -> tuple["ForwardRun | None", dict[str, "ForwardRun"], list[dict[str, np.ndarray]]]:
-    """Run and measure the forward of the chained mode (once) and of the isolated mode (once per reference); also
-    the dtype of every tensor each run returned (empty arrays).  Once measured, the runs' tensors are let go and
-    ``refs`` are ``slimmed``.  (The expectations are prepared after every run: the gates a run observes by
-    saturation get their slack.)"""
-    chained = drive.forward(implementation, problem) if "chained" in modes else None
+    """Run and measure the forward of the chained mode (once) and of the isolated mode (once per reference), each
+    run measured as it goes; also the dtype of every tensor each run returned (empty arrays).  ``refs`` are
+    ``prepared`` first and ``slimmed`` after."""
+    refs[:] = [prepared(ref, problem, truth_problem, names) if ref.forward_expected is None else ref for ref in refs]
+    expected = {ref.name: {name: ref.forward_expected[name] for name in names} for ref in refs}  # type: ignore[index]
+
+    def measured(targets: list[ReferenceRun], fed: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> tuple["ForwardRun", ForwardStream]:
+        stream = ForwardStream(implementation, [(ref, expected[ref.name]) for ref in targets])
+        run_ = drive.forward(implementation, problem, fed_states=fed, sink=stream)
+        stream.finish()
+        return run_, stream
+
+    streams: dict[tuple[str, str], ForwardStream] = {}
+    chained = None
+    if "chained" in modes:
+        chained, stream = measured(refs)
+        streams.update({(ref.name, "chained"): stream for ref in refs})
     isolated = {}
-    if "isolated" in modes:
-        for ref in refs:
+    for i, ref in enumerate(refs):  # each reference let go of its forward once its last run is measured
+        if "isolated" in modes:
             fed = (ref.same_dtype.forward["h_prev"], ref.same_dtype.forward["c_prev"])
-            isolated[ref.name] = drive.forward(implementation, problem, fed_states=fed)
+            isolated[ref.name], streams[(ref.name, "isolated")] = measured([ref], fed)
+        del expected[ref.name]
+        refs[i] = slimmed(ref)
     for ref in refs:
-        expected = _forward_expectations(ref, problem, truth_problem, names, implementation.probed)
         for mode, run_ in (("isolated", isolated.get(ref.name)), ("chained", chained)):
             if run_ is not None:
-                collector.forward(ref.name, mode, run_, expected)
-    runs = [run_ for run_ in (chained, *isolated.values()) if run_ is not None]
-    dtypes = [{name: np.empty(0, value.dtype) for name, value in run_.tensors.items()} for run_ in runs]
-    for run_ in runs:
-        run_.tensors.clear()
-    refs[:] = [slimmed(ref) for ref in refs]
-    return chained, isolated, dtypes
+                collector.diffs += streams[(ref.name, mode)].diffs(ref.name, mode, collector.slot)
+                if run_.failure is not None:
+                    collector.failures.append(failure_finding(ref.name, mode, run_.failure))
+    return chained, isolated, [stream.dtypes() for stream in dict.fromkeys(streams.values())]
 
 
-def _trace_reference(name: str, problem: "Problem", truth_problem: "Problem") -> ReferenceRun:
+# Forward tensors are measured as a run goes, in batches of steps of about this many elements per tensor.
+FORWARD_ELEMENTS_PER_BATCH = 1 << 17
+
+
+class ForwardStream:
+    """The sink of one forward run (``drive.forward``): every few steps, each tensor's new steps are stacked,
+    measured against every target reference's expectations, and let go.
+
+    A gate the binding may still come to observe by saturation (``Binding.probed`` only grows) is measured
+    with both tolerances, and ``diffs`` takes the one that holds once every run is done: the same figures as
+    measuring every run at the end, with the final ``probed``."""
+
+    def __init__(self, implementation: "Binding", targets: list[tuple[ReferenceRun, dict[str, Expectation]]]) -> None:
+        self.implementation = implementation
+        self.targets = targets
+        self.batch = 0  # steps per batch, from the first step's sizes
+        self.pending: dict[str, list[np.ndarray]] = {}
+        self.done: dict[str, int] = {}  # name -> steps measured so far
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.types: dict[str, np.dtype[Any]] = {}
+        # (reference, name) -> per batch, its statistics (with the reference's tolerance, with the probe's)
+        self.stats: dict[tuple[str, str], list[tuple[dict[str, np.ndarray] | None,
+                                                     dict[str, np.ndarray] | None]]] = {}
+
+    def __call__(self, tensors: Mapping[str, np.ndarray]) -> None:
+        for name, value in tensors.items():
+            self.pending.setdefault(name, []).append(value)
+        if not self.batch and tensors:
+            self.batch = max(1, FORWARD_ELEMENTS_PER_BATCH // max(max(v.size for v in tensors.values()), 1))
+        if self.pending and max(map(len, self.pending.values())) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        probed = self.implementation.probed
+        for name, values in self.pending.items():
+            if not values:
+                continue
+            actual = np.stack(values)  # (steps, [B,] n): the i-th time a tensor comes is compared with step i
+            start = self.done.get(name, 0)
+            self.done[name] = start + len(actual)
+            self.shapes[name] = actual.shape[1:]
+            self.types[name] = np.result_type(self.types.get(name, actual.dtype), actual.dtype)
+            for ref, expected in self.targets:
+                if name not in expected:
+                    continue
+                e = expected[name].rows(slice(start, start + len(actual)))
+                probe = _probe_tolerance(ref.tolerance)
+                pair: tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]
+                if probe == ref.tolerance:
+                    plain = measure(actual, e)
+                    pair = (plain, plain)
+                elif name in probed:
+                    pair = (None, measure(actual, _retolerated(e, probe)))
+                else:  # a gate may yet be observed by saturation (probed only grows); other tensors never are
+                    pair = (measure(actual, e), measure(actual, _retolerated(e, probe)) if name in GATES else None)
+                self.stats.setdefault((ref.name, name), []).append(pair)
+        self.pending.clear()
+
+    def finish(self) -> None:
+        """The run is over: measure what is pending, and let go of the expectations."""
+        self.flush()
+        self.targets = []
+
+    def diffs(self, reference: str, mode: str, slot: tuple[int, str]) -> list[TensorDiff]:
+        """This run's ``TensorDiff`` against ``reference``, one per tensor in FORWARD_ORDER (all runs done)."""
+        self.flush()
+        probed = self.implementation.probed
+        out = []
+        for name in FORWARD_ORDER:
+            if (reference, name) in self.stats:
+                stats = [pair[1 if name in probed else 0] for pair in self.stats[(reference, name)]]
+                labels = (reference, mode, "forward", name, gate_of(name))
+                out.append(tensor_diff(labels, self.shapes[name], np.arange(self.done[name]), _all(stats), slot))
+        return out
+
+    def dtypes(self) -> dict[str, np.ndarray]:
+        """The dtype of each tensor the run returned, as an empty array (what ``precision_note`` reads)."""
+        self.flush()
+        return {name: np.empty(0, dtype) for name, dtype in self.types.items()}
+
+
+def _all(stats: list[dict[str, np.ndarray] | None]) -> list[dict[str, np.ndarray]]:
+    """``stats`` without None (a batch measured with the probe's tolerance only when its gate was probed, which
+    stays so: the other one is never picked)."""
+    out = [s for s in stats if s is not None]
+    assert len(out) == len(stats), "a gate measured only as probed came to be measured as not probed"
+    return out
+
+
+def _probe_tolerance(tolerance: Tolerance) -> Tolerance:
+    """The tolerance of a gate observed by saturation: ``PROBE_RTOL`` of slack."""
+    return Tolerance(rtol=max(tolerance.rtol, PROBE_RTOL), atol=tolerance.atol)
+
+
+def _retolerated(e: Expectation, tolerance: Tolerance) -> Expectation:
+    """``e`` with ``tolerance`` instead of its own: ``expectation``'s formula on the same scale and noise floor
+    (a test checks the bits are those of ``expectation(truth, same, tolerance)``)."""
+    return replace(e, tolerance=tolerance.atol + tolerance.rtol * e.scale + NOISE_FACTOR * e.noise_floor)
+
+
+# Where a float64 trace holds at least LARGE_TRACE bytes, the references are traced in TRACE_ORDER, whatever order
+# they are reported in: the one whose own computation holds the most while it runs (JAX: its compile and the
+# whole scan's buffers) first, when least else is held (at T=3000 H=512 float32, 200 MiB less at the peak).
+# Smaller ones keep the order given: torch traced before JAX is 0.1 s quicker (measured at T=100 H=64).
+TRACE_ORDER = ("jax", "torch")
+LARGE_TRACE = 64 << 20
+
+
+def trace_order(names: Sequence[str], problem: "Problem") -> list[str]:
+    """The order in which to trace the references ``names`` for ``problem``."""
+    floats_per_step = problem.inputs[0].size + 16 * problem.h0.size  # what a trace holds per step, about
+    if problem.steps * floats_per_step * 8 < LARGE_TRACE:
+        return list(names)
+    return sorted(names, key=lambda name: TRACE_ORDER.index(name) if name in TRACE_ORDER else len(TRACE_ORDER))
+
+
+def _trace_reference(name: str, problem: "Problem", truth_problem: "Problem", forward_names: Sequence[str] = ()
+                     ) -> ReferenceRun:
+    """Both runs of a reference, ``prepared`` for ``forward_names`` at once (before the next one is traced); the
+    traces keep no d*_next (the isolated mode takes step t+1's d*_prev).  The memory each run's computation
+    freed is given back before the next one starts."""
     try:
         module = load(name)
         if problem.dtype == np.float64 or getattr(module, "COMPUTES_IN_FLOAT64", False):
-            same_dtype = truth = module.trace(truth_problem)  # one run serves as both
+            same_dtype = truth = _traced(module, truth_problem)  # one run serves as both
         else:
-            same_dtype, truth = module.trace(problem), module.trace(truth_problem)
+            same_dtype, truth = _traced(module, problem), _traced(module, truth_problem)
     except (ReferenceUnavailable, ReferenceRefused) as error:  # not installed, or a size it refuses
         raise UsageError(f"{error}".rstrip(".") + ".") from None
-    return ReferenceRun(name, same_dtype, truth, reference_tolerance(module, problem.dtype))
+    ref = ReferenceRun(name, same_dtype, truth, reference_tolerance(module, problem.dtype))
+    return prepared(ref, problem, truth_problem, forward_names)
+
+
+def _traced(module: ModuleType, problem: "Problem") -> "Trace":
+    """``module.trace(problem)`` without dh_next and dc_next (copies of dh_prev and dc_prev one step on, which
+    ``_fed_next`` reads off those), the memory its computation freed given back."""
+    trace = module.trace(problem)
+    trace = replace(trace, backward={k: v for k, v in trace.backward.items() if k not in ("dh_next", "dc_next")})
+    release_free_memory(sum(a.nbytes for a in (*trace.forward.values(), *trace.backward.values())))
+    return trace
+
+
+def _fed_next(backward: Mapping[str, np.ndarray], state: str, t: int) -> np.ndarray:
+    """d{state}_next at step t: the trace's own, or step t+1's d{state}_prev (zero after the last step)."""
+    if f"d{state}_next" in backward:
+        return backward[f"d{state}_next"][t]
+    prev = backward[f"d{state}_prev"]
+    return prev[t + 1] if t + 1 < len(prev) else np.zeros_like(prev[t])
 
 
 def reference_tolerance(module: ModuleType, dtype: np.typing.DTypeLike) -> Tolerance:
@@ -249,10 +417,10 @@ def _paired(ref: ReferenceRun, build: Callable[["Trace", bool], dict[str, np.nda
     return truth, (truth if ref.same_dtype is ref.truth else build(ref.same_dtype, False))
 
 
-def _forward_expectations(ref: ReferenceRun, problem: "Problem", truth_problem: "Problem", names: Sequence[str],
-                          probed: set[str]) -> dict[str, Expectation]:
-    """Per forward tensor in ``names``, over all steps: what this reference expects (tensors.FORWARD_ORDER);
-    gates in ``probed`` were observed by saturation and get ``PROBE_RTOL`` of slack."""
+def _forward_expectations(ref: ReferenceRun, problem: "Problem", truth_problem: "Problem", names: Sequence[str]
+                          ) -> dict[str, Expectation]:
+    """Per forward tensor in ``names``, over all steps: what this reference expects (tensors.FORWARD_ORDER), with
+    its tolerance (a gate observed by saturation gets ``_probe_tolerance`` when it is measured)."""
     def arrays(trace: "Trace", is_truth: bool) -> dict[str, np.ndarray]:
         inputs = truth_problem.inputs if is_truth else problem.inputs
         f = trace.forward
@@ -261,9 +429,7 @@ def _forward_expectations(ref: ReferenceRun, problem: "Problem", truth_problem: 
         return {name: cache[name]() if name in cache else f[name] for name in names}
 
     truth, same = _paired(ref, arrays)
-    probe = Tolerance(rtol=max(ref.tolerance.rtol, PROBE_RTOL), atol=ref.tolerance.atol)
-    return {name: expectation(truth[name], same[name], probe if name in probed else ref.tolerance)
-            for name in truth}
+    return {name: expectation(truth[name], same[name], ref.tolerance) for name in truth}
 
 
 def _backward_expectations(ref: ReferenceRun, steps: list[int], problem: "Problem", truth_problem: "Problem",
@@ -396,7 +562,7 @@ def _isolated_step(impl: "Binding", problem: "Problem", t: int, ref: ReferenceRu
     caches = isolated[ref.name].caches
     cache, caches[t] = caches[t], None
     try:
-        return drive.backward_step(impl, problem, t, b["dy"][t], b["dh_next"][t], b["dc_next"][t], cache)
+        return drive.backward_step(impl, problem, t, b["dy"][t], _fed_next(b, "h", t), _fed_next(b, "c", t), cache)
     except ImplementationRaised as raised:
         return raised
 
@@ -447,15 +613,6 @@ class Collector:
             actual: np.ndarray, expected: Expectation) -> None:
         labels = (reference, mode, phase, tensor, gate_of(tensor))
         self.diffs.append(tensor_diff(labels, np.shape(actual)[1:], steps, [measure(actual, expected)], self.slot))
-
-    def forward(self, reference: str, mode: str, run_: "ForwardRun", expected: dict[str, Expectation]) -> None:
-        for name in FORWARD_ORDER:
-            if name in expected and name in run_.tensors:
-                actual = run_.tensors[name]  # (steps that ran, [B,] n)
-                ran = len(actual)
-                self.add(reference, mode, "forward", name, np.arange(ran), actual, expected[name].first(ran))
-        if run_.failure is not None:
-            self.failures.append(failure_finding(reference, mode, run_.failure))
 
     def backward_steps(self, reference: str, mode: str, steps: list[int], results: list[dict[str, np.ndarray]],
                        expected: dict[str, AnyExpectation]) -> None:

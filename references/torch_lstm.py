@@ -1,12 +1,13 @@
 """PyTorch reference: the official ``torch.nn.LSTM`` for totals, an instrumented per-step twin for the rest."""
 
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from references.layout import seed_to_torch, torch_to_seed
+from references.memory import release_free_memory
 from references.records import FORWARD_TENSORS, Problem, Totals, Trace, grads_entering_later_steps
 
 NAME = "torch"
@@ -79,8 +80,8 @@ def trace(problem: Problem) -> Trace:
     the totals come from the official ``nn.LSTM``, the authority (a test checks the two agree).
     """
     with _reference_mode():
+        totals = _official(problem)  # first: its autograd graph is gone before the twin's is built
         forward, backward = _instrumented(problem)
-        totals = _official(problem)
     return Trace(NAME, forward, backward, totals)
 
 
@@ -92,7 +93,7 @@ def _instrumented(problem: Problem) -> tuple[dict[str, np.ndarray], dict[str, np
     targets = torch.from_numpy(problem.targets)
     h, c = _tensor(problem.h0), _tensor(problem.c0)
     names = ("f_pre", "i_pre", "g_pre", "o_pre", "f", "i", "g", "o", "c", "c_tanh", "h", "y", "h_prev", "c_prev")
-    steps: list[tuple[torch.Tensor, ...]] = []  # per step, the tensors of ``names`` in that order
+    steps: dict[str, list[torch.Tensor]] = {name: [] for name in names}  # per tensor, its value at every step
     probes: list[torch.Tensor] = []
     for t in range(problem.steps):
         h_prev, c_prev = h.clone(), c.clone()  # own nodes: their grads come through step t and later only
@@ -103,22 +104,42 @@ def _instrumented(problem: Problem) -> tuple[dict[str, np.ndarray], dict[str, np
         c_tanh = torch.tanh(c)
         h = o * c_tanh
         y = h @ W_y_T + b_y  # ([B,] O)
-        steps.append((f_pre, i_pre, g_pre, o_pre, f, i, g, o, c, c_tanh, h, y, h_prev, c_prev))
+        for name, value in zip(names, (f_pre, i_pre, g_pre, o_pre, f, i, g, o, c, c_tanh, h, y, h_prev, c_prev)):
+            steps[name].append(value)
         probes += [gates, y, h_prev, c_prev]
+    del xw  # (T, [B,] 4H): no graph holds it
     # One loss node over every step (not T chained additions): each y_t's gradient is the same 2 (y_t - target) / O.
-    loss = _mse(torch.stack([step[11] for step in steps]), targets)
+    loss = _mse(torch.stack(steps["y"]), targets)
     per_step = torch.autograd.grad(loss, probes)
-    with torch.no_grad():  # each quantity stacked over the steps at once, as (T, [B,] n) NumPy arrays
-        forward = {name: _stacked([step[names.index(name)] for step in steps])
-                   for name in FORWARD_TENSORS + ("h_prev", "c_prev")}
-        d_gates, dy, dh_prev, dc_prev = (_stacked(per_step[k::4]) for k in range(4))
-    di, df, dg, do = np.split(d_gates, 4, axis=-1)  # torch's gate order: i, f, g, o
-    backward = {"dy": dy, "df_pre": df, "di_pre": di, "dg_pre": dg, "do_pre": do, "dh_prev": dh_prev,
+    del loss, probes
+    columns = {"d_gates": list(per_step[0::4]), "dy": list(per_step[1::4]), "dh_prev": list(per_step[2::4]),
+               "dc_prev": list(per_step[3::4]), **steps}
+    del per_step, steps
+    stacked = _stacked_columns(columns)  # each quantity stacked over the steps, as (T, [B,] n) NumPy arrays
+    forward = {name: stacked[name] for name in FORWARD_TENSORS + ("h_prev", "c_prev")}
+    di, df, dg, do = np.split(stacked["d_gates"], 4, axis=-1)  # torch's gate order: i, f, g, o
+    dh_prev, dc_prev = stacked["dh_prev"], stacked["dc_prev"]
+    backward = {"dy": stacked["dy"], "df_pre": df, "di_pre": di, "dg_pre": dg, "do_pre": do, "dh_prev": dh_prev,
                 "dc_prev": dc_prev, "dh_next": grads_entering_later_steps(dh_prev),
                 "dc_next": grads_entering_later_steps(dc_prev)}
     return forward, backward
 
 
-def _stacked(tensors: Sequence[torch.Tensor]) -> np.ndarray:
-    """The tensors stacked along a new first axis, as one NumPy array (one copy, made by torch)."""
-    return torch.stack(list(tensors)).numpy()
+STACK_STEPS = 256  # steps copied per round in ``_stacked_columns``
+
+
+def _stacked_columns(columns: dict[str, list[torch.Tensor]]) -> dict[str, np.ndarray]:
+    """Each list of per-step tensors stacked into one (T, ...) NumPy array (torch.stack's copy, the same bits),
+    a few steps at a time: those steps' tensors are let go (the lists emptied) and their memory given back before
+    the next ones are copied, so that the per-step tensors and the stacks are never all held at once."""
+    T = len(next(iter(columns.values())))
+    out = {name: torch.empty((T, *values[0].shape), dtype=values[0].dtype) for name, values in columns.items()}
+    held = sum(tensor.nbytes for tensor in out.values())  # about what the per-step tensors hold
+    with torch.no_grad():
+        for start in range(0, T, STACK_STEPS):
+            stop = min(T, start + STACK_STEPS)
+            for name, values in columns.items():
+                torch.stack(values[start:stop], out=out[name][start:stop])
+                values[start:stop] = [None] * (stop - start)  # type: ignore[list-item]
+            release_free_memory(held)
+    return {name: tensor.numpy() for name, tensor in out.items()}
