@@ -18,7 +18,7 @@ from compare.measure import (AnyExpectation, Expectation, TensorDiff, expectatio
                              tensor_diff)
 from compare.problem import ProblemSpec, make_problem
 from compare.tensors import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS, VARIANT_PARAM_GRADS, gate_of
-from compare.tolerance import NOISE_FACTOR, Tolerance, tolerance_for
+from compare.tolerance import Tolerance, tolerance_for
 from references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
 from references.cell import GATES, stepwise_outer
 from references.memory import release_free_memory
@@ -343,9 +343,8 @@ def _probe_tolerance(tolerance: Tolerance) -> Tolerance:
 
 
 def _retolerated(e: Expectation, tolerance: Tolerance) -> Expectation:
-    """``e`` with ``tolerance`` instead of its own: ``expectation``'s formula on the same scale and noise floor
-    (a test checks the bits are those of ``expectation(truth, same, tolerance)``)."""
-    return replace(e, tolerance=tolerance.atol + tolerance.rtol * e.scale + NOISE_FACTOR * e.noise_floor)
+    """``e`` with ``tolerance`` instead of its own, on the same scale and noise floor."""
+    return replace(e, tolerance=tolerance.allowed(e.scale, e.noise_floor))
 
 
 # Where a float64 trace holds at least LARGE_TRACE bytes, the references are traced in TRACE_ORDER, whatever order

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from compare.tolerance import NOISE_FACTOR, Tolerance
+from compare.tolerance import Tolerance
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def outer_expectation(truth: tuple[np.ndarray, np.ndarray], same_dtype_reference
         noise = np.zeros(S)
     else:
         noise = outer_noise(a, b, *same_dtype_reference)
-    return OuterExpectation(a, b, scale, noise, tolerance.atol + tolerance.rtol * scale + NOISE_FACTOR * noise)
+    return OuterExpectation(a, b, scale, noise, tolerance.allowed(scale, noise))
 
 
 def outer_noise(a: np.ndarray, b: np.ndarray, a_same: np.ndarray, b_same: np.ndarray) -> np.ndarray:
@@ -160,7 +160,7 @@ def expectation(truth: np.ndarray, same_dtype_reference: np.ndarray, tolerance: 
             d = np.asarray(same_dtype_reference).reshape(S, -1).astype(np.float64)
             d -= t
             noise = np.maximum(d.max(axis=1), -d.min(axis=1))
-    return Expectation(t, scale, noise, tolerance.atol + tolerance.rtol * scale + NOISE_FACTOR * noise)
+    return Expectation(t, scale, noise, tolerance.allowed(scale, noise))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,10 @@ class Tolerance:
     rtol: float  # relative to the largest |truth| in the tensor at that step (norm-wise)
     atol: float  # absolute floor, for tensors that are (nearly) zero
 
+    def allowed(self, scale: np.ndarray, noise_floor: np.ndarray) -> np.ndarray:
+        """The largest |actual - truth| allowed per step, from max|truth| and the noise floor (the formula above)."""
+        return self.atol + self.rtol * scale + NOISE_FACTOR * noise_floor
+
 
 # torch.testing.assert_close uses rtol 1.3e-6 / atol 1e-5 for float32 and 1e-7 / 1e-7 for float64.  Ours are
 # norm-wise (scaled by the tensor's largest value), so rtol can be tight: float64 at 1e-9 still sits 10^7 ulps
