@@ -99,11 +99,15 @@ def test_factored_expectation_and_measure_equal_the_formed_ones_bit_for_bit(kern
 def test_the_kernels_compile_and_agree_with_numpy_on_many_random_steps():
     if not kernels.compile_now(np.float32):
         pytest.skip("numba is not installed")
-    rng = np.random.default_rng(7)
-    a, b = factors(rng, S=16, A=33, C=17, specials=False)
+    assert_kernels_measure_as_numpy_does(np.random.default_rng(7), S=16, A=33, C=17)
+
+
+def assert_kernels_measure_as_numpy_does(rng, S, A, C):
+    """Noise floors and measurements of random float32 steps (with NaN and +-Inf), kernels against NumPy."""
+    a, b = factors(rng, S=S, A=A, C=C, specials=False)
     same = (a.astype(np.float32), b.astype(np.float32))
-    actual = outer_rows(*same) + rng.normal(size=(16, 33 * 17)).astype(np.float32) * 1e-6
-    actual[3, 5], actual[4, 9], actual[5, 0] = np.nan, np.inf, -np.inf
+    actual = outer_rows(*same) + rng.normal(size=(S, A * C)).astype(np.float32) * 1e-6
+    actual[3, 5], actual[4, 9], actual[1, 0] = np.nan, np.inf, -np.inf
     results = []
     for use in (False, True):
         with kernels.use(use):
@@ -225,19 +229,7 @@ def test_kernels_built_by_a_separate_process_are_read_back_and_measure_as_numpy_
     stats = [kernel.stats for kernel in fresh_kernels._KERNELS["f"].values()]
     assert all(sum(s.cache_hits.values()) == 1 and not s.cache_misses for s in stats)  # read, not compiled again
     assert not build.folder.exists() and not fresh_kernels._BUILDS  # the run's own folder is gone once read
-    rng = np.random.default_rng(3)
-    a, b = factors(rng, S=5, A=11, C=7, specials=False)
-    same = (a.astype(np.float32), b.astype(np.float32))
-    actual = outer_rows(*same) + rng.normal(size=(5, 77)).astype(np.float32) * 1e-6
-    actual[1, 2] = np.nan
-    results = []
-    for use in (False, True):
-        with fresh_kernels.use(use):
-            e = outer_expectation((a, b), same, tolerance_for(np.float32))
-            results.append((e.noise_floor, measure(actual, e)))
-    assert same_bits(results[0][0], results[1][0])
-    for key in results[0][1]:
-        assert same_bits(results[0][1][key], results[1][1][key]), key
+    assert_kernels_measure_as_numpy_does(np.random.default_rng(3), S=6, A=11, C=7)
 
 
 def test_a_build_still_running_when_the_measurement_ends_is_stopped_and_its_folder_removed(fresh_kernels, bug_report):
