@@ -18,6 +18,7 @@ the tests never write the per-user cache.
 """
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -177,11 +178,20 @@ def _load(dtype: np.dtype[Any], folder: Path | None) -> dict[str, Callable[..., 
     return kernels
 
 
+@functools.cache
+def _register_helpers() -> None:
+    """Make ``_first_largest`` callable from the kernels (once per process; it stays a Python function too)."""
+    from numba.extending import register_jitable
+
+    register_jitable(_first_largest)
+
+
 def _jit(kernel: Callable[..., Any], folder: Path | None) -> Callable[..., Any]:
     """``kernel`` compiled by numba without fast-math; with ``folder``, cached there.  (numba's cache folder is a
     process-wide setting that the dispatcher reads when it is made: set for that moment only, then put back.)"""
     import numba
 
+    _register_helpers()
     jit: Any = numba.njit(nogil=True, cache=folder is not None, error_model="numpy")
     if folder is None:
         return jit(kernel)
@@ -218,6 +228,24 @@ def enabled(*arrays: np.ndarray) -> bool:
 _INF_BITS = 0x7FF0000000000000
 
 
+def _first_largest(bits: np.ndarray, n: int) -> tuple[int, int]:
+    """(k, bits[k]): the first of the largest of ``bits[:n]``, a row of absolute differences >= 0 or NaN read as
+    int64, where NumPy's argmax finds it: the first NaN if there is one, whatever its payload.  Compiled into the
+    kernels that call it (``_jit`` registers it with numba)."""
+    top = 0
+    for m in range(n):
+        v = bits[m]
+        top = v if v > top else top
+    k = 0
+    if top > _INF_BITS:
+        while bits[k] <= _INF_BITS:
+            k += 1
+    else:
+        while bits[k] != top:
+            k += 1
+    return k, top
+
+
 def _outer_noise_kernel(a: np.ndarray, b: np.ndarray, a_same: np.ndarray, b_same: np.ndarray, work: np.ndarray,
                         out: np.ndarray) -> None:  # (S, A), (S, C), (S, A), (S, C), (A*C,) scratch -> (S,)
     S, A = a.shape
@@ -229,17 +257,7 @@ def _outer_noise_kernel(a: np.ndarray, b: np.ndarray, a_same: np.ndarray, b_same
             x, x_same, o = a[s, i], a_same[s, i], i * C
             for j in range(C):
                 work[o + j] = abs(np.float64(x_same * b_same[s, j]) - x * b[s, j])
-        top = 0
-        for m in range(n):
-            v = bits[m]
-            top = v if v > top else top
-        k = 0
-        if top > _INF_BITS:  # a NaN: NumPy's argmax finds the first NaN, whatever its payload
-            while bits[k] <= _INF_BITS:
-                k += 1
-        else:
-            while bits[k] != top:
-                k += 1
+        k, top = _first_largest(bits, n)
         # NumPy's max(d.max(), -d.min()) of a row of zeros is -0.0 (its maximum returns the second of equals)
         out[s] = np.nan if top > _INF_BITS else (work[k] if top > 0 else -0.0)
 
@@ -256,17 +274,7 @@ def _outer_measure_kernel(actual: np.ndarray, a: np.ndarray, b: np.ndarray, tole
             x, o = a[s, i], i * C
             for j in range(C):
                 work[o + j] = abs(np.float64(actual[s, o + j]) - x * b[s, j])
-        top = 0
-        for m in range(n):
-            v = bits[m]
-            top = v if v > top else top
-        k = 0
-        if top > _INF_BITS:  # a NaN: NumPy's argmax finds the first NaN, whatever its payload
-            while bits[k] <= _INF_BITS:
-                k += 1
-        else:
-            while bits[k] != top:
-                k += 1
+        k, top = _first_largest(bits, n)
         largest = np.inf if top > _INF_BITS else work[k]
         count = 0
         allowed = tolerance[s]
