@@ -23,10 +23,6 @@ class Expectation:
     def shape(self) -> tuple[int, int]:
         return self.truth.shape
 
-    def first(self, steps: int) -> "Expectation":
-        """The expectation for the first ``steps`` steps only (a run that stopped early)."""
-        return self.rows(slice(0, steps))
-
     def rows(self, rows: slice | list[int]) -> "Expectation":
         """The expectation for a subset of its steps (a slice or a list of row numbers)."""
         return Expectation(self.truth[rows], self.scale[rows], self.noise_floor[rows], self.tolerance[rows])
@@ -51,9 +47,6 @@ class OuterExpectation:
     def truth(self) -> np.ndarray:
         """The formed (S, A*C) float64 array, exactly as ``references.cell.stepwise_outer`` forms it (once)."""
         return outer_rows(self.a, self.b)
-
-    def first(self, steps: int) -> "OuterExpectation":
-        return self.rows(slice(0, steps))
 
     def rows(self, rows: slice | list[int]) -> "OuterExpectation":
         return OuterExpectation(self.a[rows], self.b[rows], self.scale[rows], self.noise_floor[rows],
