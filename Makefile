@@ -26,9 +26,9 @@ test-lower: $(VENV_LOWER)/.installed
 	$(VENV_LOWER)/bin/python -m pytest -q
 
 suite: venv
-	$(PY) -m compare run
+	$(PY) -m lstm_compare run
 
-# mypy first (over compare/, references/ and handrolled/: [tool.mypy] in pyproject.toml), then the tests.
+# mypy first (over lstm_compare/: [tool.mypy] in pyproject.toml), then the tests.
 test: venv
 	$(PY) -m mypy
 	$(PY) -m pytest -q

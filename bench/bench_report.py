@@ -1,7 +1,7 @@
 """Benchmark: `lstm-compare report` end to end (CSVs written) against the work no comparison can avoid.
 
 Every figure is a whole process, started fresh:
-  report       `python -m compare report ... --out TMP --no-cache` on the handrolled LSTM: imports, both
+  report       `python -m lstm_compare report ... --out TMP --no-cache` on the handrolled LSTM: imports, both
                references, every mode, both CSVs written (cold: nothing compiled is reused);
   report warm  the same with the per-user caches on, in a folder primed by one earlier run (what a person
                debugging sees the second time: JAX's and the kernels' compiled code read back);
@@ -43,9 +43,9 @@ MEMORY = {
 FLOOR = """
 import json, sys
 import numpy as np, torch, jax
-import handrolled
-from compare import ProblemSpec, make_problem
-from references import jax_lstm, torch_lstm
+from lstm_compare import handrolled
+from lstm_compare import ProblemSpec, make_problem
+from lstm_compare.references import jax_lstm, torch_lstm
 spec = ProblemSpec(**json.loads(sys.argv[1]))
 truth = make_problem(spec)
 problem = truth.astype(np.dtype(spec.dtype))
@@ -62,8 +62,8 @@ if spec.dtype != "float64":
 GRADCHECK = """
 import json, sys
 import numpy as np, torch
-from compare import ProblemSpec, make_problem
-from references.layout import seed_to_torch
+from lstm_compare import ProblemSpec, make_problem
+from lstm_compare.references.layout import seed_to_torch
 problem = make_problem(ProblemSpec(**json.loads(sys.argv[1])))
 X, H, O = problem.inputs.shape[-1], problem.h0.shape[-1], problem.targets.shape[-1]
 state = {k: torch.tensor(v, requires_grad=True) for k, v in seed_to_torch(problem.params).items()}
@@ -86,8 +86,8 @@ CHECK_GRADS = """
 import json, sys
 import numpy as np, jax, jax.numpy as jnp
 from jax.test_util import check_grads
-from compare import ProblemSpec, make_problem
-from references import jax_lstm
+from lstm_compare import ProblemSpec, make_problem
+from lstm_compare.references import jax_lstm
 problem = make_problem(ProblemSpec(**json.loads(sys.argv[1])))
 T, H = problem.steps, problem.h0.shape[-1]
 probes = {k: np.zeros((T, problem.targets.shape[-1] if k == "y" else H)) for k in jax_lstm.PROBES}
@@ -117,7 +117,7 @@ def timed(command: list[str], env: dict | None = None, cwd: Path = ROOT) -> dict
 
 
 def report_command(config: dict, out: str, cache: bool) -> list[str]:
-    return [sys.executable, "-m", "compare", "report", *spec_flags(config), "--out", out,
+    return [sys.executable, "-m", "lstm_compare", "report", *spec_flags(config), "--out", out,
             *([] if cache else ["--no-cache"])]
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from compare.catalog import CATALOG  # noqa: E402
-from compare.catalog_conventions import CONVENTION_CATALOG  # noqa: E402
-from compare.problem import ProblemSpec  # noqa: E402
+from lstm_compare.catalogs.catalog import CATALOG  # noqa: E402
+from lstm_compare.catalogs.conventions import CONVENTION_CATALOG  # noqa: E402
+from lstm_compare.lstm.problem import ProblemSpec  # noqa: E402
 
 FILES = ("divergence.csv", "first_divergence.csv")
 
@@ -35,7 +35,7 @@ def spec_flags(spec: ProblemSpec) -> list[str]:
 
 def cases(bugs_dir: Path, quick: bool) -> dict[str, list[str]]:
     """name -> `report` arguments (without --out)."""
-    hand = ROOT / "handrolled"
+    hand = ROOT / "lstm_compare" / "handrolled"
     out: dict[str, list[str]] = {
         "default-f64": [],
         "default-f32": ["--dtype", "float32"],
@@ -81,7 +81,8 @@ def run_case(python_path: Path, args: list[str], out: Path) -> tuple[int, bytes]
     """Run one report into ``out``: (exit code, stdout with the out folder's name replaced)."""
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(python_path), "LSTM_COMPARE_NO_CACHE": "1"}
-    result = subprocess.run([sys.executable, "-m", "compare", "report", *args, "--out", str(out)], env=env,
+    package = "lstm_compare" if (python_path / "lstm_compare").is_dir() else "compare"  # the name before issue 17
+    result = subprocess.run([sys.executable, "-m", package, "report", *args, "--out", str(out)], env=env,
                             capture_output=True, cwd=python_path)
     (out / "stderr.txt").parent.mkdir(parents=True, exist_ok=True)
     (out / "stderr.txt").write_bytes(result.stderr)
@@ -90,7 +91,7 @@ def run_case(python_path: Path, args: list[str], out: Path) -> tuple[int, bytes]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--old", default="d94b79d")
+    parser.add_argument("--old", default="64bf6c7")
     parser.add_argument("--work", default="/tmp/lstm-compare-identity")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="")

@@ -7,10 +7,10 @@ import types
 
 import pytest
 
-import handrolled.seed_lstm
-from compare.cli import main
+import lstm_compare.handrolled.seed_lstm
+from lstm_compare.frontends.cli import main
 
-SEED_SOURCE = inspect.getsource(handrolled.seed_lstm)
+SEED_SOURCE = inspect.getsource(lstm_compare.handrolled.seed_lstm)
 
 
 def edited(text, *edits):
@@ -22,7 +22,7 @@ def edited(text, *edits):
 
 
 def mutated_source(*edits):
-    """handrolled/seed_lstm.py with each (old, new) replacement made; each ``old`` must occur exactly once."""
+    """lstm_compare/handrolled/seed_lstm.py with each (old, new) replacement made; each ``old`` must occur exactly once."""
     return edited(SEED_SOURCE, *edits)
 
 

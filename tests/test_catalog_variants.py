@@ -4,10 +4,10 @@ references exactly where its ``Location`` says: mode, phase, step, tensor, layer
 import numpy as np
 import pytest
 
-import handrolled.variant_lstm as correct
-from compare.catalog import check
-from compare.catalog_variants import VARIANTS
-from compare.problem import make_model_problem
+import lstm_compare.handrolled.variant_lstm as correct
+from lstm_compare.catalogs.catalog import check
+from lstm_compare.catalogs.variants import VARIANTS
+from lstm_compare.lstm.problem import make_model_problem
 
 IDS = [bug.name for bug in VARIANTS]
 CHANGED = 1e-8  # a difference this large (norm-wise) is a change, not rounding
@@ -32,7 +32,7 @@ def test_the_catalog_names_the_five_required_bugs_and_more():
     assert {"layer2_reads_cell_state", "reverse_outputs_not_flipped", "layer1_dh_missing_layer2",
             "forget_derivative_missing_peephole", "projection_grad_transposed"} <= set(IDS)
     assert len(VARIANTS) >= 7 and len(set(IDS)) == len(IDS)
-    assert all(bug.base == "handrolled.variant_lstm" and not bug.spec.model.plain for bug in VARIANTS)
+    assert all(bug.base == "lstm_compare.handrolled.variant_lstm" and not bug.spec.model.plain for bug in VARIANTS)
 
 
 @pytest.mark.parametrize("bug", VARIANTS, ids=IDS)

@@ -1,7 +1,7 @@
 """Bad input (issue 3, section 8): exceptions and NaN/Inf in the user's code are located findings; an unusable
 module or return value is one line on stderr, exit 2, no traceback and no report files.
 
-The implementations are ``handrolled/seed_lstm.py`` with a line or two replaced, written to a temporary file, at
+The implementations are ``lstm_compare/handrolled/seed_lstm.py`` with a line or two replaced, written to a temporary file, at
 the default sizes T=12 H=5 X=3 O=1 (one JAX compile per dtype).  A step is singled out by the value of the
 input's first element, which the user's code sees and which differs at every step.
 """
@@ -10,8 +10,8 @@ input's first element, which the user's code sees and which differs at every ste
 import numpy as np
 import pytest
 
-import compare
-from compare import Config, ProblemSpec, make_problem
+import lstm_compare
+from lstm_compare import Config, ProblemSpec, make_problem
 from helpers import SEED_SOURCE, read_csv, report_cli, write_impl
 
 T = ProblemSpec().steps  # 12
@@ -52,7 +52,7 @@ def test_exception_raised_at_forward_step_5_is_a_finding_there_with_its_message(
     rows = read_csv(out_dir / "first_divergence.csv")
     assert [(r["reference"], r["mode"], r["phase"], r["step"], r["gate"], r["tensor"]) for r in rows] == [
         (reference, mode, "forward", "" if mode == "sequence" else "5", "", "exception")
-        for reference in REFERENCES for mode in compare.MODES]
+        for reference in REFERENCES for mode in lstm_compare.MODES]
     messages = [r["message"] for r in rows]
     assert messages == [f"isolated forward step 5: lstm raised {raised}.",
                         f"chained forward step 5: lstm raised {raised}.",
@@ -68,13 +68,13 @@ def test_exception_raised_at_forward_step_5_is_a_finding_there_with_its_message(
     assert {r["diverged"] for r in stepwise} == {"False"}
     exceptions = [(r["reference"], r["mode"], r["step"], r["diverged"]) for r in table if r["tensor"] == "exception"]
     assert sorted(exceptions) == sorted((ref, mode, "" if mode == "sequence" else "5", "True")
-                                        for ref in REFERENCES for mode in compare.MODES)
+                                        for ref in REFERENCES for mode in lstm_compare.MODES)
 
 
 def test_exception_raised_in_dlstm_is_a_finding_at_backward_step_t_minus_1(tmp_path):
     path = write_impl(tmp_path, "dlstm_raises", (DLSTM_RETURN, "    raise RuntimeError('backward not done')\n"))
     line = line_of(path, "backward not done")
-    report = compare.run(path, Config())
+    report = lstm_compare.run(path, Config())
     raised = f"RuntimeError: backward not done (line {line} of dlstm_raises.py)"
     found = {(f.reference, f.mode): f for f in report.findings}
     for reference in REFERENCES:
@@ -103,9 +103,9 @@ def test_sys_exit_inside_the_users_lstm_is_a_finding_not_an_exit(tmp_path, capsy
 def test_nan_appearing_at_forward_step_3_is_found_there_at_its_first_tensor(tmp_path):
     nan_line = f"    if {at_step(3)}:\n        c_tanh = c_tanh * np.nan\n"
     path = write_impl(tmp_path, "nan_at_3", ("    c_tanh = np.tanh(c)\n", "    c_tanh = np.tanh(c)\n" + nan_line))
-    report = compare.run(path, Config())
+    report = lstm_compare.run(path, Config())
     found = {(f.reference, f.mode): f for f in report.findings}
-    assert set(found) == {(r, m) for r in REFERENCES for m in compare.MODES}
+    assert set(found) == {(r, m) for r in REFERENCES for m in lstm_compare.MODES}
     for reference in REFERENCES:
         for mode in ("isolated", "chained"):
             f = found[(reference, mode)]
@@ -123,7 +123,7 @@ def test_inf_appearing_at_backward_step_7_is_found_there_at_dc_prev(tmp_path):
     path = write_impl(tmp_path, "inf_at_7", (DLSTM_RETURN, inf_return))
     # Without the sequence mode: there inf - inf in the person's own loop gives NaN warnings, which pytest's
     # filterwarnings=error would turn into exceptions; the located Inf is what is pinned here.
-    report = compare.run(path, Config(modes=("isolated", "chained")))
+    report = lstm_compare.run(path, Config(modes=("isolated", "chained")))
     assert len(report.findings) == 4
     for f in report.findings:
         assert (f.phase, f.step, f.gate, f.tensor) == ("backward", 7, "", "dc_prev")
@@ -220,7 +220,7 @@ def test_missing_implementation_file_is_one_line_and_exit_2(tmp_path, capsys):
 def test_float64_returned_in_a_float32_run_is_fine(tmp_path):
     """More precision than asked: xh promoted to float64 makes every later tensor float64."""
     path = write_impl(tmp_path, "promotes", (LSTM_FIRST_LINE, LSTM_FIRST_LINE + "    xh = xh.astype(np.float64)\n"))
-    report = compare.run(path, Config(spec=ProblemSpec(dtype="float32")))
+    report = lstm_compare.run(path, Config(spec=ProblemSpec(dtype="float32")))
     assert [f.message for f in report.findings] == []
 
 
@@ -241,7 +241,7 @@ def test_a_file_that_imports_its_sibling_module_loads(tmp_path):
     path = write_impl(tmp_path, "with_sibling",
                       ("import numpy as np\n", "import numpy as np\nfrom my_gates import squash\n"),
                       ("c_tanh = np.tanh(c)", "c_tanh = squash(c)"))
-    report = compare.run(path, Config(references=("torch",), modes=("isolated",)))
+    report = lstm_compare.run(path, Config(references=("torch",), modes=("isolated",)))
     assert report.findings == ()
 
 

@@ -1,7 +1,7 @@
-"""`lstm-compare report` (also `python -m compare report`): exit codes, flags, the summary, and the two CSV reports
+"""`lstm-compare report` (also `python -m lstm_compare report`): exit codes, flags, the summary, and the two CSV reports
 with exactly the columns issue 3 lists.
 
-Most runs call ``compare.cli.main`` in-process (it ends in ``sys.exit``); two run the real command in a
+Most runs call ``lstm_compare.frontends.cli.main`` in-process (it ends in ``sys.exit``); two run the real command in a
 subprocess, where stderr shows everything a person would see.
 """
 
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-import compare
-from compare import ProblemSpec
-from compare.cli import main
-import handrolled
-from compare.conventions import bind
-from compare.tensors import PARAM_GRADS
+import lstm_compare
+from lstm_compare import ProblemSpec
+from lstm_compare.frontends.cli import main
+from lstm_compare import handrolled
+from lstm_compare.usercode.conventions import bind
+from lstm_compare.lstm.cell import PARAM_GRADS
 from helpers import read_csv, report_cli, write_impl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +47,9 @@ def test_correct_lstm_exits_0_with_header_only_first_divergence_and_every_row(tm
     assert (code, err) == (0, "")
     assert (out_dir / "first_divergence.csv").read_text() == FIRST_DIVERGENCE_HEADER + "\n"
     lines = out.splitlines()
-    assert lines[0] == f"lstm-compare: handrolled against torch, jax (T=12 H=5 X=3 O=1 {dtype} seed=0)"
+    assert lines[0] == f"lstm-compare: lstm_compare.handrolled against torch, jax (T=12 H=5 X=3 O=1 {dtype} seed=0)"
     assert [line.split()[:3] for line in lines[1:7]] == [
-        [reference, mode, "match"] for reference in ("torch", "jax") for mode in compare.MODES]
+        [reference, mode, "match"] for reference in ("torch", "jax") for mode in lstm_compare.MODES]
     assert lines[-2] == "No divergence: every compared tensor is within tolerance of both references."
     assert lines[-1] == f"Reports: {out_dir / 'divergence.csv'}, {out_dir / 'first_divergence.csv'}"
 
@@ -113,7 +113,7 @@ def test_reference_torch_alone_compares_and_reports_torch_only(tmp_path, capsys)
                               "--out", out_dir)
     assert code == 1
     assert out.splitlines()[0].startswith(f"lstm-compare: {tmp_path / 'c_from_h.py'} against torch (")
-    assert [row[:2] for row in first_rows(out_dir)] == [("torch", mode) for mode in compare.MODES]
+    assert [row[:2] for row in first_rows(out_dir)] == [("torch", mode) for mode in lstm_compare.MODES]
     assert {r["reference"] for r in read_csv(out_dir / "divergence.csv")} == {"torch"}
 
 
@@ -158,7 +158,7 @@ def test_out_naming_an_existing_file_exits_2_with_one_line(tmp_path, capsys):
 # --- the real command, in a subprocess -------------------------------------------------------------------------
 
 def run_command(*args):
-    return subprocess.run([sys.executable, "-m", "compare", "report", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "lstm_compare", "report", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 

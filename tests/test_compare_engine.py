@@ -1,7 +1,7 @@
 """The compare engine: the noise rule, where the first divergence is found and what its message says, batches,
 in-place arguments, determinism.
 
-Every buggy implementation here is ``handrolled/seed_lstm.py`` with one or two lines replaced, written to a
+Every buggy implementation here is ``lstm_compare/handrolled/seed_lstm.py`` with one or two lines replaced, written to a
 temporary file.  Sizes stay at the default T=12 H=5 X=3 O=1 (one JAX compile per dtype and batch shape), except
 for the one float32 run over 300 steps with H = 64 that the issue names.
 """
@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import compare
-import handrolled
-import handrolled.seed_lstm
-from compare import Config, ProblemSpec, make_problem
-from compare.report import divergence_frame, write_reports
-from references import torch_lstm
+import lstm_compare
+from lstm_compare import handrolled
+import lstm_compare.handrolled.seed_lstm
+from lstm_compare import Config, ProblemSpec, make_problem
+from lstm_compare.output.report import divergence_frame, write_reports
+from lstm_compare.references import torch_lstm
 from helpers import write_impl
 
 T = ProblemSpec().steps  # 12
@@ -50,7 +50,7 @@ DG_NO_TANH_DERIVATIVE = ("dg_pre = dc * i * (1 - g**2)", "dg_pre = dc * i")
 # --- the noise rule (issue 3, section 4) ---------------------------------------------------------------------
 
 def test_float64_run_flags_a_single_gate_computed_in_float32_at_forward_step_0(tmp_path):
-    report = compare.run(write_impl(tmp_path, "g_in_float32", G_IN_FLOAT32), Config())
+    report = lstm_compare.run(write_impl(tmp_path, "g_in_float32", G_IN_FLOAT32), Config())
     found = findings_by_key(report)
     for reference in REFERENCES:
         for mode in ("isolated", "chained"):
@@ -70,10 +70,10 @@ def test_float64_run_flags_a_single_gate_computed_in_float32_at_forward_step_0(t
 
 def test_correct_float32_lstm_over_300_steps_with_h64_is_flagged_nowhere():
     spec = ProblemSpec(steps=300, hidden=64, dtype="float32")
-    report = compare.run(handrolled, Config(spec=spec))
+    report = lstm_compare.run(handrolled, Config(spec=spec))
     assert report.findings == () and report.skipped == ()
     ratios = worst_ratio(report)
-    assert set(ratios) == {(r, m) for r in REFERENCES for m in compare.MODES}
+    assert set(ratios) == {(r, m) for r in REFERENCES for m in lstm_compare.MODES}
     # Measured max_abs_err / tolerance (torch / jax): isolated 0.093 / 0.090, chained 0.093 / 0.086, sequence
     # 0.26 / 0.14 (whole-sequence totals summed over 300 steps drift most); without the noise-floor term the worst
     # would be 0.38.  Below 0.5 keeps at least a 1.9x margin everywhere, while the float32-gate bug above is
@@ -101,9 +101,9 @@ def message_pattern(head, diverged, hint, tensor, index):
     (C_WITHOUT_I, "c", "", "c, c_tanh, h, y", "the cell update c = f * c_prev + i * g"),
 ], ids=["i_pre_wrong_bias", "o_with_tanh", "c_without_i"])
 def test_forward_bug_is_found_at_forward_step_0_at_its_first_tensor(tmp_path, edit, tensor, gate, diverged, hint):
-    report = compare.run(write_impl(tmp_path, "forward_bug", edit), Config())
+    report = lstm_compare.run(write_impl(tmp_path, "forward_bug", edit), Config())
     found = findings_by_key(report)
-    assert set(found) == {(r, m) for r in REFERENCES for m in compare.MODES}
+    assert set(found) == {(r, m) for r in REFERENCES for m in lstm_compare.MODES}
     for reference in REFERENCES:
         for mode in ("isolated", "chained"):
             f = found[(reference, mode)]
@@ -114,7 +114,7 @@ def test_forward_bug_is_found_at_forward_step_0_at_its_first_tensor(tmp_path, ed
 
 def test_forward_bug_finding_reports_the_worst_element_and_both_values(tmp_path):
     """i_pre = xh @ Wi + bf: off by (bf - bi) at every step; the worst element is argmax |bf - bi|."""
-    report = compare.run(write_impl(tmp_path, "i_pre_wrong_bias", I_PRE_WRONG_BIAS), Config())
+    report = lstm_compare.run(write_impl(tmp_path, "i_pre_wrong_bias", I_PRE_WRONG_BIAS), Config())
     p = make_problem(ProblemSpec())
     xh = np.concatenate([p.inputs[0], p.h0])
     truth = xh @ p.params["Wi"] + p.params["bi"]
@@ -139,9 +139,9 @@ def test_forward_bug_finding_reports_the_worst_element_and_both_values(tmp_path)
 
 def test_backward_bug_is_found_at_backward_step_t_minus_1_with_what_matched_upstream(tmp_path):
     """dg_pre without tanh' (1 - g**2): every forward tensor matches; the first wrong tensor is dWg at t = T-1."""
-    report = compare.run(write_impl(tmp_path, "dg_no_tanh_derivative", DG_NO_TANH_DERIVATIVE), Config())
+    report = lstm_compare.run(write_impl(tmp_path, "dg_no_tanh_derivative", DG_NO_TANH_DERIVATIVE), Config())
     found = findings_by_key(report)
-    assert set(found) == {(r, m) for r in REFERENCES for m in compare.MODES}
+    assert set(found) == {(r, m) for r in REFERENCES for m in lstm_compare.MODES}
     for reference in REFERENCES:
         for mode in ("isolated", "chained"):
             f = found[(reference, mode)]
@@ -162,7 +162,7 @@ def test_backward_bug_is_found_at_backward_step_t_minus_1_with_what_matched_upst
 
 def test_backward_bug_finding_reports_the_worst_element_of_dwg(tmp_path):
     """At t = T-1 the buggy dg_pre is the reference's divided by (1 - g**2): dWg = outer(xh, dg_pre)."""
-    report = compare.run(write_impl(tmp_path, "dg_no_tanh_derivative", DG_NO_TANH_DERIVATIVE),
+    report = lstm_compare.run(write_impl(tmp_path, "dg_no_tanh_derivative", DG_NO_TANH_DERIVATIVE),
                          Config(references=("torch",), modes=("isolated",)))
     p = make_problem(ProblemSpec())
     trace = torch_lstm.trace(p)
@@ -180,8 +180,8 @@ def test_backward_bug_finding_reports_the_worst_element_of_dwg(tmp_path):
 
 def test_a_bug_on_the_c_prev_path_shows_at_step_0_from_a_random_state_and_step_1_from_zero(tmp_path):
     path = write_impl(tmp_path, "c_from_h", ("c = f * c_prev + i * g", "c = f * h_prev + i * g"))
-    random_state = compare.run(path, Config(modes=("isolated", "chained")))
-    zero_state = compare.run(path, Config(spec=ProblemSpec(zero_state=True), modes=("isolated", "chained")))
+    random_state = lstm_compare.run(path, Config(modes=("isolated", "chained")))
+    zero_state = lstm_compare.run(path, Config(spec=ProblemSpec(zero_state=True), modes=("isolated", "chained")))
     for report, step in ((random_state, 0), (zero_state, 1)):
         assert len(report.findings) == 4
         for f in report.findings:
@@ -192,7 +192,7 @@ def test_a_bug_on_the_c_prev_path_shows_at_step_0_from_a_random_state_and_step_1
 
 def test_batched_handrolled_matches_and_a_batched_bug_is_located(tmp_path):
     spec = ProblemSpec(batch=4)
-    clean = compare.run(handrolled, Config(spec=spec))
+    clean = lstm_compare.run(handrolled, Config(spec=spec))
     assert clean.findings == ()
     frame = divergence_frame(clean)
     assert set(frame.loc[frame["tensor"] == "h", "shape"]) == {"(4, 5)"}
@@ -200,7 +200,7 @@ def test_batched_handrolled_matches_and_a_batched_bug_is_located(tmp_path):
     assert set(frame.loc[frame["tensor"] == "loss", "shape"]) == {"()"}
     assert frame.loc[frame["tensor"] == "h", "worst_index"].str.fullmatch(r"\(\d, \d\)").all()
 
-    bug = compare.run(write_impl(tmp_path, "i_pre_wrong_bias", I_PRE_WRONG_BIAS), Config(spec=spec))
+    bug = lstm_compare.run(write_impl(tmp_path, "i_pre_wrong_bias", I_PRE_WRONG_BIAS), Config(spec=spec))
     p = make_problem(ProblemSpec())
     j = int(np.argmax(np.abs(p.params["bf"] - p.params["bi"])))
     for f in bug.findings:
@@ -235,8 +235,8 @@ def test_implementation_that_modifies_its_arguments_in_place_matches_everywhere(
     which are also in the previous cache, so scribbling on them is a real bug in their loop, rightly flagged.
     """
     config = Config(references=(reference,), modes=("isolated", "chained"))
-    in_place = compare.run(write_impl(tmp_path, "in_place", *IN_PLACE), config)
-    clean = compare.run(handrolled, config)
+    in_place = lstm_compare.run(write_impl(tmp_path, "in_place", *IN_PLACE), config)
+    clean = lstm_compare.run(handrolled, config)
     assert [f.message for f in in_place.findings] == []
     # a + b == b + a in IEEE arithmetic: the in-place version computes bit-identical values, so its whole report
     # equals the clean one, which it would not if a reference's values or a carried state had been touched.
@@ -245,7 +245,7 @@ def test_implementation_that_modifies_its_arguments_in_place_matches_everywhere(
 
 def test_implementation_that_modifies_params_in_place_after_computing_matches_everywhere(tmp_path):
     config = Config(references=("torch",), modes=("isolated", "chained"))
-    report = compare.run(write_impl(tmp_path, "params_in_place", *PARAMS_IN_PLACE), config)
+    report = lstm_compare.run(write_impl(tmp_path, "params_in_place", *PARAMS_IN_PLACE), config)
     assert [f.message for f in report.findings] == []
 
 
@@ -253,7 +253,7 @@ def test_same_inputs_and_seed_write_byte_identical_reports_and_another_seed_does
     path = write_impl(tmp_path, "dg_no_tanh_derivative", DG_NO_TANH_DERIVATIVE)
 
     def written(seed, out):
-        report = compare.run(path, Config(spec=ProblemSpec(seed=seed)))
+        report = lstm_compare.run(path, Config(spec=ProblemSpec(seed=seed)))
         return [p.read_bytes() for p in write_reports(report, tmp_path / out)]
 
     first, again, other = written(0, "a"), written(0, "b"), written(1, "c")

@@ -1,4 +1,4 @@
-"""Built-in conventions: each correct implementation in handrolled/ matches both references in every mode, each
+"""Built-in conventions: each correct implementation in lstm_compare/handrolled/ matches both references in every mode, each
 convention's catalog bug is located where expected, and the weight layouts convert exactly both ways."""
 
 import inspect
@@ -6,20 +6,20 @@ import inspect
 import numpy as np
 import pytest
 
-import handrolled.coursera_lstm
-import handrolled.cs231n_lstm
-import handrolled.karpathy_lstm
-import handrolled.seed_lstm
-from compare import Config, ProblemSpec, UsageError, run
-from compare.catalog import check
-from compare.catalog_conventions import CONVENTION_CATALOG
-from compare.conventions import bind, detect
-from compare.conventions.layout import Sizes, locate_entry, to_internal, to_user
-from compare.problem import make_problem
-from references.cell import PARAM_NAMES
+import lstm_compare.handrolled.coursera_lstm
+import lstm_compare.handrolled.cs231n_lstm
+import lstm_compare.handrolled.karpathy_lstm
+import lstm_compare.handrolled.seed_lstm
+from lstm_compare import Config, ProblemSpec, UsageError, run
+from lstm_compare.catalogs.catalog import check
+from lstm_compare.catalogs.conventions import CONVENTION_CATALOG
+from lstm_compare.usercode.conventions import bind, detect
+from lstm_compare.usercode.conventions.layout import Sizes, locate_entry, to_internal, to_user
+from lstm_compare.lstm.problem import make_problem
+from lstm_compare.lstm.cell import PARAM_NAMES
 
-MODULES = {"question": handrolled.seed_lstm, "cs231n": handrolled.cs231n_lstm,
-           "coursera": handrolled.coursera_lstm, "karpathy": handrolled.karpathy_lstm}
+MODULES = {"question": lstm_compare.handrolled.seed_lstm, "cs231n": lstm_compare.handrolled.cs231n_lstm,
+           "coursera": lstm_compare.handrolled.coursera_lstm, "karpathy": lstm_compare.handrolled.karpathy_lstm}
 REFERENCES = ("torch", "jax")
 
 
@@ -67,13 +67,13 @@ def test_layout_round_trip_is_exact_and_every_entry_is_located(convention):
 
 def test_cs231n_blocks_are_ordered_i_f_o_g_and_coursera_acts_on_a_then_x_from_the_left():
     params = make_problem(ProblemSpec(hidden=4, inputs=3, seed=1)).params
-    cs = to_user(bind(handrolled.cs231n_lstm).layout, params)
+    cs = to_user(bind(lstm_compare.handrolled.cs231n_lstm).layout, params)
     np.testing.assert_array_equal(cs["Wx"][:, 8:12], params["Wo"][:3])  # the third block is o
     np.testing.assert_array_equal(cs["Wh"][:, 4:8], params["Wf"][3:])  # the second block is f
-    co = to_user(bind(handrolled.coursera_lstm).layout, params)
+    co = to_user(bind(lstm_compare.handrolled.coursera_lstm).layout, params)
     np.testing.assert_array_equal(co["Wc"], np.concatenate([params["Wg"][3:], params["Wg"][:3]]).T)
     assert co["bf"].shape == (4, 1)
-    ka = to_user(bind(handrolled.karpathy_lstm).layout, params)
+    ka = to_user(bind(lstm_compare.handrolled.karpathy_lstm).layout, params)
     np.testing.assert_array_equal(ka["WLSTM"][0, 4:8], params["bf"])  # row 0 is the bias
 
 
@@ -88,15 +88,15 @@ def test_a_divergence_names_the_users_own_element():
 
 
 def test_whole_sequence_code_without_c0_runs_every_mode_from_a_zero_cell_state():
-    report = run(handrolled.cs231n_lstm, Config(references=("jax",)))
+    report = run(lstm_compare.handrolled.cs231n_lstm, Config(references=("jax",)))
     assert any("c0 = 0 in every mode" in note for note in report.skipped)
 
 
 def test_forcing_a_convention_the_file_does_not_follow_is_one_clear_sentence():
     with pytest.raises(UsageError, match=r"has no function lstm_step_forward\(x, prev_h, prev_c, Wx, Wh, b\)"):
-        bind(handrolled.seed_lstm, "cs231n")
+        bind(lstm_compare.handrolled.seed_lstm, "cs231n")
     with pytest.raises(UsageError, match="unknown convention 'keras'"):
-        bind(handrolled.seed_lstm, "keras")
+        bind(lstm_compare.handrolled.seed_lstm, "keras")
 
 
 OBJECT_CACHE = '''
@@ -106,7 +106,7 @@ import inspect
 
 import numpy as np
 
-from handrolled.seed_lstm import dlstm as _dlstm, lstm as _lstm
+from lstm_compare.handrolled.seed_lstm import dlstm as _dlstm, lstm as _lstm
 
 
 @dataclass
@@ -128,9 +128,9 @@ def dlstm(params, dy, dh_next, dc_next, cache):
 def test_a_question_file_whose_cache_is_an_object_runs_every_mode_and_its_gates_are_observed(tmp_path, gate_bug):
     source = OBJECT_CACHE
     if gate_bug:  # the output gate through tanh, in the module the file wraps
-        (tmp_path / "buggy_seed.py").write_text(inspect.getsource(handrolled.seed_lstm).replace(
+        (tmp_path / "buggy_seed.py").write_text(inspect.getsource(lstm_compare.handrolled.seed_lstm).replace(
             "np.tanh(g_pre), sigmoid(o_pre)", "np.tanh(g_pre), np.tanh(o_pre)"))
-        source = source.replace("from handrolled.seed_lstm import", "from buggy_seed import")
+        source = source.replace("from lstm_compare.handrolled.seed_lstm import", "from buggy_seed import")
     path = tmp_path / "object_cache.py"
     path.write_text(source)
     report = run(path, Config(references=REFERENCES, modes=("isolated", "chained")))
@@ -142,7 +142,7 @@ def test_a_question_file_whose_cache_is_an_object_runs_every_mode_and_its_gates_
 
 @pytest.mark.parametrize("convention", ["cs231n", "coursera", "karpathy"])
 def test_gradcheck_drives_every_convention_with_the_harness_loss_on_the_parameters_it_differentiates(convention):
-    from compare.gradcheck import gradcheck
+    from lstm_compare.modes.gradcheck import gradcheck
 
     result = gradcheck(MODULES[convention], ProblemSpec(steps=5))
     assert result.passed and [p.name for p in result.parameters] == ["Wf", "Wi", "Wg", "Wo", "bf", "bi", "bg", "bo"]

@@ -7,11 +7,11 @@ import textwrap
 import numpy as np
 import pytest
 
-import handrolled.cs231n_lstm
-from compare import Config, ProblemSpec, UsageError, run
-from compare.conventions import bind, detect
-from compare.conventions.layout import Sizes, locate_entry, to_internal, to_user
-from compare.problem import make_problem
+import lstm_compare.handrolled.cs231n_lstm
+from lstm_compare import Config, ProblemSpec, UsageError, run
+from lstm_compare.usercode.conventions import bind, detect
+from lstm_compare.usercode.conventions.layout import Sizes, locate_entry, to_internal, to_user
+from lstm_compare.lstm.problem import make_problem
 from helpers import report_cli
 
 REFERENCES = ("torch", "jax")
@@ -455,7 +455,7 @@ def test_bad_declaration_is_one_clear_sentence(tmp_path, case):
 def test_forcing_the_declared_convention_on_a_file_without_a_declaration_is_one_sentence():
     with pytest.raises(UsageError, match=r"cs231n_lstm defines no LSTM_COMPARE, which the declared convention "
                                          r"requires\.$"):
-        bind(handrolled.cs231n_lstm, "declared")
+        bind(lstm_compare.handrolled.cs231n_lstm, "declared")
 
 
 def test_a_class_without_its_method_is_one_clear_sentence(tmp_path):

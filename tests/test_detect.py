@@ -4,16 +4,16 @@ import inspect
 
 import pytest
 
-import handrolled.cs231n_lstm
-import handrolled.karpathy_lstm
-import handrolled.seed_lstm
-from compare import Config, ProblemSpec, run
-from compare.cli import main
-from compare.detect import describe_layout, run_detection
+import lstm_compare.handrolled.cs231n_lstm
+import lstm_compare.handrolled.karpathy_lstm
+import lstm_compare.handrolled.seed_lstm
+from lstm_compare import Config, ProblemSpec, run
+from lstm_compare.frontends.cli import main
+from lstm_compare.usercode.detect import describe_layout, run_detection
 from helpers import write_edited as write
 
-CS231N_SOURCE = inspect.getsource(handrolled.cs231n_lstm)
-SEED_SOURCE = inspect.getsource(handrolled.seed_lstm)
+CS231N_SOURCE = inspect.getsource(lstm_compare.handrolled.cs231n_lstm)
+SEED_SOURCE = inspect.getsource(lstm_compare.handrolled.seed_lstm)
 
 
 def detect_cli(capsys, *args):
@@ -23,7 +23,7 @@ def detect_cli(capsys, *args):
 
 
 def test_a_correct_file_is_confirmed_in_its_conventions_layout(capsys):
-    code, out = detect_cli(capsys, "--impl", inspect.getsourcefile(handrolled.cs231n_lstm))
+    code, out = detect_cli(capsys, "--impl", inspect.getsourcefile(lstm_compare.handrolled.cs231n_lstm))
     assert code == 0
     assert "convention: cs231n (it defines lstm_step_forward and lstm_step_backward" in out
     assert "your gate blocks are ordered i, f, o, g" in out and "as the cs231n convention says" in out
@@ -66,7 +66,7 @@ def test_a_file_whose_module_level_code_fails_is_loaded_with_its_definitions_and
 
 
 def test_a_float32_run_of_code_that_keeps_float32_gets_no_precision_note():
-    report = run(handrolled.karpathy_lstm, Config(spec=ProblemSpec(dtype="float32"), references=("jax",)))
+    report = run(lstm_compare.handrolled.karpathy_lstm, Config(spec=ProblemSpec(dtype="float32"), references=("jax",)))
     assert report.findings == ()
     assert not any("computes in float64" in n for n in report.skipped)  # the project's own keeps float32
 
@@ -103,5 +103,5 @@ def test_a_sibling_named_compare_is_the_one_the_users_file_imports_and_its_error
     report = run(path, Config(references=("jax",), modes=("isolated",)))
     message = report.failures[0].message
     assert message == "isolated forward step 0: lstm raised ValueError: from a sibling (line 2 of lstm_full.py)."
-    import compare as ours
+    import lstm_compare as ours
     assert hasattr(ours, "run")  # this project's package is back in place

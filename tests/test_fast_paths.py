@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import compare
-from compare import caching, kernels
-from compare.catalog import CATALOG
-from compare.measure import expectation, measure, outer_expectation, outer_rows, outer_scale
-from compare.report import divergence_frame, first_divergence_frame, write_divergence_csv, write_first_divergence_csv
-from compare.tolerance import tolerance_for
+import lstm_compare
+from lstm_compare import caching
+from lstm_compare.measuring import kernels
+from lstm_compare.catalogs.catalog import CATALOG
+from lstm_compare.measuring.measure import expectation, measure, outer_expectation, outer_rows, outer_scale
+from lstm_compare.output.report import divergence_frame, first_divergence_frame, write_divergence_csv, write_first_divergence_csv
+from lstm_compare.measuring.tolerance import tolerance_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +59,7 @@ def test_outer_products_formed_by_torch_are_numpys_bit_for_bit(dtype, monkeypatc
     a, b = a.astype(dtype), b.astype(dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         numpy_formed = (a[:, :, None] * b[:, None, :]).reshape(4, -1)
-    monkeypatch.setattr("compare.measure._TORCH_MIN_ELEMENTS", 0)
+    monkeypatch.setattr("lstm_compare.measuring.measure._TORCH_MIN_ELEMENTS", 0)
     assert same_bits(outer_rows(a, b), numpy_formed)
     assert same_bits(outer_rows(a, b, np.float64), numpy_formed.astype(np.float64))
     read_only = a.copy()
@@ -121,12 +122,12 @@ def assert_kernels_measure_as_numpy_does(rng, S, A, C):
 @pytest.fixture(scope="module")
 def bug_report():
     bug = next(b for b in CATALOG if b.name == "forget_derivative_uses_c")
-    config = compare.Config(spec=compare.ProblemSpec(steps=9, hidden=4, dtype="float32"))
-    return compare.run(bug.module(), config)
+    config = lstm_compare.Config(spec=lstm_compare.ProblemSpec(steps=9, hidden=4, dtype="float32"))
+    return lstm_compare.run(bug.module(), config)
 
 
 def test_the_streamed_divergence_csv_is_the_pandas_frames_csv(tmp_path, bug_report, monkeypatch):
-    monkeypatch.setattr("compare.report.CHUNK_ROWS", 7)  # many chunks, across group boundaries
+    monkeypatch.setattr("lstm_compare.output.report.CHUNK_ROWS", 7)  # many chunks, across group boundaries
     write_divergence_csv(bug_report, tmp_path / "streamed.csv")
     divergence_frame(bug_report).to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
     assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
@@ -140,12 +141,12 @@ def assert_first_divergence_written_as_pandas_does(report, folder):
 
 
 def test_the_streamed_csv_of_a_report_with_exceptions_and_user_names(tmp_path):
-    source = (ROOT / "handrolled" / "cs231n_lstm.py").read_text()
+    source = (ROOT / "lstm_compare" / "handrolled" / "cs231n_lstm.py").read_text()
     broken = tmp_path / "raises.py"  # raises in the step backward: exception rows beside measured ones
     line = "    x, prev_h, prev_c, Wx, Wh, b, i, f, o, g, tanh_c = cache\n"
     assert source.count(line) == 1
     broken.write_text(source.replace(line, line + "    if dnext_c.any():\n        raise ValueError('no')\n"))
-    report = compare.run(str(broken), compare.Config(spec=compare.ProblemSpec(steps=5, batch=2)))
+    report = lstm_compare.run(str(broken), lstm_compare.Config(spec=lstm_compare.ProblemSpec(steps=5, batch=2)))
     assert report.failures
     write_divergence_csv(report, tmp_path / "streamed.csv")
     frame = divergence_frame(report)
@@ -161,7 +162,7 @@ def test_forcing_the_kernels_on_a_small_problem_changes_no_figure(bug_report):
     bug = next(b for b in CATALOG if b.name == "forget_derivative_uses_c")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kernels, "MIN_ELEMENTS", 0)
-        fast = compare.run(bug.module(), bug_report.config)
+        fast = lstm_compare.run(bug.module(), bug_report.config)
     pd.testing.assert_frame_equal(divergence_frame(fast), divergence_frame(bug_report))
 
 
@@ -175,7 +176,7 @@ def test_importing_and_running_changes_no_jax_cache_setting(bug_report):
 def _cli(tmp_path, *flags):
     env = {k: v for k, v in os.environ.items() if k not in (caching.NO_CACHE_VARIABLE, "CI")}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    return subprocess.run([sys.executable, "-m", "compare", "report", "--steps", "3", "--out", str(tmp_path / "r"),
+    return subprocess.run([sys.executable, "-m", "lstm_compare", "report", "--steps", "3", "--out", str(tmp_path / "r"),
                            *flags], env=env, capture_output=True, text=True, cwd=ROOT)
 
 
@@ -200,9 +201,9 @@ def test_the_environment_turns_the_cache_off(variable, monkeypatch):
 
 
 def test_first_divergence_csv_of_a_clean_run_is_the_pandas_header(tmp_path):
-    import handrolled
+    from lstm_compare import handrolled
 
-    report = compare.run(handrolled, compare.Config(spec=compare.ProblemSpec(steps=3, hidden=3)))
+    report = lstm_compare.run(handrolled, lstm_compare.Config(spec=lstm_compare.ProblemSpec(steps=3, hidden=3)))
     assert not report.findings
     assert_first_divergence_written_as_pandas_does(report, tmp_path)
 
@@ -219,7 +220,7 @@ def fresh_kernels(monkeypatch):
 
 
 def test_kernels_built_by_a_separate_process_are_read_back_and_measure_as_numpy_does(fresh_kernels, bug_report):
-    problem = compare.make_problem(bug_report.config.spec).astype(np.float32)
+    problem = lstm_compare.make_problem(bug_report.config.spec).astype(np.float32)
     fresh_kernels.prepare(problem)
     build = fresh_kernels._BUILDS["f"]
     assert build.temporary and build.folder.is_dir()
@@ -233,7 +234,7 @@ def test_kernels_built_by_a_separate_process_are_read_back_and_measure_as_numpy_
 
 
 def test_a_build_still_running_when_the_measurement_ends_is_stopped_and_its_folder_removed(fresh_kernels, bug_report):
-    problem = compare.make_problem(bug_report.config.spec).astype(np.float32)
+    problem = lstm_compare.make_problem(bug_report.config.spec).astype(np.float32)
     fresh_kernels.prepare(problem)
     build = fresh_kernels._BUILDS["f"]
     with fresh_kernels.use(True):

@@ -2,22 +2,22 @@
 
 import pytest
 
-import compare
-from compare.catalog import CATALOG
-from compare.report import DIVERGENCE_COLUMNS, FIRST_DIVERGENCE_COLUMNS, write_reports
+import lstm_compare
+from lstm_compare.catalogs.catalog import CATALOG
+from lstm_compare.output.report import DIVERGENCE_COLUMNS, FIRST_DIVERGENCE_COLUMNS, write_reports
 
 FORGET_BUG = next(bug for bug in CATALOG if bug.name == "forget_derivative_uses_c")
 
 
 @pytest.fixture
 def forget_bug_report(tmp_path, monkeypatch):
-    """compare.run on the forget-gate bug, from a working folder that must stay empty."""
+    """lstm_compare.run on the forget-gate bug, from a working folder that must stay empty."""
     (tmp_path / "impl").mkdir()
     path = FORGET_BUG.write(tmp_path / "impl")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    return compare.run(path, compare.Config(spec=compare.ProblemSpec(steps=12))), work
+    return lstm_compare.run(path, lstm_compare.Config(spec=lstm_compare.ProblemSpec(steps=12))), work
 
 
 def test_compare_run_writes_no_file(forget_bug_report, tmp_path):

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import handrolled
-from compare import ProblemSpec, UsageError
-from compare.cli import main
-from compare.gradcheck import MIN_PER_PARAMETER, gradcheck
+from lstm_compare import handrolled
+from lstm_compare import ProblemSpec, UsageError
+from lstm_compare.frontends.cli import main
+from lstm_compare.modes.gradcheck import MIN_PER_PARAMETER, gradcheck
 from helpers import without, write_impl
 
 SMALL = ["--steps", "5", "--hidden", "3", "--inputs", "2"]

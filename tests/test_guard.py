@@ -2,7 +2,7 @@
 a private copy of the same type, every returned array a snapshot, each function called once per measurement,
 process state restored after each call, a per-call time limit, and one line on stderr for what cannot run.
 
-The implementations are ``handrolled/seed_lstm.py`` with a line or two changed, written to ``tmp_path``; the
+The implementations are ``lstm_compare/handrolled/seed_lstm.py`` with a line or two changed, written to ``tmp_path``; the
 comparisons are small (T=4, H=3, X=2) and against torch alone, which is all these behaviours need.
 """
 
@@ -15,14 +15,14 @@ import types
 import numpy as np
 import pytest
 
-import compare
-import handrolled
-from compare import Config, ProblemSpec
-from compare.errors import ImplementationRaised, UsageError
-from compare.gradcheck import gradcheck
-from compare.guard import call, import_file, private_copy
+import lstm_compare
+from lstm_compare import handrolled
+from lstm_compare import Config, ProblemSpec
+from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.modes.gradcheck import gradcheck
+from lstm_compare.usercode.guard import call, import_file, private_copy
 from helpers import report_cli, write_impl
-from references.model import Model
+from lstm_compare.lstm.model import Model
 
 SMALL = ProblemSpec(steps=4, hidden=3, inputs=2)
 TORCH = Config(spec=SMALL, references=("torch",))
@@ -53,7 +53,7 @@ def test_namedtuple_cache_reaches_dlstm_as_the_same_namedtuple_in_every_mode_and
                            "cache.h\n    f_pre, f, i, g, o, c_tanh = cache.f_pre, cache.f, cache.i, cache.g, cache.o, "
                            "cache.c_tanh\n"),
         ("def sigmoid(", "Cache = collections.namedtuple('Cache', CACHE_FIELDS)\n\n\ndef sigmoid("))
-    report = compare.run(path, TORCH)
+    report = lstm_compare.run(path, TORCH)
     assert exceptions(report) == [] and report.findings == ()
     assert {d.mode for d in report.diffs} == {"isolated", "chained", "sequence"}
     assert gradcheck(path, SMALL).passed
@@ -148,7 +148,7 @@ REUSED_BUFFERS = (
 def test_code_that_returns_one_reused_buffer_for_every_step_matches_where_the_harness_runs_the_loop(tmp_path):
     """Isolated and chained modes (the file's own lstm_loss keeps the aliases, which sequence mode rightly finds)."""
     path = write_impl(tmp_path, "reused_buffers", *REUSED_BUFFERS)
-    report = compare.run(path, Config(spec=SMALL, references=("torch", "jax"), modes=("isolated", "chained")))
+    report = lstm_compare.run(path, Config(spec=SMALL, references=("torch", "jax"), modes=("isolated", "chained")))
     assert exceptions(report) == [] and report.findings == ()
 
 
@@ -159,7 +159,7 @@ def test_an_exception_mentioning_read_only_is_a_finding_and_the_function_is_call
                       ("def sigmoid(", "CALLS = []\n\n\ndef sigmoid("),
                       (DLSTM_FIRST_LINE, "    CALLS.append(1)\n    raise ValueError('output array is read-only')\n"))
     module = import_file(path)
-    report = compare.run(module, TORCH)
+    report = lstm_compare.run(module, TORCH)
     raised = f"ValueError: output array is read-only (line {line_of(path, 'raise ValueError')} of read_only_message.py)"
     assert exceptions(report) == [f"isolated backward step 3: dlstm raised {raised}.",
                                   f"chained backward step 3: dlstm raised {raised}.",
@@ -173,7 +173,7 @@ def test_code_that_makes_the_parameters_writeable_and_changes_them_changes_nothi
     vandal = ("    for value in params.values():\n        value.flags.writeable = True\n        value *= 3\n"
               "    params['Wf'] = 'gone'\n")
     path = write_impl(tmp_path, "vandal", (LSTM_RETURN, vandal + LSTM_RETURN), (DLSTM_RETURN, vandal + DLSTM_RETURN))
-    report = compare.run(path, Config(spec=SMALL, references=("torch", "jax"), modes=("chained", "isolated")))
+    report = lstm_compare.run(path, Config(spec=SMALL, references=("torch", "jax"), modes=("chained", "isolated")))
     assert exceptions(report) == [] and report.findings == ()
 
 
@@ -181,7 +181,7 @@ def test_code_that_writes_to_its_arguments_in_place_is_given_writable_copies(tmp
     path = write_impl(tmp_path, "in_place",
                       (LSTM_FIRST_LINE, "    params['Wy'] += 0.0\n    h_prev += 0.0\n" + LSTM_FIRST_LINE),
                       (DLSTM_FIRST_LINE, "    dc_next += 0.0\n    dy *= 1.0\n" + DLSTM_FIRST_LINE))
-    report = compare.run(path, TORCH)
+    report = lstm_compare.run(path, TORCH)
     assert exceptions(report) == [] and report.findings == ()
 
 
@@ -196,7 +196,7 @@ def test_chdir_stdout_and_numpy_error_handling_changed_by_user_code_are_restored
               "    sys.stdout = io.StringIO()\n")
     path = write_impl(tmp_path, "meddles", (LSTM_FIRST_LINE, meddle + LSTM_FIRST_LINE))
     stdout, errors = sys.stdout, np.geterr()
-    report = compare.run(path, TORCH)
+    report = lstm_compare.run(path, TORCH)
     assert exceptions(report) == [] and report.findings == ()
     assert (os.getcwd(), sys.stdout, np.geterr()) == (str(tmp_path), stdout, errors)
 
@@ -222,7 +222,7 @@ ENDLESS_AT_LAST_STEP = ("    if np.all(dh_next == 0):\n        while True:\n    
 def test_a_call_past_the_time_limit_is_a_finding_timed_out_at_its_mode_phase_and_step(tmp_path):
     """dlstm loops forever (catching every Exception) at the last step, whose dh_next is zero in every mode."""
     path = write_impl(tmp_path, "endless", (DLSTM_FIRST_LINE, ENDLESS_AT_LAST_STEP + DLSTM_FIRST_LINE))
-    report = compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated", "chained"), timeout=0.3))
+    report = lstm_compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated", "chained"), timeout=0.3))
     assert exceptions(report) == ["isolated backward step 3: dlstm timed out after 0.3 s.",
                                   "chained backward step 3: dlstm timed out after 0.3 s."]
     assert [(f.mode, f.phase, f.step, f.tensor) for f in report.findings] == [
@@ -254,7 +254,7 @@ def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_one_line_and_exit
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), "60"])
 def test_a_config_timeout_that_is_not_a_positive_number_is_a_usage_error(value):
     with pytest.raises(UsageError, match="positive number of seconds"):
-        compare.run(handrolled, Config(spec=SMALL, timeout=value))
+        lstm_compare.run(handrolled, Config(spec=SMALL, timeout=value))
 
 
 def test_the_time_limit_is_not_applied_off_the_main_thread_and_the_call_still_works():
@@ -273,7 +273,7 @@ def test_the_time_limit_steps_aside_while_another_real_time_timer_runs_and_leave
     import signal
     import time
 
-    from compare.guard import time_limit
+    from lstm_compare.usercode.guard import time_limit
 
     fired = []
     impl = types.SimpleNamespace(source=None, lstm=lambda *args: time.sleep(0.2) or "done")
@@ -361,7 +361,7 @@ CAUGHT_ONCE_AT_LAST_STEP = ("    if np.all(dh_next == 0):\n        import time\n
 
 def test_a_call_that_catches_the_timeout_and_returns_late_is_still_timed_out(tmp_path):
     path = write_impl(tmp_path, "swallows", (DLSTM_FIRST_LINE, CAUGHT_ONCE_AT_LAST_STEP + DLSTM_FIRST_LINE))
-    report = compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated",), timeout=0.3))
+    report = lstm_compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated",), timeout=0.3))
     assert exceptions(report) == ["isolated backward step 3: dlstm timed out after 0.3 s (it caught the "
                                   "interruption and ran on)."]
 
@@ -372,8 +372,8 @@ def test_a_file_that_turns_torch_gradients_off_does_not_change_the_references(tm
     import torch
 
     try:
-        assert not compare.run(path, Config(spec=SMALL)).diverged
-        assert not compare.run(path, Config(spec=ProblemSpec(steps=3, model=Model(layers=2)))).diverged
+        assert not lstm_compare.run(path, Config(spec=SMALL)).diverged
+        assert not lstm_compare.run(path, Config(spec=ProblemSpec(steps=3, model=Model(layers=2)))).diverged
     finally:
         torch.set_grad_enabled(True)
 
@@ -381,5 +381,5 @@ def test_a_file_that_turns_torch_gradients_off_does_not_change_the_references(tm
 def test_float32_results_in_a_float64_run_get_a_note_on_their_precision(tmp_path):
     path = write_impl(tmp_path, "single", ("    xh = np.concatenate([x, h_prev], axis=-1)  # ([B,] X+H)",
                                            "    xh = np.concatenate([x, h_prev], axis=-1).astype(np.float32)"))
-    report = compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated",)))
+    report = lstm_compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated",)))
     assert any("computes in float32 on float64 inputs" in note for note in report.skipped)

@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-import handrolled
-from compare.problem import ProblemSpec, make_problem
+from lstm_compare import handrolled
+from lstm_compare.lstm.problem import ProblemSpec, make_problem
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])

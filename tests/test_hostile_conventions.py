@@ -5,16 +5,16 @@ import inspect
 
 import pytest
 
-import handrolled.coursera_lstm
-import handrolled.cs231n_lstm
-import handrolled.karpathy_lstm
-import handrolled.seed_lstm
-from compare import Config, ProblemSpec, UsageError, run
-from compare.cli import main
-from compare.conventions import bind
+import lstm_compare.handrolled.coursera_lstm
+import lstm_compare.handrolled.cs231n_lstm
+import lstm_compare.handrolled.karpathy_lstm
+import lstm_compare.handrolled.seed_lstm
+from lstm_compare import Config, ProblemSpec, UsageError, run
+from lstm_compare.frontends.cli import main
+from lstm_compare.usercode.conventions import bind
 from helpers import write_edited as write
 
-CS231N = inspect.getsource(handrolled.cs231n_lstm)
+CS231N = inspect.getsource(lstm_compare.handrolled.cs231n_lstm)
 SIGMOID = ("    e = np.exp(-np.abs(z))\n    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))\n")
 
 
@@ -42,7 +42,7 @@ def test_a_probe_that_breaks_the_users_code_is_a_note_not_a_divergence(tmp_path)
 
 
 def test_a_coursera_cache_in_another_order_falls_back_to_observing_the_gates(tmp_path):
-    source = inspect.getsource(handrolled.coursera_lstm)
+    source = inspect.getsource(lstm_compare.handrolled.coursera_lstm)
     path = write(tmp_path, "swapped", source,
                  ("cache = (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)",
                   "cache = (a_next, c_next, a_prev, c_prev, it, ft, cct, ot, xt, parameters)"),
@@ -62,7 +62,7 @@ def test_a_file_with_the_names_of_two_conventions_says_which_one_was_chosen(tmp_
 
 
 def test_a_forward_that_ignores_the_state_it_is_given_is_told_so(tmp_path):
-    source = inspect.getsource(handrolled.seed_lstm)
+    source = inspect.getsource(lstm_compare.handrolled.seed_lstm)
     path = write(tmp_path, "ignores", source, ("xh = np.concatenate([x, h_prev], axis=-1)",
                                                 "xh = np.concatenate([x, np.zeros_like(h_prev)], axis=-1)"))
     finding = run(path, Config(references=("torch",), modes=("isolated",))).findings[0]
@@ -71,14 +71,14 @@ def test_a_forward_that_ignores_the_state_it_is_given_is_told_so(tmp_path):
 
 
 def test_karpathy_methods_that_are_not_static_are_one_sentence(tmp_path):
-    source = inspect.getsource(handrolled.karpathy_lstm)
+    source = inspect.getsource(lstm_compare.handrolled.karpathy_lstm)
     path = write(tmp_path, "instance", source.replace("    @staticmethod\n    def forward(", "    def forward(self, "))
     with pytest.raises(UsageError, match=r"LSTM.forward cannot be called as .* \(it must be a static method\)"):
         bind(path)
 
 
 def test_definitions_only_loading_keeps_cache_fields_built_by_a_call(tmp_path):
-    source = inspect.getsource(handrolled.seed_lstm) + "\nassert False, 'the script part fails'\n"
+    source = inspect.getsource(lstm_compare.handrolled.seed_lstm) + "\nassert False, 'the script part fails'\n"
     path = write(tmp_path, "fields", source, ("CACHE_FIELDS = (", "CACHE_FIELDS = tuple(("),
                  ('"c_prev", "h")\n', '"c_prev", "h"))\n'))
     binding = bind(path)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-import handrolled
-from references.layout import PARAM_NAMES, TORCH_KEYS, seed_to_torch, sizes, torch_to_seed
+from lstm_compare import handrolled
+from lstm_compare.references.layout import PARAM_NAMES, TORCH_KEYS, seed_to_torch, sizes, torch_to_seed
 
 SHAPES = [(1, 1, 1), (3, 5, 2), (1, 32, 2), (3, 32, 1)]  # (X, H, O)
 shapes = pytest.mark.parametrize("X,H,O", SHAPES, ids=[f"X{x}-H{h}-O{o}" for x, h, o in SHAPES])

@@ -5,16 +5,16 @@ import time
 
 import pytest
 
-import compare
-import compare.limits
-import compare.suite
-from compare.cli import main
-from compare.errors import UsageError
-from compare.limits import check_fits, check_gradcheck_fits, gradcheck_seconds, needed_bytes, parameter_count
-from compare.problem import ProblemSpec, make_model_problem
-from compare.suite import GRIDS, Block, Grid, run_suite
+import lstm_compare
+import lstm_compare.measuring.limits
+import lstm_compare.catalogs.suite
+from lstm_compare.frontends.cli import main
+from lstm_compare.errors import UsageError
+from lstm_compare.measuring.limits import check_fits, check_gradcheck_fits, gradcheck_seconds, needed_bytes, parameter_count
+from lstm_compare.lstm.problem import ProblemSpec, make_model_problem
+from lstm_compare.catalogs.suite import GRIDS, Block, Grid, run_suite
 from helpers import write_impl
-from references.model import Model
+from lstm_compare.lstm.model import Model
 
 GIB = 2 ** 30
 
@@ -48,19 +48,19 @@ def test_an_oversized_problem_is_refused_in_one_line_before_anything_is_allocate
 
 
 def test_the_refusal_says_how_long_a_sequence_would_fit(monkeypatch):
-    monkeypatch.setattr(compare.limits, "available_bytes", lambda: 2 * GIB)
+    monkeypatch.setattr(lstm_compare.measuring.limits, "available_bytes", lambda: 2 * GIB)
     spec = ProblemSpec(steps=5000, hidden=512)
     with pytest.raises(UsageError) as raised:
         check_fits(spec)
     fits = int(str(raised.value).split("up to T=")[1].split(" ")[0])
-    allocated = lambda steps: needed_bytes(ProblemSpec(steps=steps, hidden=512)) - compare.limits.BASE_BYTES  # noqa
+    allocated = lambda steps: needed_bytes(ProblemSpec(steps=steps, hidden=512)) - lstm_compare.measuring.limits.BASE_BYTES  # noqa
     assert allocated(fits) <= 2 * GIB < allocated(fits + 1)
 
 
 def test_compare_run_refuses_what_does_not_fit_too(monkeypatch):
-    monkeypatch.setattr(compare.limits, "available_bytes", lambda: GIB // 2)
+    monkeypatch.setattr(lstm_compare.measuring.limits, "available_bytes", lambda: GIB // 2)
     with pytest.raises(UsageError, match="would allocate about .* GiB of memory"):
-        compare.run("no_such_file.py", compare.Config(spec=ProblemSpec(steps=5000, hidden=512)))
+        lstm_compare.run("no_such_file.py", lstm_compare.Config(spec=ProblemSpec(steps=5000, hidden=512)))
 
 
 def test_a_gradcheck_that_would_take_too_long_is_refused_saying_what_would_fit(capsys):
@@ -68,13 +68,13 @@ def test_a_gradcheck_that_would_take_too_long_is_refused_saying_what_would_fit(c
     assert (code, out) == (2, "") and err.count("\n") == 1 and seconds < 5
     entries = int(err.split("--max-entries ")[1].split(" ")[0])
     spec = ProblemSpec(steps=5000, hidden=512)
-    assert gradcheck_seconds(spec, entries) <= compare.limits.GRADCHECK_SECONDS < gradcheck_seconds(spec, entries + 1)
+    assert gradcheck_seconds(spec, entries) <= lstm_compare.measuring.limits.GRADCHECK_SECONDS < gradcheck_seconds(spec, entries + 1)
     check_gradcheck_fits(spec, entries)  # what it proposes is accepted
 
 
 def test_the_numeric_reference_skips_the_configurations_too_large_for_it_and_says_so():
     grid = Grid("mixed", (Block(steps=(2, 300), dtypes=("float64",), batches=(None,), zero_states=(False,)),))
-    result = run_suite(compare.suite.bind("handrolled/seed_lstm.py"), grid, references=("numeric",),
+    result = run_suite(lstm_compare.catalogs.suite.bind("lstm_compare/handrolled/seed_lstm.py"), grid, references=("numeric",),
                        catalog=())
     assert [c.spec.steps for c in result.configs] == [2]
     assert any("numeric reference skipped 1 configuration(s) too large for it (T=300" in n for n in result.notes)
@@ -83,13 +83,13 @@ def test_the_numeric_reference_skips_the_configurations_too_large_for_it_and_say
 def test_a_grid_that_no_chosen_reference_can_take_is_refused_before_any_work():
     grid = Grid("long", (Block(steps=(300,), dtypes=("float64",), batches=(None,), zero_states=(False,)),))
     with pytest.raises(UsageError, match="no configuration of this grid fits the numeric reference"):
-        run_suite("handrolled/seed_lstm.py", grid, references=("numeric",), catalog=())
+        run_suite("lstm_compare/handrolled/seed_lstm.py", grid, references=("numeric",), catalog=())
 
 
 def test_a_configuration_that_cannot_be_compared_is_named_in_the_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(GRIDS, "quick", Grid("one", (Block(steps=(3,), dtypes=("float64",), batches=(None,),
                                                             zero_states=(False,)),)))
-    monkeypatch.setattr(compare.suite, "CATALOG", ())
+    monkeypatch.setattr(lstm_compare.catalogs.suite, "CATALOG", ())
     path = write_impl(tmp_path, "wrong_shape", ("    return y, h, c, cache", "    return y, h[:-1], c, cache"))
     code, out, err, _ = cli(capsys, "run", "--quick", "--impl", path, "--out", tmp_path / "out")
     assert code == 2 and err.count("\n") == 1
@@ -97,7 +97,7 @@ def test_a_configuration_that_cannot_be_compared_is_named_in_the_one_line(tmp_pa
 
 
 def test_a_small_problem_is_not_refused_on_a_machine_with_little_memory_left(monkeypatch):
-    monkeypatch.setattr(compare.limits, "available_bytes", lambda: 64 * 2 ** 20)  # less than the libraries take
+    monkeypatch.setattr(lstm_compare.measuring.limits, "available_bytes", lambda: 64 * 2 ** 20)  # less than the libraries take
     check_fits(ProblemSpec())
 
 
@@ -114,5 +114,5 @@ def test_a_model_variants_estimate_counts_its_parameters_and_every_layer_and_dir
     assert parameter_count(spec) == sum(v.size for v in make_model_problem(spec).params.values())
     one_slot = ProblemSpec(model=Model(proj=model.proj, peepholes=model.peepholes))
     more_slots = len(model.slots()) > 1
-    base = compare.limits.BASE_BYTES
+    base = lstm_compare.measuring.limits.BASE_BYTES
     assert (needed_bytes(spec) - base > 1.5 * (needed_bytes(one_slot) - base)) == more_slots

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-import compare
-from compare import Config, ProblemSpec, engine
-from compare.measure import expectation, measure, tensor_diff
-from compare.tolerance import tolerance_for
-from references import torch_lstm
-from references.memory import release_free_memory
-from references.records import grads_entering_later_steps
+import lstm_compare
+from lstm_compare import Config, ProblemSpec
+from lstm_compare.modes import engine
+from lstm_compare.measuring.measure import expectation, measure, tensor_diff
+from lstm_compare.measuring.tolerance import tolerance_for
+from lstm_compare.references import torch_lstm
+from lstm_compare.references.memory import release_free_memory
+from lstm_compare.lstm.records import grads_entering_later_steps
 from helpers import write_impl
 
 O_TANH = ("np.tanh(g_pre), sigmoid(o_pre)", "np.tanh(g_pre), np.tanh(o_pre)")
@@ -42,9 +43,9 @@ def assert_same_reports(a, b):
 def test_the_forward_measured_one_step_at_a_time_gives_the_same_report(tmp_path, monkeypatch, dtype):
     impl = write_impl(tmp_path, "o_tanh", O_TANH)
     config = Config(spec=ProblemSpec(steps=9, dtype=dtype))
-    whole = compare.run(impl, config)
+    whole = lstm_compare.run(impl, config)
     monkeypatch.setattr(engine, "FORWARD_ELEMENTS_PER_BATCH", 1)
-    stepwise = compare.run(impl, config)
+    stepwise = lstm_compare.run(impl, config)
     assert whole.diverged
     assert_same_reports(whole, stepwise)
 
@@ -120,7 +121,7 @@ def test_giving_freed_memory_back_changes_nothing():
 
 
 def test_large_problems_trace_jax_first_and_small_ones_in_the_order_given():
-    small = compare.make_problem(ProblemSpec(steps=100, hidden=64, inputs=8))
-    large = compare.make_problem(ProblemSpec(steps=3000, hidden=512, inputs=8))
+    small = lstm_compare.make_problem(ProblemSpec(steps=100, hidden=64, inputs=8))
+    large = lstm_compare.make_problem(ProblemSpec(steps=3000, hidden=512, inputs=8))
     assert engine.trace_order(("torch", "jax"), small) == ["torch", "jax"]
     assert engine.trace_order(("torch", "numeric", "jax"), large) == ["jax", "torch", "numeric"]

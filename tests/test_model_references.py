@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from compare.problem import ProblemSpec, make_model_problem, make_problem
-from references import MODEL_MODULES, ReferenceUnavailable, jax_lstm, jax_model, load_model, torch_lstm, torch_model
-from references.model import Model, ModelProblem, ModelTrace, Slot, as_cell_trace, slot_index
-from references.model_layout import (NoEquivalent, flax_to_model, model_to_flax, model_to_torch, torch_keys,
+from lstm_compare.lstm.problem import ProblemSpec, make_model_problem, make_problem
+from lstm_compare.references import MODEL_MODULES, ReferenceUnavailable, jax_lstm, jax_model, load_model, torch_lstm, torch_model
+from lstm_compare.lstm.model import Model, ModelProblem, ModelTrace, Slot, as_cell_trace, slot_index
+from lstm_compare.references.model_layout import (NoEquivalent, flax_to_model, model_to_flax, model_to_torch, torch_keys,
                                      torch_to_model)
 
 TOLERANCE = 1e-12  # the gate; measured over this grid, batched and unbatched: worst 5.2e-15 (float64)
@@ -58,7 +58,7 @@ def run(model, batch, dtype="float64"):
     official = None if model.peepholes else torch_model.official_model(problem)
     flax = None
     if HAS_FLAX and not (model.peepholes or model.proj):
-        from references import flax_model
+        from lstm_compare.references import flax_model
         flax = flax_model.official_model(problem)
     return Runs(problem, torch_model.twin_model(problem), jax_model.scan_model(problem), official, flax)
 
@@ -123,7 +123,7 @@ def test_trace_model_takes_its_totals_from_the_authority(cell):
 
 def test_jax_falls_back_to_the_scan_totals_without_flax(monkeypatch):
     runs = run(Model(2, True), B)
-    monkeypatch.setitem(sys.modules, "references.flax_model", None)  # `import` now raises ImportError
+    monkeypatch.setitem(sys.modules, "lstm_compare.references.flax_model", None)  # `import` now raises ImportError
     totals = jax_model.trace_model(runs.problem).totals
     assert totals.loss == runs.scan.totals.loss
     assert all(np.array_equal(totals.grads[k], v) for k, v in runs.scan.totals.grads.items())
@@ -323,7 +323,7 @@ def test_float32_problems_run_in_float32(normwise):
 
 @needs_flax
 def test_importing_flax_changes_no_jax_setting_and_the_scope_is_undone():
-    code = ("import jax; before = dict(jax.config.values); import references.flax_model; "
+    code = ("import jax; before = dict(jax.config.values); import lstm_compare.references.flax_model; "
             "after = dict(jax.config.values); print(sorted(k for k in before.keys() | after.keys() "
             "if before.get(k, 'absent') != after.get(k, 'absent')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -339,7 +339,7 @@ def test_load_model_mirrors_load(monkeypatch):
     assert load_model("torch") is torch_model and load_model("jax") is jax_model
     with pytest.raises(ReferenceUnavailable, match="reference 'numeric' does not run model variants"):
         load_model("numeric")
-    monkeypatch.setitem(sys.modules, "references.jax_model", None)
+    monkeypatch.setitem(sys.modules, "lstm_compare.references.jax_model", None)
     with pytest.raises(ReferenceUnavailable, match="reference 'jax' is unavailable"):
         load_model("jax")
 

@@ -6,29 +6,29 @@ import pytest
 
 import inspect
 
-import handrolled.cs231n_lstm
-import handrolled.variant_layers_lstm
-import handrolled.variant_lstm
-from compare import Config, ProblemSpec, run
-from compare.catalog import Bug, Location, check
-from compare.errors import UsageError
-from compare.gradcheck import gradcheck
-from references.model import Model
+import lstm_compare.handrolled.cs231n_lstm
+import lstm_compare.handrolled.variant_layers_lstm
+import lstm_compare.handrolled.variant_lstm
+from lstm_compare import Config, ProblemSpec, run
+from lstm_compare.catalogs.catalog import Bug, Location, check
+from lstm_compare.errors import UsageError
+from lstm_compare.modes.gradcheck import gradcheck
+from lstm_compare.lstm.model import Model
 import types
 
-from compare import assert_lstm_matches
+from lstm_compare import assert_lstm_matches
 from tests.helpers import edited, report_cli, write_edited, write_impl
 
-VARIANT_SOURCE = inspect.getsource(handrolled.variant_lstm)
+VARIANT_SOURCE = inspect.getsource(lstm_compare.handrolled.variant_lstm)
 
 
 def write_edited_module(old, new):
-    """handrolled/variant_lstm.py with one edit, as a fresh module object."""
+    """lstm_compare/handrolled/variant_lstm.py with one edit, as a fresh module object."""
     module = types.ModuleType("edited_variant")
     exec(compile(edited(VARIANT_SOURCE, (old, new)), "<edited variant>", "exec"), module.__dict__)
     return module
 
-VARIANT = handrolled.variant_lstm
+VARIANT = lstm_compare.handrolled.variant_lstm
 EVERYTHING = Model(layers=3, bidirectional=True, proj=2, peepholes=True)
 # The acceptance grid at T = 300: each variant on its own and all at once, in both dtypes.
 CLEAN = [Model(layers=2, bidirectional=True), Model(proj=3), Model(peepholes=True), EVERYTHING]
@@ -57,7 +57,7 @@ def test_correct_variants_are_clean_in_every_mode_at_T_300(model, dtype):
 def test_the_per_layer_parameter_shape_runs_the_same_model():
     spec = ProblemSpec(model=Model(layers=2, bidirectional=True, proj=3, peepholes=True), batch=2)
     flat = run(VARIANT, Config(spec=spec, modes=("sequence",)))
-    layers = run(handrolled.variant_layers_lstm, Config(spec=spec, modes=("sequence",)))
+    layers = run(lstm_compare.handrolled.variant_layers_lstm, Config(spec=spec, modes=("sequence",)))
     assert not flat.diverged and not layers.diverged
     for a, b in zip(flat.diffs, layers.diffs, strict=True):
         assert (a.tensor, a.layer, a.direction) == (b.tensor, b.layer, b.direction)
@@ -66,7 +66,7 @@ def test_the_per_layer_parameter_shape_runs_the_same_model():
 
 def test_a_cs231n_cell_stacks_and_runs_both_directions_through_the_harness():
     spec = ProblemSpec(model=Model(layers=2, bidirectional=True), batch=3)
-    report = run(handrolled.cs231n_lstm, Config(spec=spec))
+    report = run(lstm_compare.handrolled.cs231n_lstm, Config(spec=spec))
     assert not report.diverged
     assert {(d.layer, d.direction) for d in report.diffs} == {(1, "forward"), (1, "backward"), (2, "forward"),
                                                               (2, "backward")}
@@ -75,7 +75,7 @@ def test_a_cs231n_cell_stacks_and_runs_both_directions_through_the_harness():
 
 CS231N_FORGET = Bug("cs231n_forget_derivative", "df leaves out prev_c", "df = dc * prev_c * f * (1 - f)",
                     "df = dc * f * (1 - f)", Location("isolated", "backward", -1, "dWf", 2, "backward"),
-                    ProblemSpec(model=Model(layers=2, bidirectional=True)), "handrolled.cs231n_lstm")
+                    ProblemSpec(model=Model(layers=2, bidirectional=True)), "lstm_compare.handrolled.cs231n_lstm")
 
 
 def test_a_cell_bug_shows_first_in_the_last_layer_backward_and_is_named_so():
@@ -96,7 +96,7 @@ def test_a_wiring_bug_is_named_by_layer_in_sequence_mode(tmp_path):
 
 
 @pytest.mark.parametrize("argv, sentence", [
-    (["--impl", "handrolled/cs231n_lstm.py", "--peepholes"], "whose cell has no parameters for peepholes"),
+    (["--impl", "lstm_compare/handrolled/cs231n_lstm.py", "--peepholes"], "whose cell has no parameters for peepholes"),
     (["--proj", "5"], "the projection size P must be 0 (none) or between 1 and H - 1 = 4, not 5"),
     (["--layers", "0"], "argument --layers: 0 is below the minimum of 1"),
     (["--reference", "numeric", "--layers", "2"], "reference 'numeric' does not run model variants"),
@@ -147,7 +147,7 @@ def test_assert_lstm_matches_and_the_fixture_take_a_model(lstm_compare):
 
 
 def test_a_models_baseline_keeps_each_layer_and_direction_apart():
-    from compare.baseline import baseline_frame
+    from lstm_compare.output.baseline import baseline_frame
 
     report = run(VARIANT, Config(spec=ProblemSpec(model=Model(layers=2, bidirectional=True), steps=6)))
     frame = baseline_frame(report)
@@ -163,22 +163,22 @@ def test_a_variant_file_runs_as_a_single_cell_too():  # its CACHE_FIELDS name m,
 
 def test_without_impl_a_model_runs_the_projects_own_variant_model(tmp_path, capsys):
     code, out, _ = report_cli(capsys, "--peepholes", "--proj", "3", "--steps", "6", "--out", tmp_path)
-    assert code == 0 and out.startswith("lstm-compare: handrolled.variant_lstm against torch, jax")
+    assert code == 0 and out.startswith("lstm-compare: lstm_compare.handrolled.variant_lstm against torch, jax")
 
 
 def test_a_cell_that_ignores_a_projection_is_one_sentence_naming_its_line(tmp_path, capsys):
-    code, _, err = report_cli(capsys, "--impl", "handrolled/seed_lstm.py", "--proj", "3", "--batch", "4",
+    code, _, err = report_cli(capsys, "--impl", "lstm_compare/handrolled/seed_lstm.py", "--proj", "3", "--batch", "4",
                               "--out", tmp_path)
     assert code == 2 and "cell cannot run one step with a projection" in err and "line " in err
     assert "single vectors" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_the_suite_skips_the_variants_a_cell_cannot_take_and_says_why():
-    from compare.suite import Block, Grid, run_suite
+    from lstm_compare.catalogs.suite import Block, Grid, run_suite
 
     grid = Grid("tiny", (Block(steps=(3,), batches=(None,), zero_states=(False,), dtypes=("float64",),
                                models=(Model(layers=2), Model(peepholes=True))),))
-    result = run_suite("handrolled/seed_lstm.py", grid, catalog=())
+    result = run_suite("lstm_compare/handrolled/seed_lstm.py", grid, catalog=())
     assert [c.spec.model for c in result.configs] == [Model(layers=2)] and result.ok
     assert any("1 model-variant configuration(s) skipped" in note and "does not take peepholes" in note
                for note in result.notes)
@@ -191,7 +191,7 @@ def test_exceptions_in_a_model_name_their_layer_and_direction(tmp_path):
     report = run(raising, Config(spec=ProblemSpec(model=Model(layers=2), steps=4), modes=("sequence",)))
     assert [f.message.split(":")[0] for f in report.failures] == ["sequence the whole model, backward (whole "
                                                                   "sequence)"] * 2
-    cs231n = write_edited(tmp_path, "cs", inspect.getsource(handrolled.cs231n_lstm),
+    cs231n = write_edited(tmp_path, "cs", inspect.getsource(lstm_compare.handrolled.cs231n_lstm),
                           ("df = dc * prev_c * f * (1 - f)", "df = dc * prev_c * f * (1 - f) / (t := None)"))
     report = run(cs231n, Config(spec=ProblemSpec(model=Model(layers=2, bidirectional=True), steps=4),
                                 modes=("isolated",)))

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import handrolled
-import references
-from compare import Config, ProblemSpec, make_problem, run
-from compare.cli import main
-from references import numeric
+from lstm_compare import handrolled
+from lstm_compare import references
+from lstm_compare import Config, ProblemSpec, make_problem, run
+from lstm_compare.frontends.cli import main
+from lstm_compare.references import numeric
 from helpers import impl_module
-from references.records import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS
+from lstm_compare.lstm.records import BACKWARD_TENSORS, FORWARD_TENSORS, STATE_TENSORS
 
 SPECS = [ProblemSpec(steps=7, hidden=3, inputs=2, outputs=2, seed=11),
          ProblemSpec(steps=4, hidden=4, inputs=1, outputs=1, batch=3, zero_state=True, seed=12)]
@@ -115,7 +115,7 @@ def test_report_with_numeric_on_a_problem_too_large_exits_2_in_one_line(tmp_path
 
 
 def test_numeric_is_registered_by_name_but_not_a_default_reference():
-    assert references.MODULES["numeric"] == "references.numeric"
+    assert references.MODULES["numeric"] == "lstm_compare.references.numeric"
     assert references.REFERENCES == ("torch", "jax")
     assert references.load("numeric").NAME == "numeric"
 
@@ -124,7 +124,7 @@ def test_numeric_imports_neither_compare_nor_handrolled():
     tree = ast.parse(Path(inspect.getsourcefile(numeric)).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported == {"dataclasses", "numpy", "references", "references.layout", "references.records", "typing"}
+    assert imported == {"dataclasses", "numpy", "lstm_compare.references", "lstm_compare.references.layout", "lstm_compare.lstm.records", "typing"}
 
 
 def test_engine_against_numeric_passes_handrolled_and_locates_a_forget_gate_bug():

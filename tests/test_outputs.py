@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from compare.cli import main
-from compare.errors import UsageError
-from compare.report import Output, commit, csv_output, write_csv_atomically
+from lstm_compare.frontends.cli import main
+from lstm_compare.errors import UsageError
+from lstm_compare.output.report import Output, commit, csv_output, write_csv_atomically
 from helpers import read_csv, report_cli, write_impl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def test_a_signal_while_reports_are_written_leaves_the_previous_ones_and_no_temp
     out.mkdir()
     for name in ("divergence.csv", "first_divergence.csv"):
         (out / name).write_text(PREVIOUS)
-    process = subprocess.Popen([sys.executable, "-m", "compare", "report", "--steps", "3000", "--hidden", "16",
+    process = subprocess.Popen([sys.executable, "-m", "lstm_compare", "report", "--steps", "3000", "--hidden", "16",
                                 "--reference", "torch", "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
@@ -113,7 +113,7 @@ def test_heatmaps_are_written_through_temporaries_like_the_csvs(tmp_path, capsys
     """A failure while drawing leaves the earlier picture whole (not a 0-byte PNG) and no temporary."""
     picture = tmp_path / "heatmap-torch-isolated.png"
     picture.write_bytes(b"\x89PNG earlier")
-    monkeypatch.setattr("compare.plot.draw", lambda heat: (_ for _ in ()).throw(OSError(28, "No space left")))
+    monkeypatch.setattr("lstm_compare.output.plot.draw", lambda heat: (_ for _ in ()).throw(OSError(28, "No space left")))
     code, _, err = report_cli(capsys, "--out", tmp_path, "--steps", "2", "--reference", "torch", "--plot")
     assert code == 2 and "No space left" in err
     assert picture.read_bytes() == b"\x89PNG earlier" and temporaries(tmp_path) == []

@@ -4,12 +4,12 @@
 import numpy as np
 import pytest
 
-import handrolled
-from compare import Config, ProblemSpec, run
-from compare.catalog import CATALOG
-from compare.cli import main
-from compare.plot import HIGH, LOW, heatmap, write_heatmaps
-from compare.conventions import bind
+from lstm_compare import handrolled
+from lstm_compare import Config, ProblemSpec, run
+from lstm_compare.catalogs.catalog import CATALOG
+from lstm_compare.frontends.cli import main
+from lstm_compare.output.plot import HIGH, LOW, heatmap, write_heatmaps
+from lstm_compare.usercode.conventions import bind
 from helpers import impl_module, without
 
 FORGET_BUG = next(bug for bug in CATALOG if bug.name == "forget_derivative_uses_c")

@@ -14,12 +14,12 @@ import sys
 import numpy as np
 import pytest
 
-import handrolled
-import references
-from compare.problem import ProblemSpec, make_problem
-from references import BACKWARD_TENSORS, FORWARD_TENSORS, ReferenceUnavailable
-from references.records import STATE_TENSORS
-from references.torch_lstm import official
+from lstm_compare import handrolled
+from lstm_compare import references
+from lstm_compare.lstm.problem import ProblemSpec, make_problem
+from lstm_compare.references import BACKWARD_TENSORS, FORWARD_TENSORS, ReferenceUnavailable
+from lstm_compare.lstm.records import STATE_TENSORS
+from lstm_compare.references.torch_lstm import official
 
 # float64, the gate, per step and per tensor.  Measured on this grid: worst 4.2e-13 per step (JAX, T=17 H=1
 # B=4, bo's step-4 contribution: a batch sum that cancels to 5e-6), 3.8e-15 for totals.  An all-zero reference
@@ -271,7 +271,7 @@ def test_missing_jax_is_reported_in_one_line_while_torch_still_loads(monkeypatch
     # A None entry in sys.modules makes `import jax` raise ImportError, exactly as when jax is not installed;
     # dropping the already-imported reference module forces importlib to run its imports again.
     monkeypatch.setitem(sys.modules, "jax", None)
-    monkeypatch.delitem(sys.modules, "references.jax_lstm", raising=False)
+    monkeypatch.delitem(sys.modules, "lstm_compare.references.jax_lstm", raising=False)
     with pytest.raises(ReferenceUnavailable) as raised:
         references.load("jax")
     message = str(raised.value)

@@ -5,7 +5,7 @@ golden CSV in tests/baselines/ (``lstm_compare_baseline`` in pyproject.toml).  A
 accuracy, record them again with ``pytest tests/test_regression.py --lstm-compare-update-baseline``.
 """
 
-import handrolled
+from lstm_compare import handrolled
 
 
 def test_handrolled_matches_and_keeps_its_float64_accuracy(lstm_compare):

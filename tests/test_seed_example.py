@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compare import Config, ProblemSpec, run
-from references.numeric import RTOL
+from lstm_compare import Config, ProblemSpec, run
+from lstm_compare.references.numeric import RTOL
 
 RUN_PY = Path(__file__).resolve().parents[1] / "examples" / "seed_question" / "run.py"
 

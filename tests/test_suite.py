@@ -10,13 +10,13 @@ import textwrap
 import pandas as pd
 import pytest
 
-import compare.suite
-import handrolled
-from compare.catalog import CATALOG, Bug, Location
-from compare.cli import main
-from compare.conventions import bind
-from compare.suite import GRIDS, Block, Grid, probe_batches, run_suite, slug, suite_frame
-from compare.problem import ProblemSpec
+import lstm_compare.catalogs.suite
+from lstm_compare import handrolled
+from lstm_compare.catalogs.catalog import CATALOG, Bug, Location
+from lstm_compare.frontends.cli import main
+from lstm_compare.usercode.conventions import bind
+from lstm_compare.catalogs.suite import GRIDS, Block, Grid, probe_batches, run_suite, slug, suite_frame
+from lstm_compare.lstm.problem import ProblemSpec
 
 TINY = Grid("tiny", (Block(steps=(12,), dtypes=("float64",), zero_states=(False,)),))  # unbatched and B=4
 ONE = Grid("one", (Block(steps=(12,), dtypes=("float64",), batches=(None,), zero_states=(False,)),))
@@ -25,7 +25,7 @@ FORGET_BUG = next(bug for bug in CATALOG if bug.name == "forget_derivative_uses_
 # handrolled's own step functions, refusing batches, and without the optional sequence functions.
 UNBATCHED_ONLY = textwrap.dedent('''
     import numpy as np
-    from handrolled import dlstm, lstm as _lstm
+    from lstm_compare.handrolled import dlstm, lstm as _lstm
 
     def lstm(params, x, h_prev, c_prev):
         if np.ndim(x) != 1:
@@ -44,7 +44,7 @@ def run_cli(*argv):
 def tiny_suite(monkeypatch):
     """`lstm-compare run --quick` runs the tiny grid and only the forget-gate bug of the catalog."""
     monkeypatch.setitem(GRIDS, "quick", TINY)
-    monkeypatch.setattr(compare.suite, "CATALOG", (FORGET_BUG,))
+    monkeypatch.setattr(lstm_compare.catalogs.suite, "CATALOG", (FORGET_BUG,))
 
 
 def shapes(grid):
@@ -150,7 +150,7 @@ def test_a_diverging_file_exits_1_with_a_divergence_report_per_configuration(tin
 
 def test_plot_draws_the_heatmaps_of_each_diverged_configuration_into_its_folder(monkeypatch, tmp_path):
     monkeypatch.setitem(GRIDS, "quick", ONE)
-    monkeypatch.setattr(compare.suite, "CATALOG", ())
+    monkeypatch.setattr(lstm_compare.catalogs.suite, "CATALOG", ())
     path = FORGET_BUG.write(tmp_path)
     assert run_cli("--quick", "--impl", str(path), "--reference", "jax", "--out", str(tmp_path), "--plot") == 1
     folder = tmp_path / "suite" / "T12-H5-X3-O1-float64-seed0"
@@ -184,7 +184,7 @@ def test_a_catalog_bug_found_elsewhere_than_expected_fails_the_suite(monkeypatch
     misplaced = Bug("forget_derivative_uses_c_misplaced", FORGET_BUG.description, FORGET_BUG.old, FORGET_BUG.new,
                     Location("isolated", "backward", -2, "dWf"))
     monkeypatch.setitem(GRIDS, "quick", ONE)
-    monkeypatch.setattr(compare.suite, "CATALOG", (misplaced,))
+    monkeypatch.setattr(lstm_compare.catalogs.suite, "CATALOG", (misplaced,))
     assert run_cli("--quick", "--out", str(tmp_path)) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "Catalog self-check failed: not found where expected: forget_derivative_uses_c_misplaced." in out

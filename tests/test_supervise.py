@@ -1,7 +1,7 @@
 """The command line survives the user's code (issue 9: items 11, 11b, 16, 26): ``os._exit``, a crash, a call stuck
 where no signal reaches it, a thread that never ends, and Ctrl-C, each through a real ``lstm-compare`` process.
 
-Each case runs ``python -m compare report`` in a subprocess with a bounded timeout, on a tiny problem against the
+Each case runs ``python -m lstm_compare report`` in a subprocess with a bounded timeout, on a tiny problem against the
 finite-difference reference (NumPy only: no framework to import, well under a second).
 """
 
@@ -21,7 +21,7 @@ DLSTM_FIRST_LINE = "    xh, f_pre, f, i_pre, i, g_pre, g, o_pre, o, c, c_tanh, c
 
 def tool(tmp_path, *args):
     """Start ``lstm-compare report`` in tmp_path, in a session of its own (so that it can be sent Ctrl-C)."""
-    return subprocess.Popen([sys.executable, "-m", "compare", "report", *map(str, args)], cwd=tmp_path,
+    return subprocess.Popen([sys.executable, "-m", "lstm_compare", "report", *map(str, args)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -115,7 +115,7 @@ def test_output_closed_early_stops_quietly_with_141_and_the_reports_written(tmp_
     """`lstm-compare report | head -0`: the reader is gone before the summary; no traceback, no 'ended abruptly'."""
     read, write = os.pipe()
     os.close(read)  # nobody will read: the first write fails with EPIPE
-    process = subprocess.Popen([sys.executable, "-m", "compare", "report", *TINY], cwd=tmp_path, stdout=write,
+    process = subprocess.Popen([sys.executable, "-m", "lstm_compare", "report", *TINY], cwd=tmp_path, stdout=write,
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     os.close(write)
     code, _, err, _ = finish(process)

@@ -10,23 +10,23 @@ from pathlib import Path
 from mypy import api
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("compare", "references", "handrolled")
+PACKAGES = ("lstm_compare",)
 
 USER_FILE = """
-import compare
-from compare import Config, ProblemSpec
-from compare.pytest_plugin import LstmCompare
-from handrolled import init_params
-from references import torch_lstm
+import lstm_compare
+from lstm_compare import Config, ProblemSpec
+from lstm_compare.pytest_plugin import LstmCompare
+from lstm_compare.handrolled import init_params
+from lstm_compare.references import torch_lstm
 
-report = compare.run("my_lstm.py", Config(spec=ProblemSpec(steps=4)))
+report = lstm_compare.run("my_lstm.py", Config(spec=ProblemSpec(steps=4)))
 reveal_type(report)
 reveal_type(report.frame())
 reveal_type(report.findings[0].step)
-reveal_type(torch_lstm.trace(compare.make_problem(ProblemSpec())).totals.loss)
+reveal_type(torch_lstm.trace(lstm_compare.make_problem(ProblemSpec())).totals.loss)
 init_params(3, 5, 1, seed="0")
-compare.run("my_lstm.py", Config(spec=ProblemSpec(steps="4")))
-compare.assert_lstm_matches("my_lstm.py", dtype=64)
+lstm_compare.run("my_lstm.py", Config(spec=ProblemSpec(steps="4")))
+lstm_compare.assert_lstm_matches("my_lstm.py", dtype=64)
 
 
 def test_mine(lstm_compare: LstmCompare) -> None:
@@ -45,14 +45,14 @@ def test_a_users_type_checker_sees_the_public_api_types_and_flags_wrong_argument
     lines = [line.split(": ", 1)[1] for line in out.splitlines() if ": error: " in line or "Revealed" in line]
     assert (status, err) == (1, "")
     assert lines == [
-        'note: Revealed type is "compare.engine.Report"',
+        'note: Revealed type is "lstm_compare.modes.engine.Report"',
         'note: Revealed type is "pandas.core.frame.DataFrame"',
         'note: Revealed type is "int | None"',
         'note: Revealed type is "float"',
         'error: Argument "seed" to "init_params" has incompatible type "str"; expected "int | None"  [arg-type]',
         'error: Argument "steps" to "ProblemSpec" has incompatible type "str"; expected "int"  [arg-type]',
         'error: Argument "dtype" to "assert_lstm_matches" has incompatible type "int"; expected "str"  [arg-type]',
-        'note: Revealed type is "compare.engine.Report"',
+        'note: Revealed type is "lstm_compare.modes.engine.Report"',
         'error: Unexpected keyword argument "stepz" for "__call__" of "LstmCompare"; did you mean "steps"?  '
         '[call-arg]',
     ]

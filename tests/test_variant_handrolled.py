@@ -1,6 +1,6 @@
-"""handrolled/variant_lstm.py against the official torch.nn.LSTM (stacked, bidirectional, projected), and its
+"""lstm_compare/handrolled/variant_lstm.py against the official torch.nn.LSTM (stacked, bidirectional, projected), and its
 peepholes, which torch lacks, against central finite differences and its own cell functions; and
-handrolled/variant_layers_lstm.py (per-layer dicts) against the flat file."""
+lstm_compare/handrolled/variant_layers_lstm.py (per-layer dicts) against the flat file."""
 
 import inspect
 import types
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-import handrolled.variant_layers_lstm as layered
-import handrolled.variant_lstm as variant
-from compare.problem import ProblemSpec, make_model_problem
+import lstm_compare.handrolled.variant_layers_lstm as layered
+import lstm_compare.handrolled.variant_lstm as variant
+from lstm_compare.lstm.problem import ProblemSpec, make_model_problem
 from conftest import normwise_error
-from references.model import Model, ModelProblem, slot_params
+from lstm_compare.lstm.model import Model, ModelProblem, slot_params
 
 TOLERANCE = 1e-12  # float64, against the official nn.LSTM
 TORCH_GATES = "ifgo"  # torch's row blocks of weight_ih, weight_hh, bias_ih

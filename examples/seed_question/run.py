@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import handrolled
-from compare import Config, ProblemSpec, run
-from compare.gradcheck import gradcheck
-from compare.gradcheck import summarize as summarize_gradcheck
-from compare.summary import summarize as summarize_report
-from references import Problem, load
-from references.numeric import central_differences, floor_for, relative_error
+from lstm_compare import handrolled
+from lstm_compare import Config, ProblemSpec, run
+from lstm_compare.modes.gradcheck import gradcheck
+from lstm_compare.modes.gradcheck import summarize as summarize_gradcheck
+from lstm_compare.output.summary import summarize as summarize_report
+from lstm_compare.references import Problem, load
+from lstm_compare.references.numeric import central_differences, floor_for, relative_error
 
 X, H, O = 1, 5, 1
 SEED = 0
@@ -148,7 +148,7 @@ def dlstm_loss_question_dy(params, inputs, targets, outputs, caches):
 
 
 def question_dy_module():
-    """handrolled's step and loss functions with the question's dlstm_loss, as a module ``compare.run`` takes."""
+    """handrolled's step and loss functions with the question's dlstm_loss, as a module ``lstm_compare.run`` takes."""
     module = types.ModuleType("question_dy")
     module.lstm, module.dlstm, module.lstm_loss = handrolled.lstm, handrolled.dlstm, handrolled.lstm_loss
     module.dlstm_loss = dlstm_loss_question_dy

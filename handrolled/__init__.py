@@ -1,6 +1,0 @@
-"""The NumPy LSTM under test, in the seed convention (see handrolled/seed_lstm.py)."""
-
-from handrolled.seed_lstm import (CACHE_FIELDS, PARAM_NAMES, dlstm, dlstm_loss, init_params, lstm, lstm_loss,
-                                  sigmoid)
-
-__all__ = ["CACHE_FIELDS", "PARAM_NAMES", "dlstm", "dlstm_loss", "init_params", "lstm", "lstm_loss", "sigmoid"]

@@ -1,0 +1,3 @@
+from lstm_compare.frontends.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The front ends: the command line (``cli``, ``commands``) and the pytest assertion (``assertions``)."""
