@@ -5,7 +5,9 @@
 """
 
 from lstm_compare.frontends.assertions import assert_lstm_matches
-from lstm_compare.modes.engine import MODES, Config, Report, run
+from lstm_compare.lstm.where import MODES
+from lstm_compare.modes.records import Config, Report
+from lstm_compare.modes.pipeline import run
 from lstm_compare.errors import EXIT_DIVERGED, EXIT_MATCH, EXIT_UNUSABLE, UsageError
 from lstm_compare.lstm.problem import ProblemSpec, make_problem
 

@@ -7,6 +7,9 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), or a KeyboardInterrupt raised by the 
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE: standard output was closed while the tool still wrote to it (`| head`)
 
 
+from lstm_compare.lstm.where import Phase
+
+
 class UsageError(Exception):
     """The implementation or the request cannot be compared at all (exit 2); the message is one sentence."""
 
@@ -18,6 +21,6 @@ class PerExampleGradients(UsageError):
 class ImplementationRaised(Exception):
     """The implementation raised inside its own code: a located finding, not a crash."""
 
-    def __init__(self, phase: str, step: int | None, message: str) -> None:
+    def __init__(self, phase: Phase, step: int | None, message: str) -> None:
         super().__init__(message)
         self.phase, self.step, self.message = phase, step, message

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from typing import TypedDict, Unpack
 
     from lstm_compare.usercode.conventions.base import Source
-    from lstm_compare.modes.engine import Report
+    from lstm_compare.modes.records import Report
 
     class ProblemKeywords(TypedDict, total=False):
         """The keywords the fixture passes on to ``lstm_compare.frontends.assertions.compare_lstm``."""

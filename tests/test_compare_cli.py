@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import lstm_compare
+from lstm_compare.frontends.commands.common import own_implementation
 from lstm_compare import ProblemSpec
 from lstm_compare.frontends.cli import main
 from lstm_compare import handrolled
@@ -47,7 +48,7 @@ def test_correct_lstm_exits_0_with_header_only_first_divergence_and_every_row(tm
     assert (code, err) == (0, "")
     assert (out_dir / "first_divergence.csv").read_text() == FIRST_DIVERGENCE_HEADER + "\n"
     lines = out.splitlines()
-    assert lines[0] == f"lstm-compare: lstm_compare.handrolled against torch, jax (T=12 H=5 X=3 O=1 {dtype} seed=0)"
+    assert lines[0] == f"lstm-compare: {own_implementation()} against torch, jax (T=12 H=5 X=3 O=1 {dtype} seed=0)"
     assert [line.split()[:3] for line in lines[1:7]] == [
         [reference, mode, "match"] for reference in ("torch", "jax") for mode in lstm_compare.MODES]
     assert lines[-2] == "No divergence: every compared tensor is within tolerance of both references."

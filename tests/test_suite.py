@@ -99,8 +99,8 @@ def test_handrolled_passes_the_tiny_suite_and_the_forget_gate_bug_is_found_where
     assert result.ok and result.notes == ()
     assert [c.spec.batch for c in result.configs] == [None, 4]
     [check] = result.catalog
-    assert check.ok and check.result.found == {"torch": Location("isolated", "backward", 11, "dWf"),
-                                               "jax": Location("isolated", "backward", 11, "dWf")}
+    assert check.ok and check.result.found == {"torch": Location.at("isolated", "backward", 11, "dWf"),
+                                               "jax": Location.at("isolated", "backward", 11, "dWf")}
     frame = suite_frame(result)
     assert len(frame) == 2 * 2 * 3  # configurations x references x modes
     assert set(frame["status"]) == {"match"} and set(frame["first_divergence"]) == {""}
@@ -182,7 +182,7 @@ def test_a_file_without_batches_or_sequence_functions_runs_the_rest_and_says_wha
 
 def test_a_catalog_bug_found_elsewhere_than_expected_fails_the_suite(monkeypatch, tmp_path, capsys):
     misplaced = Bug("forget_derivative_uses_c_misplaced", FORGET_BUG.description, FORGET_BUG.old, FORGET_BUG.new,
-                    Location("isolated", "backward", -2, "dWf"))
+                    Location.at("isolated", "backward", -2, "dWf"))
     monkeypatch.setitem(GRIDS, "quick", ONE)
     monkeypatch.setattr(lstm_compare.catalogs.suite, "CATALOG", (misplaced,))
     assert run_cli("--quick", "--out", str(tmp_path)) == 1

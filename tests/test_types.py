@@ -45,14 +45,14 @@ def test_a_users_type_checker_sees_the_public_api_types_and_flags_wrong_argument
     lines = [line.split(": ", 1)[1] for line in out.splitlines() if ": error: " in line or "Revealed" in line]
     assert (status, err) == (1, "")
     assert lines == [
-        'note: Revealed type is "lstm_compare.modes.engine.Report"',
+        'note: Revealed type is "lstm_compare.modes.records.Report"',
         'note: Revealed type is "pandas.core.frame.DataFrame"',
         'note: Revealed type is "int | None"',
         'note: Revealed type is "float"',
         'error: Argument "seed" to "init_params" has incompatible type "str"; expected "int | None"  [arg-type]',
         'error: Argument "steps" to "ProblemSpec" has incompatible type "str"; expected "int"  [arg-type]',
         'error: Argument "dtype" to "assert_lstm_matches" has incompatible type "int"; expected "str"  [arg-type]',
-        'note: Revealed type is "lstm_compare.modes.engine.Report"',
+        'note: Revealed type is "lstm_compare.modes.records.Report"',
         'error: Unexpected keyword argument "stepz" for "__call__" of "LstmCompare"; did you mean "steps"?  '
         '[call-arg]',
     ]

@@ -17,16 +17,20 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from lstm_compare.modes.engine import MODES, Config, run
+from lstm_compare.lstm.where import MODES
+
+from lstm_compare.modes.records import Config
+
+from lstm_compare.modes.pipeline import run
 from lstm_compare.errors import UsageError
 from lstm_compare.lstm.problem import ProblemSpec
-from lstm_compare.output.summary import shorten
+from lstm_compare.output.text import shorten
 from lstm_compare.references import REFERENCES
 from lstm_compare.lstm.model import Model
 
 if TYPE_CHECKING:
     from lstm_compare.usercode.conventions.base import Source
-    from lstm_compare.modes.engine import Report
+    from lstm_compare.modes.records import Report
     from lstm_compare.locating.locate import Finding
     from lstm_compare.measuring.measure import TensorDiff
 
@@ -82,7 +86,7 @@ def mismatch_message(report: "Report", report_path: str | os.PathLike[str] | Non
     findings = sorted(report.findings, key=lambda f: f.mode != "isolated")  # isolated points at the line
     first = findings[0]
     lines = [f"{report.implementation} does not match the references ({report.config.spec.label()})!",
-             f"First divergence against {first.reference}, {first.mode} mode: {first.where(name_tensor=True)}"]
+             f"First divergence against {first.reference}, {first.mode} mode: {first.place(name_tensor=True)}"]
     if first.tensor == "exception":
         lines.append(shorten(first.message))
     else:
@@ -98,7 +102,7 @@ def mismatch_message(report: "Report", report_path: str | os.PathLike[str] | Non
             + (f" (yours: {first.user_tensor})" if first.user_tensor else ""),
             shorten(first.message),
         ]
-    others = [f"{f.reference} {f.mode} ({f.where(name_tensor=True)})" for f in findings[1:]]
+    others = [f"{f.reference} {f.mode} ({f.place(name_tensor=True)})" for f in findings[1:]]
     if others:
         lines.append(f"Also diverged: {'; '.join(others)}")
     if report_path is not None:
@@ -111,7 +115,6 @@ def _diff_at(report: "Report", finding: "Finding") -> tuple["TensorDiff", int]:
     """The ``TensorDiff`` behind a finding and the position of its step within it."""
     step = -1 if finding.step is None else finding.step
     for diff in report.diffs:
-        if (diff.reference, diff.mode, diff.phase, diff.tensor, diff.layer, diff.direction) == (
-                finding.reference, finding.mode, finding.phase, finding.tensor, finding.layer, finding.direction):
+        if diff.where == finding.where:
             return diff, int(np.flatnonzero(diff.steps == step)[0])
     raise LookupError(f"no measurement behind the finding {finding}")

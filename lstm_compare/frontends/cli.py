@@ -12,15 +12,11 @@ from lstm_compare import caching
 from lstm_compare.errors import EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_UNUSABLE, UsageError
 from lstm_compare.usercode.guard import DEFAULT_TIMEOUT, time_limit
 from lstm_compare.references import ReferenceRefused
+from lstm_compare.output.text import one_line
 
 # Subcommand name -> module in lstm_compare.frontends.commands with HELP, add_arguments(parser) and execute(args).
 COMMANDS = {"report": "lstm_compare.frontends.commands.report", "run": "lstm_compare.frontends.commands.run",
             "gradcheck": "lstm_compare.frontends.commands.gradcheck", "detect": "lstm_compare.frontends.commands.detect"}
-
-
-def one_line(text: object) -> str:
-    """``text`` on one line: line breaks (a multi-line message, a path with a newline) shown as \\n."""
-    return str(text).replace("\r", "\\r").replace("\n", "\\n")
 
 
 class OneLineParser(argparse.ArgumentParser):

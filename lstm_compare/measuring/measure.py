@@ -8,6 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from lstm_compare.measuring.tolerance import Tolerance
+from lstm_compare.lstm.where import Placed, Where
+from lstm_compare.lstm.cell import gate_of
 
 
 @dataclass(frozen=True)
@@ -157,17 +159,14 @@ def expectation(truth: np.ndarray, same_dtype_reference: np.ndarray, tolerance: 
 
 
 @dataclass(frozen=True)
-class TensorDiff:
+class TensorDiff(Placed):
     """How one tensor of the implementation compares with one reference, at every compared step.
 
     Fields are arrays over those steps (``steps``; -1 stands for a whole-sequence value).  Errors are
     measured against the reference's float64 run; ``max_rel_err`` is norm-wise: max |a - t| / max |t|.
     """
 
-    reference: str
-    mode: str
-    phase: str
-    tensor: str
+    where: Where
     gate: str
     shape: tuple[int, ...]
     steps: np.ndarray
@@ -181,8 +180,6 @@ class TensorDiff:
     tolerance: np.ndarray
     noise_floor: np.ndarray
     diverged: np.ndarray
-    layer: int = 1  # the model's layer (references/model.py); 0: the model's own head, loss and input gradient
-    direction: str = "forward"  # the layer's direction: "forward" or "backward" ("" with layer 0)
 
     @property
     def any_diverged(self) -> bool:
@@ -233,11 +230,9 @@ def _measure_formed(a: np.ndarray, truth: np.ndarray, expected: AnyExpectation) 
                 noise_floor=expected.noise_floor, diverged=n_mismatch > 0)
 
 
-def tensor_diff(labels: tuple[str, str, str, str, str], shape: Sequence[int], steps: Sequence[int] | np.ndarray,
-                stats: Sequence[dict[str, np.ndarray]], slot: tuple[int, str] = (1, "forward")) -> TensorDiff:
-    """A ``TensorDiff`` from its labels (reference, mode, phase, tensor, gate), per-step ``measure`` dicts, and
-    the model's (layer, direction) it belongs to."""
+def tensor_diff(where: Where, shape: Sequence[int], steps: Sequence[int] | np.ndarray,
+                stats: Sequence[dict[str, np.ndarray]]) -> TensorDiff:
+    """A ``TensorDiff`` of the tensor at ``where`` from per-step ``measure`` dicts."""
     merged: dict[str, Any] = {key: np.concatenate([s[key] for s in stats]) for key in stats[0]}
-    n_total = int(np.prod(shape))
-    return TensorDiff(*labels, shape=tuple(shape), steps=np.asarray(steps), n_total=n_total, **merged,
-                      layer=slot[0], direction=slot[1])
+    return TensorDiff(where, gate_of(where.tensor), shape=tuple(shape), steps=np.asarray(steps),
+                      n_total=int(np.prod(shape)), **merged)

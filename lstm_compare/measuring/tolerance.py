@@ -11,6 +11,7 @@ truth on exactly this tensor and step.  In a float64 run r is t, so the floor is
 """
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -38,3 +39,15 @@ NOISE_FACTOR = 10.0  # a correct implementation's rounding differs from a refere
 
 def tolerance_for(dtype: np.typing.DTypeLike) -> Tolerance:
     return TOLERANCES[np.dtype(dtype)]
+
+
+def reference_tolerance(module: ModuleType, dtype: np.typing.DTypeLike) -> Tolerance:
+    """The dtype's tolerance, widened to the reference's own accuracy where it declares a coarser one.
+
+    A reference module may define ``TOLERANCE`` with ``rtol`` and ``atol`` (finite differences do).
+    """
+    table = tolerance_for(dtype)
+    own = getattr(module, "TOLERANCE", None)
+    if own is None:
+        return table
+    return Tolerance(rtol=max(table.rtol, own.rtol), atol=max(table.atol, own.atol))

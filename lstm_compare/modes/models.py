@@ -10,29 +10,31 @@ the layers and directions are wired shows.
 """
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.locating.locate import Finding, first_divergence, in_model_failure
+from lstm_compare.lstm.cell import BACKWARD_ORDER, FORWARD_ORDER, PEEPHOLES, PROJECTION, VARIANT_PARAM_GRADS
+from lstm_compare.lstm.model import ModelProblem, ModelTrace, Slot, as_cell_trace, slot_index, slot_params
+from lstm_compare.lstm.problem import ProblemSpec, make_model_problem
+from lstm_compare.lstm.records import Problem
+from lstm_compare.lstm.where import Phase, by_reference_and_mode
+from lstm_compare.measuring.measure import expectation
+from lstm_compare.measuring.tolerance import Tolerance, reference_tolerance
+from lstm_compare.modes.collect import Collector
+from lstm_compare.modes.notes import precision_note
+from lstm_compare.modes.records import Config, ReferenceRun, Report
+from lstm_compare.modes.steps import compare_steps
+from lstm_compare.references import ReferenceRefused, ReferenceUnavailable, load_model
 from lstm_compare.usercode import drive
 from lstm_compare.usercode.conventions.model_functions import ModelSequenceRun, model_functions
-from lstm_compare.modes.engine import MODES, Config, ReferenceRun, Report, Collector, compare_steps, precision_note
-from lstm_compare.modes.engine import reference_tolerance
-from lstm_compare.errors import ImplementationRaised, UsageError
 from lstm_compare.usercode.guard import read_only
-from lstm_compare.locating.locate import Finding, failure_finding, first_divergence, in_model_failure
-from lstm_compare.measuring.measure import expectation
-from lstm_compare.lstm.problem import ProblemSpec, make_model_problem
-from lstm_compare.lstm.cell import BACKWARD_ORDER, FORWARD_ORDER, VARIANT_PARAM_GRADS
-from lstm_compare.measuring.tolerance import Tolerance
-from lstm_compare.references import ReferenceRefused, ReferenceUnavailable, load_model
-from lstm_compare.lstm.cell import PEEPHOLES, PROJECTION
-from lstm_compare.lstm.model import Model, ModelProblem, ModelTrace, Slot, as_cell_trace, slot_index, slot_params
-from lstm_compare.lstm.records import Problem
 
 if TYPE_CHECKING:
-    from lstm_compare.usercode.conventions.base import Binding
     from lstm_compare.measuring.measure import TensorDiff
+    from lstm_compare.usercode.conventions.base import Binding
 
 HEAD_ONLY = ("y", "dWy", "dby")  # a slot's identity head: not the user's, never compared
 
@@ -48,7 +50,7 @@ class ModelReference:
 
 
 def run_model(implementation: "Binding", config: Config) -> Report:
-    """``engine.run`` for a model variant: every slot's step modes, then the whole-model sequence mode."""
+    """``pipeline.run`` for a model variant: every slot's step modes, then the whole-model sequence mode."""
     spec, model = config.spec, config.spec.model
     try:
         model.check(spec.hidden)
@@ -66,7 +68,7 @@ def run_model(implementation: "Binding", config: Config) -> Report:
     if step_modes:
         for slot in model.slots():
             for ref in refs:
-                collector = Collector((slot.layer, slot.direction))
+                collector = Collector(slot.layer, slot.direction)
                 returned += _compare_slot(implementation, problem, truth, ref, slot, step_modes, collector,
                                           batch_check=slot == model.slots()[0] and ref is refs[0])
                 diffs += collector.finish()
@@ -85,7 +87,7 @@ def run_model(implementation: "Binding", config: Config) -> Report:
                 failures += collector.failures
     skipped += precision_note(implementation.name, problem.dtype, returned)
     failures = [in_model_failure(f) for f in failures]
-    order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
+    order = by_reference_and_mode(config.references)
     findings = first_divergence(diffs, failures, spec.steps, not implementation.has_head, None, in_model=True)
     return Report(implementation.name, config, tuple(diffs), tuple(sorted(findings, key=order)),
                   tuple(sorted(failures, key=order)), tuple(skipped), None)
@@ -196,7 +198,7 @@ def _measure_sequence(run: ModelSequenceRun, problem: ModelProblem, refs: Sequen
     for ref in refs:
         for slot in model.slots():
             k = slot_index(model, slot)
-            slot_collector = Collector((slot.layer, slot.direction))
+            slot_collector = Collector(slot.layer, slot.direction)
             collectors.append(slot_collector)
             for name, value in run.forward.get(slot, {}).items():
                 truth, same = ref.truth.slots[slot].forward[name], ref.same_dtype.slots[slot].forward[name]
@@ -210,16 +212,18 @@ def _measure_sequence(run: ModelSequenceRun, problem: ModelProblem, refs: Sequen
                     same = ref.same_dtype.totals.grads[name[1:] + slot.suffix]
                 slot_collector.add(ref.name, "sequence", "backward", name, [-1], np.asarray(value)[None],
                                    expectation(truth[None], same[None], ref.tolerance))
-        collector = Collector((0, ""))
+        collector = Collector(0, "")
         collectors.append(collector)
-        for phase, values in (("forward", run.model_forward), ("backward", run.model_backward)):
+        phases: tuple[tuple[Phase, Mapping[str, Any]], ...] = (("forward", run.model_forward),
+                                                               ("backward", run.model_backward))
+        for phase, values in phases:
             for name in dict.fromkeys(n for n in (*FORWARD_ORDER, "loss", *BACKWARD_ORDER) if n in values):
                 steps, truth, same = _model_expected(ref, name)
                 actual = np.asarray(values[name])
                 actual = actual if len(steps) > 1 or steps[0] >= 0 else actual[None]
                 collector.add(ref.name, "sequence", phase, name, steps, actual, expectation(truth, same, ref.tolerance))
         if run.failure is not None:
-            collector.failures.append(failure_finding(ref.name, "sequence", run.failure))
+            collector.fail(ref.name, "sequence", run.failure)
     return collectors
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.lstm.where import Phase
 
 if TYPE_CHECKING:
     from lstm_compare.usercode.supervise import Monitor
@@ -172,7 +173,7 @@ def read_only(array: np.typing.ArrayLike) -> np.ndarray:
     return array
 
 
-def call(impl: Any, function: str, args: tuple[Any, ...], phase: str, step: int | None) -> Any:
+def call(impl: Any, function: str, args: tuple[Any, ...], phase: Phase, step: int | None) -> Any:
     """Call one of the user's functions, ``args = (params, ...)``, on private copies; its exceptions, and a call
     that runs past the time limit, become ``ImplementationRaised`` at ``phase``/``step``.  KeyboardInterrupt
     (Ctrl-C, or raised by the user's code) passes through."""

@@ -3,12 +3,11 @@
 import argparse
 import os
 from pathlib import Path
-from types import ModuleType
 from typing import Callable, Iterable
 
 from lstm_compare.lstm.problem import ProblemSpec
 from lstm_compare.lstm.model import Model
-from lstm_compare.output.report import check_output_dir
+from lstm_compare.output.atomic import check_output_dir
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -86,7 +85,7 @@ def spec_from_args(args: argparse.Namespace) -> ProblemSpec:
                        batch=args.batch, dtype=args.dtype, seed=args.seed, zero_state=args.zero_state, model=model)
 
 
-def implementation_from_args(args: argparse.Namespace) -> str | ModuleType:
+def implementation_from_args(args: argparse.Namespace) -> str | Path:
     """The --impl path, or the project's own handrolled module: for a model variant, its variant model."""
     if args.impl:
         return args.impl
@@ -94,16 +93,11 @@ def implementation_from_args(args: argparse.Namespace) -> str | ModuleType:
     return own_implementation(variant)
 
 
-def own_implementation(variant: bool = False) -> ModuleType:
-    """The project's own LSTM: the question's cell (``handrolled``), or with ``variant`` the model that also has
-    peepholes, a projection and whole-model functions (``lstm_compare.handrolled.variant_lstm``)."""
-    if variant:
-        from lstm_compare.handrolled import variant_lstm
-
-        return variant_lstm
-    from lstm_compare import handrolled
-
-    return handrolled
+def own_implementation(variant: bool = False) -> Path:
+    """The project's own LSTM file, read as a user's file is: the question's cell (``handrolled/seed_lstm.py``), or
+    with ``variant`` the model that also has peepholes, a projection and whole-model functions
+    (``handrolled/variant_lstm.py``)."""
+    return Path(__file__).resolve().parents[2] / "handrolled" / ("variant_lstm.py" if variant else "seed_lstm.py")
 
 
 def output_dir(args: argparse.Namespace, names: Iterable[str] = ()) -> Path:

@@ -4,7 +4,8 @@ import argparse
 
 from lstm_compare.frontends.commands.common import (add_convention_argument, add_output_arguments, add_problem_arguments,
                                      implementation_from_args, output_dir, shown, spec_from_args)
-from lstm_compare.modes.engine import Config, run
+from lstm_compare.modes.records import Config
+from lstm_compare.modes.pipeline import run
 from lstm_compare.errors import EXIT_DIVERGED, EXIT_MATCH
 from lstm_compare.measuring.limits import check_fits
 from lstm_compare.output.report import DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV, write_reports

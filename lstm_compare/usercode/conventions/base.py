@@ -17,6 +17,7 @@ import numpy as np
 
 from lstm_compare.usercode.conventions.layout import Sizes, to_internal, to_user, user_shape
 from lstm_compare.usercode.conventions.naming import Naming
+from lstm_compare.lstm.where import Phase
 from lstm_compare.errors import ImplementationRaised, PerExampleGradients, UsageError
 from lstm_compare.usercode.guard import as_float_array, call, read_only
 from lstm_compare.lstm.cell import BACKWARD_ORDER, FORWARD_ORDER, GATE_PARAM_GRADS, GATES
@@ -224,7 +225,7 @@ class Binding:
         """dL/dh_t from the outputs alone, for every step: the harness's head and loss on the user's h (T, [B,] H)."""
         return self.head_backward(problem.params, problem.output_gradient(self.head(problem.params, h)))
 
-    def call(self, function: str, args: tuple[Any, ...], phase: str, step: int | None) -> Any:
+    def call(self, function: str, args: tuple[Any, ...], phase: Phase, step: int | None) -> Any:
         return call(self, function, args, phase, step)
 
     if TYPE_CHECKING:  # what every convention defines (the engine calls these)

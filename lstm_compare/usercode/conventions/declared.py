@@ -51,6 +51,7 @@ import numpy as np
 
 from lstm_compare.usercode.conventions.base import Binding, SequenceRun, StepForward, accepts
 from lstm_compare.usercode.conventions.layout import Sizes
+from lstm_compare.lstm.where import Phase
 from lstm_compare.errors import ImplementationRaised, UsageError
 from lstm_compare.usercode.guard import as_float_array, call, unpack
 from lstm_compare.lstm.cell import GATES, output_gradient
@@ -178,7 +179,7 @@ class Declared(Binding):
         return value.T if flip else value
 
     # --- calling the user's code ---
-    def _invoke(self, key: str, roles: Mapping[str, Any], phase: str, t: int | None, instance: Any = None
+    def _invoke(self, key: str, roles: Mapping[str, Any], phase: Phase, t: int | None, instance: Any = None
                ) -> dict[str, Any]:
         """Call the declared ``key`` with its argument roles filled from ``roles``: {returned role: value}."""
         sig = self.sig[key]
@@ -193,7 +194,7 @@ class Declared(Binding):
         values = unpack(result, len(sig.returns), f"{sig.function} (declared as {sig})")
         return {role: value for role, value in zip(sig.returns, values) if role != "_"}
 
-    def _new(self, user: Mapping[str, np.ndarray], h: np.ndarray, c: np.ndarray, phase: str, t: int | None) -> Any:
+    def _new(self, user: Mapping[str, np.ndarray], h: np.ndarray, c: np.ndarray, phase: Phase, t: int | None) -> Any:
         """A fresh instance of the declared class with the state and the parameters in its attributes."""
         if self.declaration.cls is None:
             return None

@@ -1,0 +1,82 @@
+"""The comparison's records: what to compare (``Config``), a traced reference (``ReferenceRun``), and everything
+measured (``Report``)."""
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Mapping
+
+import numpy as np
+
+from lstm_compare.locating.locate import Finding
+from lstm_compare.lstm.problem import ProblemSpec
+from lstm_compare.lstm.where import MODES
+from lstm_compare.measuring.measure import Expectation, TensorDiff
+from lstm_compare.measuring.tolerance import Tolerance
+from lstm_compare.references import REFERENCES
+from lstm_compare.usercode.conventions.naming import Naming
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lstm_compare.lstm.records import Trace
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to compare: the problem's sizes and seed, which references, which modes."""
+
+    spec: ProblemSpec = field(default_factory=ProblemSpec)
+    references: tuple[str, ...] = REFERENCES
+    modes: tuple[str, ...] = MODES
+    convention: str = "auto"  # lstm_compare.usercode.conventions.CHOICES: how the user's file is written
+    timeout: float | None = None  # seconds per call of your code; None: the CLI's --timeout or 60
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """One reference traced in the run's dtype (``same_dtype``) and in float64 (``truth``)."""
+
+    name: str
+    same_dtype: "Trace"  # run in the implementation's dtype
+    truth: "Trace"  # run in float64 (the same object in a float64 run)
+    tolerance: Tolerance  # for comparisons against this reference
+    # what this reference expects of each forward tensor, with ``tolerance``, made as soon as it was traced so
+    # that the same-dtype run's forward tensors can go (``prepared``); None until then
+    forward_expected: Mapping[str, Expectation] | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything measured: one ``TensorDiff`` per reference x mode x phase x tensor, and the findings."""
+
+    implementation: str
+    config: Config
+    diffs: tuple[TensorDiff, ...]
+    findings: tuple[Finding, ...]  # the first divergence of each (reference, mode) that diverged
+    failures: tuple[Finding, ...]  # every exception raised in the implementation, located
+    skipped: tuple[str, ...]  # one sentence per mode that could not run, and why
+    naming: Naming | None = None  # the user's own names for the tensors (its convention's)
+
+    @property
+    def diverged(self) -> bool:
+        return bool(self.findings)
+
+    def frame(self) -> "pd.DataFrame":
+        """The rows of divergence.csv as a pandas DataFrame, with the same columns."""
+        from lstm_compare.output.report import (
+            divergence_frame,  # report.py imports this module
+        )
+
+        return divergence_frame(self)
+
+    def first_divergence_frame(self) -> "pd.DataFrame":
+        """The rows of first_divergence.csv as a pandas DataFrame, with the same columns."""
+        from lstm_compare.output.report import first_divergence_frame
+
+        return first_divergence_frame(self)
+
+
+def paired(ref: ReferenceRun, build: Callable[["Trace", bool], dict[str, np.ndarray]]
+            ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """``build(trace, ...)`` for the float64 truth and the same-dtype run, computed once when they coincide."""
+    truth = build(ref.truth, True)
+    return truth, (truth if ref.same_dtype is ref.truth else build(ref.same_dtype, False))
