@@ -95,7 +95,7 @@ def _spawn(dtype: np.dtype[Any]) -> _Build | None:
     if cached is None:
         _remove_stale_temporaries()
     folder = cached or Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY_PREFIX}{os.getpid()}-"))
-    root = str(Path(__file__).resolve().parent.parent)  # this project, importable whatever the working directory
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding lstm_compare/, whatever the working directory
     path = os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))
     try:
         process = _POPEN([sys.executable, "-m", "lstm_compare.measuring.kernels", str(folder), dtype.name],

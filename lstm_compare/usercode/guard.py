@@ -144,7 +144,7 @@ def _users(file: Path, source: Path) -> bool:
 
 
 def _ours(file: Path) -> bool:
-    root = Path(__file__).resolve().parent.parent  # the folder holding compare/, references/, lstm_compare/handrolled/
+    root = Path(__file__).resolve().parents[2]  # the folder holding lstm_compare/
     return any(file.is_relative_to(root / name) for name in OWN_PACKAGES)
 
 

@@ -235,7 +235,24 @@ class Binding:
         def step_backward(self, params: Mapping[str, np.ndarray], dy: np.ndarray, dh_next: np.ndarray,
                           dc_next: np.ndarray, cache: Any, t: int) -> dict[str, np.ndarray]: ...
 
-        def sequence(self, problem: "Problem") -> SequenceRun: ...
+        def sequence_forward(self, problem: "Problem") -> tuple[dict[str, Any], Any]:
+            """The user's whole-sequence forward: (what it returned in internal names, what its backward needs)."""
+
+        def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
+            """The user's whole-sequence backward on ``forward`` and ``kept``: gradients in internal names."""
+
+    def sequence(self, problem: "Problem") -> SequenceRun:
+        """The user's whole-sequence functions, the forward then the backward; an exception in either is where it
+        stops (what came before is still compared)."""
+        try:
+            forward, kept = self.sequence_forward(problem)
+        except ImplementationRaised as raised:
+            return SequenceRun({}, {}, raised)
+        try:
+            backward = self.sequence_backward(problem, forward, kept)
+        except ImplementationRaised as raised:
+            return SequenceRun(forward, {}, raised)
+        return SequenceRun(forward, backward, None)
 
     def observe_by_saturation(self, params: Mapping[str, np.ndarray],
                               forward: Callable[..., tuple[np.ndarray, np.ndarray]], x: np.ndarray, h: np.ndarray,

@@ -49,10 +49,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from lstm_compare.usercode.conventions.base import Binding, SequenceRun, StepForward, accepts
+from lstm_compare.usercode.conventions.base import Binding, StepForward, accepts
 from lstm_compare.usercode.conventions.layout import Sizes
 from lstm_compare.lstm.where import Phase
-from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.errors import UsageError
 from lstm_compare.usercode.guard import as_float_array, call, unpack
 from lstm_compare.lstm.cell import GATES, output_gradient
 from lstm_compare.usercode.conventions.declaration import CACHED, KEPT, _fail, parse
@@ -330,17 +330,13 @@ class Declared(Binding):
         return result
 
     # --- the whole-sequence functions ---
-    def sequence(self, problem: "Problem") -> SequenceRun:
+    def sequence_forward(self, problem: "Problem") -> tuple[dict[str, Any], Any]:
         self._sizes = Sizes.of(problem.params)
         user = self.user_params(problem.params)
-        instance: Any = None
         roles = self._roles(user, h=problem.h0, c=problem.c0) | {"xs": self.to_sequence(problem.inputs),
                                                                   "targets": self.to_sequence(problem.targets)}
-        try:
-            instance = self._new(user, problem.h0, problem.c0, "forward", None)
-            out = self._invoke("sequence_forward", roles, "forward", None, instance)
-        except ImplementationRaised as raised:
-            return SequenceRun({}, {}, raised)
+        instance = self._new(user, problem.h0, problem.c0, "forward", None)
+        out = self._invoke("sequence_forward", roles, "forward", None, instance)
         what = f"returned by {self.sig['sequence_forward'].function}"
         like = self.states_like(problem)
         forward: dict[str, Any] = {name: self.from_sequence(out[role], like, f"{role} {what}")
@@ -352,22 +348,24 @@ class Declared(Binding):
             ys = self.head(problem.params, forward["h"])
         if "loss" in out and self.declaration.loss == "mse":
             forward["loss"] = float(as_float_array(out["loss"], np.shape(out["loss"]), f"loss {what}").sum())
+        return forward, (ys, out.get("cache"), instance)
+
+    def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
+        ys, cache, instance = kept
+        user = self.user_params(problem.params)
         dys = output_gradient(ys, problem.targets)
         roles = self._roles(user, dh=np.zeros_like(problem.h0), dc=np.zeros_like(problem.c0))
         roles |= {"dhs": self.to_sequence(self.head_backward(problem.params, dys)), "dys": self.to_sequence(dys),
-                  "cache": out.get("cache")}
+                  "cache": cache}
         if instance is not None:
             self._set(instance, {f"d{m.name}": np.zeros_like(user[m.name]) for m in self.layout})
-        try:
-            back = self._invoke("sequence_backward", roles, "backward", None, instance)
-        except ImplementationRaised as raised:
-            return SequenceRun(forward, {}, raised)
+        back = self._invoke("sequence_backward", roles, "backward", None, instance)
         grads = self._gradients(back, instance, problem.params, self.sig["sequence_backward"].function,
                                 {"dh": ("dh0", problem.h0), "dc": ("dc0", problem.c0)})
         if back.get("dxs") is not None:
             where = self.sig["sequence_backward"].function
             grads["dx"] = self.from_sequence(back["dxs"], problem.inputs, f"dxs returned by {where}")
-        return SequenceRun(forward, grads, None)
+        return grads
 
 
 def softmax(y: np.ndarray) -> np.ndarray:

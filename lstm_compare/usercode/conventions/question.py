@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from lstm_compare.usercode.conventions.base import Binding, SequenceRun, StepForward, defines, gradient_array
+from lstm_compare.usercode.conventions.base import Binding, StepForward, defines, gradient_array
 from lstm_compare.usercode.conventions.layout import Matrix
-from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.errors import UsageError
 from lstm_compare.usercode.guard import as_float_array, unpack
 from lstm_compare.lstm.cell import CACHE_CHECKS, CACHE_FROM_CACHE, GATES, SEED_CACHE_FIELDS
 
@@ -112,25 +112,20 @@ class Question(Binding):
         out["dc_prev"] = as_float_array(dc_prev, dc_next.shape, f"dc_prev returned by dlstm at step {t}")
         return out
 
-    def sequence(self, problem: "Problem") -> SequenceRun:
+    def sequence_forward(self, problem: "Problem") -> tuple[dict[str, Any], Any]:
         lead, O = problem.h0.shape[:-1], problem.targets.shape[-1]
         args = (problem.params, problem.h0, problem.c0, problem.inputs, problem.targets)
-        try:
-            result = self.call("lstm_loss", args, "forward", None)
-        except ImplementationRaised as raised:
-            return SequenceRun({}, {}, raised)
-        _, outputs, loss, _, _, caches = unpack(result, 6, "lstm_loss")
+        _, outputs, loss, _, _, caches = unpack(self.call("lstm_loss", args, "forward", None), 6, "lstm_loss")
         if not isinstance(outputs, (list, tuple, np.ndarray)) or len(outputs) != problem.steps:
             raise UsageError(f"lstm_loss must return the {problem.steps} per-step outputs as its second value.")
         outputs = np.stack([as_float_array(y, (*lead, O), f"output {t} of lstm_loss") for t, y in enumerate(outputs)])
         loss = float(as_float_array(loss, np.shape(loss), "the loss returned by lstm_loss").sum())
-        forward = {"y": outputs, "loss": loss}
-        try:
-            dparams = self.call("dlstm_loss", (problem.params, problem.inputs, problem.targets, list(outputs), caches),
-                                "backward", None)
-        except ImplementationRaised as raised:
-            return SequenceRun(forward, {}, raised)
-        return SequenceRun(forward, param_grads(dparams, problem.params, "dparams returned by dlstm_loss"), None)
+        return {"y": outputs, "loss": loss}, caches
+
+    def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
+        args = (problem.params, problem.inputs, problem.targets, list(forward["y"]), kept)
+        dparams = self.call("dlstm_loss", args, "backward", None)
+        return param_grads(dparams, problem.params, "dparams returned by dlstm_loss")
 
 
 def param_grads(dparams: Any, params: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
