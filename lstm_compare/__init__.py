@@ -1,4 +1,4 @@
-"""Compare a seed-convention LSTM with PyTorch and JAX, tensor by tensor, step by step.
+"""Compare an LSTM in the question's convention with PyTorch and JAX, tensor by tensor, step by step.
 
 ``lstm_compare.run(impl, Config(...)) -> Report`` is the Python API the command line calls;
 ``lstm_compare.assert_lstm_matches(impl, ...)`` is the same comparison as an assertion for pytest.

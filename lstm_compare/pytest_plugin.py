@@ -172,5 +172,5 @@ class LstmCompare:
 
 @pytest.fixture
 def lstm_compare(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LstmCompare:
-    """Compare a seed-convention LSTM with PyTorch and JAX; fails on a divergence or an accuracy regression."""
+    """Compare an LSTM in the question's convention with PyTorch and JAX; fails on a divergence or an accuracy regression."""
     return LstmCompare(request, tmp_path_factory)

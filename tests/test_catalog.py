@@ -5,7 +5,7 @@ import inspect
 
 import pytest
 
-import lstm_compare.handrolled.seed_lstm
+import lstm_compare.handrolled.question_lstm
 from lstm_compare.catalogs.catalog import CATALOG, Bug, Location, check
 from lstm_compare.modes.records import Config
 from lstm_compare.modes.pipeline import run
@@ -30,7 +30,7 @@ def test_catalog_has_at_least_fifteen_distinct_bugs():
 def test_each_mutation_changes_only_a_few_lines_and_loads(bug):
     """Each bug is a small mutation of the current handrolled LSTM (``Bug.source`` itself refuses one that does
     not apply exactly once: the next test)."""
-    original = inspect.getsource(lstm_compare.handrolled.seed_lstm)
+    original = inspect.getsource(lstm_compare.handrolled.question_lstm)
     changed = [line for line in difflib.ndiff(original.splitlines(), bug.source().splitlines()) if line[:1] in "+-"]
     assert 0 < len(changed) <= 2 * (1 + bug.old.count("\n") + bug.new.count("\n"))
     module = bug.module()
@@ -53,6 +53,6 @@ def test_negative_steps_count_from_the_end_of_the_sequence():
                          ids=lambda spec: spec.label())
 def test_unmutated_lstm_is_found_nowhere(spec):
     modes = tuple(sorted({bug.expected.mode for bug in CATALOG if bug.spec == spec}))
-    report = run(lstm_compare.handrolled.seed_lstm, Config(spec=spec, references=REFERENCES, modes=modes))
+    report = run(lstm_compare.handrolled.question_lstm, Config(spec=spec, references=REFERENCES, modes=modes))
     assert report.findings == ()
     assert report.skipped == ()

@@ -1,7 +1,7 @@
 """Bad input (issue 3, section 8): exceptions and NaN/Inf in the user's code are located findings; an unusable
 module or return value is one line on stderr, exit 2, no traceback and no report files.
 
-The implementations are ``lstm_compare/handrolled/seed_lstm.py`` with a line or two replaced, written to a temporary file, at
+The implementations are ``lstm_compare/handrolled/question_lstm.py`` with a line or two replaced, written to a temporary file, at
 the default sizes T=12 H=5 X=3 O=1 (one JAX compile per dtype).  A step is singled out by the value of the
 input's first element, which the user's code sees and which differs at every step.
 """
@@ -12,7 +12,7 @@ import pytest
 
 import lstm_compare
 from lstm_compare import Config, ProblemSpec, make_problem
-from helpers import SEED_SOURCE, read_csv, report_cli, write_impl
+from helpers import QUESTION_SOURCE, read_csv, report_cli, write_impl
 
 T = ProblemSpec().steps  # 12
 REFERENCES = ("torch", "jax")
@@ -161,14 +161,14 @@ def test_module_that_does_not_import_is_one_line_and_exit_2(tmp_path, capsys, na
     assert not (tmp_path / "out").exists()
 
 
-CACHE_FIELDS_LINE = next(line for line in SEED_SOURCE.splitlines(keepends=True) if line.startswith("CACHE_FIELDS"))
-LSTM_START = SEED_SOURCE.index("def lstm(")
-LSTM_SIGNATURE = SEED_SOURCE[LSTM_START:SEED_SOURCE.index(":\n", LSTM_START) + 1]  # annotated, over two lines
+CACHE_FIELDS_LINE = next(line for line in QUESTION_SOURCE.splitlines(keepends=True) if line.startswith("CACHE_FIELDS"))
+LSTM_START = QUESTION_SOURCE.index("def lstm(")
+LSTM_SIGNATURE = QUESTION_SOURCE[LSTM_START:QUESTION_SOURCE.index(":\n", LSTM_START) + 1]  # annotated, over two lines
 BROKEN = {
     "no_lstm": ([("def lstm(params", "def lstm_step(params")],
-                "{path} has no function lstm(params, inp, h_old, c_old), which the seed convention requires."),
+                "{path} has no function lstm(params, inp, h_old, c_old), which the question's convention requires."),
     "no_dlstm": ([("def dlstm(params", "def backward(params")],
-                 "{path} has no function dlstm(params, dy, dh_next, dc_next, cache), which the seed convention "
+                 "{path} has no function dlstm(params, dy, dh_next, dc_next, cache), which the question's convention "
                  "requires."),
     "lstm_returns_3": ([("    return y, h, c, cache\n", "    return y, h, c\n")],
                        "lstm must return 4 values, but returned 3 values."),

@@ -1,7 +1,7 @@
 """The compare engine: the noise rule, where the first divergence is found and what its message says, batches,
 in-place arguments, determinism.
 
-Every buggy implementation here is ``lstm_compare/handrolled/seed_lstm.py`` with one or two lines replaced, written to a
+Every buggy implementation here is ``lstm_compare/handrolled/question_lstm.py`` with one or two lines replaced, written to a
 temporary file.  Sizes stay at the default T=12 H=5 X=3 O=1 (one JAX compile per dtype and batch shape), except
 for the one float32 run over 300 steps with H = 64 that the issue names.
 """
@@ -14,7 +14,7 @@ import pytest
 
 import lstm_compare
 from lstm_compare import handrolled
-import lstm_compare.handrolled.seed_lstm
+import lstm_compare.handrolled.question_lstm
 from lstm_compare import Config, ProblemSpec, make_problem
 from lstm_compare.output.report import divergence_frame, write_reports
 from lstm_compare.references import torch_lstm

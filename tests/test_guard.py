@@ -2,7 +2,7 @@
 a private copy of the same type, every returned array a snapshot, each function called once per measurement,
 process state restored after each call, a per-call time limit, and one line on stderr for what cannot run.
 
-The implementations are ``lstm_compare/handrolled/seed_lstm.py`` with a line or two changed, written to ``tmp_path``; the
+The implementations are ``lstm_compare/handrolled/question_lstm.py`` with a line or two changed, written to ``tmp_path``; the
 comparisons are small (T=4, H=3, X=2) and against torch alone, which is all these behaviours need.
 """
 

@@ -168,7 +168,7 @@ def test_without_impl_a_model_runs_the_projects_own_variant_model(tmp_path, caps
 
 
 def test_a_cell_that_ignores_a_projection_is_one_sentence_naming_its_line(tmp_path, capsys):
-    code, _, err = report_cli(capsys, "--impl", "lstm_compare/handrolled/seed_lstm.py", "--proj", "3", "--batch", "4",
+    code, _, err = report_cli(capsys, "--impl", "lstm_compare/handrolled/question_lstm.py", "--proj", "3", "--batch", "4",
                               "--out", tmp_path)
     assert code == 2 and "cell cannot run one step with a projection" in err and "line " in err
     assert "single vectors" not in err and len(err.strip().splitlines()) == 1
@@ -179,7 +179,7 @@ def test_the_suite_skips_the_variants_a_cell_cannot_take_and_says_why():
 
     grid = Grid("tiny", (Block(steps=(3,), batches=(None,), zero_states=(False,), dtypes=("float64",),
                                models=(Model(layers=2), Model(peepholes=True))),))
-    result = run_suite("lstm_compare/handrolled/seed_lstm.py", grid, catalog=())
+    result = run_suite("lstm_compare/handrolled/question_lstm.py", grid, catalog=())
     assert [c.spec.model for c in result.configs] == [Model(layers=2)] and result.ok
     assert any("1 model-variant configuration(s) skipped" in note and "does not take peepholes" in note
                for note in result.notes)

@@ -1,4 +1,4 @@
-"""A public catalog of known hand-written-LSTM bugs, each a one-line mutation of ``lstm_compare/handrolled/seed_lstm.py``
+"""A public catalog of known hand-written-LSTM bugs, each a one-line mutation of ``lstm_compare/handrolled/question_lstm.py``
 (the other conventions' catalogs, of the other files in ``lstm_compare/handrolled/``, are in ``compare/catalog_conventions.py``).
 
 Each ``Bug`` names where the harness must find it (``Location``); ``check(bug)`` runs the comparison and
@@ -50,7 +50,7 @@ class Bug:
     new: str
     expected: Location
     spec: ProblemSpec = field(default_factory=ProblemSpec)
-    base: str = "lstm_compare.handrolled.seed_lstm"  # the correct implementation it mutates
+    base: str = "lstm_compare.handrolled.question_lstm"  # the correct implementation it mutates
 
     def source(self) -> str:
         """The mutated source text."""

@@ -2,7 +2,7 @@
 what each one's divergence suggests, and the per-step parameter-gradient formula.
 
 Everything else (the references, the weight layouts, the comparison engine, the conventions that bind a user's
-file) names tensors with this vocabulary.  The internal layout is the question's ("seed") convention:
+file) names tensors with this vocabulary.  The internal layout is the question's convention:
 
     xh = [x, h_prev]                                   ([B,] X+H)
     k_pre = xh @ Wk + bk   for k in f, i, g, o         Wk (X+H, H), bk (H,)
@@ -39,7 +39,7 @@ STATE_TENSORS = ("h_prev", "c_prev")  # the state entering each step
 BACKWARD_TENSORS = ("dy", "df_pre", "di_pre", "dg_pre", "do_pre", "dh_next", "dc_next", "dh_prev", "dc_prev")
 
 # What a cache may hold, by these names (the question's order, which is also its default CACHE_FIELDS).
-SEED_CACHE_FIELDS = ("xh", "f_pre", "f", "i_pre", "i", "g_pre", "g", "o_pre", "o", "c", "c_tanh", "c_prev", "h")
+QUESTION_CACHE_FIELDS = ("xh", "f_pre", "f", "i_pre", "i", "g_pre", "g", "o_pre", "o", "c", "c_tanh", "c_prev", "h")
 CACHE_FROM_CACHE = (*PRE_ACTIVATIONS, *GATES, "c_tanh", PROJECTED)  # compared only as read from a cache
 CACHE_CHECKS = ("cache.xh", "cache.c_prev", "cache.c", "cache.h")  # the cache's own copies, which backward reads
 

@@ -102,7 +102,7 @@ def _check_supported(implementation: "Binding", spec: ProblemSpec) -> None:
 def model_refusal(implementation: "Binding", spec: ProblemSpec) -> str | None:
     """Why the file's cell cannot take the model's peepholes or projection (one sentence), or None.
 
-    They need a cell whose parameters are a dict the user's code reads by name (the seed convention), and a cell
+    They need a cell whose parameters are a dict the user's code reads by name (the question's convention), and a cell
     that reads them: one step forward and backward must return a projected h and the gradients of pf, pi, po
     or Wr.  An exception in that step is named with its line (a cell that ignores Wr fails at its head).
     """
@@ -113,7 +113,7 @@ def model_refusal(implementation: "Binding", spec: ProblemSpec) -> str | None:
     advice = f"leave out {' and '.join(['--peepholes'] * model.peepholes + ['--proj'] * bool(model.proj))}"
     if not implementation.takes_variant_params:
         return (f"{implementation.name} follows the {implementation.label or implementation.convention} convention, "
-                f"whose cell has no parameters for {what}: use a file in the seed convention (params with "
+                f"whose cell has no parameters for {what}: use a file in the question's convention (params with "
                 f"{', '.join(PEEPHOLES)} and {PROJECTION}, as lstm_compare/handrolled/variant_lstm.py), or {advice}.")
     H = spec.hidden
     probe = make_model_problem(ProblemSpec(steps=1, hidden=H, inputs=spec.inputs, model=model))

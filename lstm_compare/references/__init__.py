@@ -1,4 +1,4 @@
-"""PyTorch and JAX equivalents of the seed-convention LSTM, loaded with identical weights, and a
+"""PyTorch and JAX equivalents of an LSTM in the question's convention, loaded with identical weights, and a
 finite-difference reference (``numeric``, NumPy only) for small problems.
 
 Each reference module has the same small interface: ``NAME`` and ``trace(problem) -> Trace``, taking and

@@ -29,7 +29,7 @@ non_negative_int = _int_at_least(0)
 
 def add_problem_arguments(parser: argparse.ArgumentParser, steps: int = 12, hidden: int = 5, inputs: int = 3,
                           outputs: int = 1) -> None:
-    parser.add_argument("--impl", metavar="FILE.py", help="a seed-convention LSTM file (default: handrolled)")
+    parser.add_argument("--impl", metavar="FILE.py", help="your LSTM file (default: this project's own, handrolled/question_lstm.py)")
     parser.add_argument("--steps", type=positive_int, default=steps, metavar="T", help=f"sequence length ({steps})")
     parser.add_argument("--hidden", type=positive_int, default=hidden, metavar="H", help=f"hidden size ({hidden})")
     parser.add_argument("--inputs", type=positive_int, default=inputs, metavar="X", help=f"input size ({inputs})")
@@ -94,10 +94,10 @@ def implementation_from_args(args: argparse.Namespace) -> str | Path:
 
 
 def own_implementation(variant: bool = False) -> Path:
-    """The project's own LSTM file, read as a user's file is: the question's cell (``handrolled/seed_lstm.py``), or
+    """The project's own LSTM file, read as a user's file is: the question's cell (``handrolled/question_lstm.py``), or
     with ``variant`` the model that also has peepholes, a projection and whole-model functions
     (``handrolled/variant_lstm.py``)."""
-    return Path(__file__).resolve().parents[2] / "handrolled" / ("variant_lstm.py" if variant else "seed_lstm.py")
+    return Path(__file__).resolve().parents[2] / "handrolled" / ("variant_lstm.py" if variant else "question_lstm.py")
 
 
 def output_dir(args: argparse.Namespace, names: Iterable[str] = ()) -> Path:

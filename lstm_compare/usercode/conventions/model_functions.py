@@ -1,4 +1,4 @@
-"""A file's own whole-model functions, for model variants (``references/model.py``) in the seed convention:
+"""A file's own whole-model functions, for model variants (``references/model.py``) in the question's convention:
 
     lstm_model_loss(params, h0, c0, inputs, targets) -> (outputs, loss, hs, cs, caches)
     dlstm_model_loss(params, inputs, targets, outputs, caches) -> (dparams, dinputs, dh0, dc0)

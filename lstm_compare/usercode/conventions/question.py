@@ -18,7 +18,7 @@ from lstm_compare.usercode.conventions.base import Binding, StepForward, defines
 from lstm_compare.usercode.conventions.layout import Matrix
 from lstm_compare.errors import UsageError
 from lstm_compare.usercode.guard import as_float_array, unpack
-from lstm_compare.lstm.cell import CACHE_CHECKS, CACHE_FROM_CACHE, GATES, SEED_CACHE_FIELDS
+from lstm_compare.lstm.cell import CACHE_CHECKS, CACHE_FROM_CACHE, GATES, QUESTION_CACHE_FIELDS
 
 if TYPE_CHECKING:
     from lstm_compare.lstm.records import Problem
@@ -144,7 +144,7 @@ def param_grads(dparams: Any, params: Mapping[str, np.ndarray], what: str) -> di
 
 
 def _cache_fields(name: str, module: ModuleType) -> tuple[str, ...]:
-    fields = getattr(module, "CACHE_FIELDS", SEED_CACHE_FIELDS)
+    fields = getattr(module, "CACHE_FIELDS", QUESTION_CACHE_FIELDS)
     if (not isinstance(fields, (tuple, list)) or not all(isinstance(f, str) for f in fields)
             or len(set(fields)) != len(fields)):
         raise UsageError(f"{name}: CACHE_FIELDS must be a tuple of distinct names (strings), one per cache entry.")
