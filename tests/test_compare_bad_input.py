@@ -130,9 +130,11 @@ def test_inf_appearing_at_backward_step_7_is_found_there_at_dc_prev(tmp_path):
         assert f.actual == np.inf and f.max_abs_err == np.inf
         assert f.message.startswith(f"{f.mode} backward step 7: Inf first appears in dc_prev. worst dc_prev[0] = inf")
     # Steps T-1 ... 8 matched before it.
-    for d in report.diffs:
-        if d.phase == "backward":
-            assert not d.diverged[d.steps > 7].any(), (d.reference, d.mode, d.tensor)
+    backward = [d for d in report.diffs if d.phase == "backward"]
+    assert {(d.reference, d.mode) for d in backward} == {(r, m) for r in REFERENCES for m in ("isolated", "chained")}
+    assert all((d.steps > 7).sum() == T - 8 for d in backward)
+    for d in backward:
+        assert not d.diverged[d.steps > 7].any(), (d.reference, d.mode, d.tensor)
 
 
 # --- unusable input: exit 2, one line, no traceback, no reports -----------------------------------------------

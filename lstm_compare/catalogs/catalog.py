@@ -222,7 +222,7 @@ CATALOG = (
         "dparams[name] += value", "dparams[name] = value",
         _sequence("backward", "dWy")),
     Bug("dy_missing_mean_over_outputs",
-        "dlstm_loss uses dy = 2 * (y - target) without the / O of the mean over outputs; the seed's own "
+        "dlstm_loss uses dy = 2 * (y - target) without the / O of the mean over outputs; the question's own "
         "mistake, identical when O = 1, so it runs with two outputs",
         "dy = 2 * (y - target) / y.shape[-1]", "dy = 2 * (y - target)",
         _sequence("backward", "dWy"), MANY_OUTPUTS),

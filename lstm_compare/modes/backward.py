@@ -10,7 +10,7 @@ from lstm_compare.lstm.where import Mode
 from lstm_compare.measuring import kernels
 from lstm_compare.measuring.measure import AnyExpectation, expectation, outer_expectation
 from lstm_compare.modes.collect import Collector
-from lstm_compare.modes.records import ReferenceRun, paired
+from lstm_compare.modes.records import ReferenceRun, TracedReferences, paired
 from lstm_compare.usercode import drive
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def _batch_groups(problem: "Problem", names: Sequence[str]) -> dict[int, list[st
 Pending = dict[tuple[str, Mode], list[tuple[int, dict[str, np.ndarray]]]]  # (reference, mode) -> [(t, result)]
 
 
-def backward_pass(impl: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
+def backward_pass(impl: "Binding", problem: "Problem", truth_problem: "Problem", refs: TracedReferences,
               chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "Collector",
               names: Sequence[str]) -> None:
     """Walk t = T-1 ... 0 once; measure ``names`` in batches of steps, preparing each reference's expectations once
@@ -96,7 +96,7 @@ def backward_pass(impl: "Binding", problem: "Problem", truth_problem: "Problem",
         _backward_steps(impl, problem, truth_problem, refs, chained, isolated, collector, names)
 
 
-def _backward_steps(impl: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
+def _backward_steps(impl: "Binding", problem: "Problem", truth_problem: "Problem", refs: TracedReferences,
                     chained: "ForwardRun | None", isolated: dict[str, "ForwardRun"], collector: "Collector",
                     backward_names: Sequence[str]) -> None:
     alive: dict[tuple[str, Mode], "ForwardRun"] = {(ref.name, "isolated"): isolated[ref.name] for ref in refs
@@ -105,7 +105,7 @@ def _backward_steps(impl: "Binding", problem: "Problem", truth_problem: "Problem
         alive.update({(ref.name, "chained"): chained for ref in refs})
     alive = {key: run_ for key, run_ in alive.items() if run_.failure is None}
     groups = _batch_groups(problem, backward_names)
-    collector.backward_order = ([ref.name for ref in refs], list(backward_names))
+    collector.order_backward([ref.name for ref in refs], backward_names)
     pending: dict[int, Pending] = {batch: {key: [] for key in alive} for batch in groups}  # not yet measured
     chain = drive.backward_chain(impl, problem, chained) if chained is not None else None
     for t in reversed(range(problem.steps)):
@@ -133,7 +133,7 @@ def _backward_steps(impl: "Binding", problem: "Problem", truth_problem: "Problem
             return
 
 
-def _measure_pending(refs: list[ReferenceRun], pending: Pending, problem: "Problem", truth_problem: "Problem",
+def _measure_pending(refs: TracedReferences, pending: Pending, problem: "Problem", truth_problem: "Problem",
                      collector: "Collector", names: Sequence[str]) -> None:
     for ref in refs:
         keys = [key for key in pending if key[0] == ref.name and pending[key]]

@@ -1,7 +1,7 @@
 """Collecting measurements into one ``TensorDiff`` per (reference, mode, phase, tensor) of a model slot."""
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
@@ -25,6 +25,14 @@ class Collector:
         # the order of references and of tensor names in which ``finish`` lists the backward diffs, whatever
         # order the batches of different sizes were measured in
         self.backward_order: tuple[list[str], list[str]] = ([], [])
+
+    def extend(self, diffs: Iterable[TensorDiff]) -> None:
+        """Measurements made elsewhere (a forward run's stream), in this slot."""
+        self.diffs += diffs
+
+    def order_backward(self, references: Sequence[str], names: Sequence[str]) -> None:
+        """The order of references and tensor names in which ``finish`` lists the backward diffs."""
+        self.backward_order = (list(references), list(names))
 
     def where(self, reference: str, mode: Mode, phase: Phase, tensor: str) -> Where:
         return Where(reference, mode, phase, tensor, self.layer, self.direction)

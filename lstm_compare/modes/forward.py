@@ -10,7 +10,7 @@ from lstm_compare.lstm.where import Mode
 from lstm_compare.measuring.measure import Expectation, TensorDiff, expectation, measure, tensor_diff
 from lstm_compare.measuring.tolerance import Tolerance
 from lstm_compare.modes.collect import Collector
-from lstm_compare.modes.records import ReferenceRun, paired
+from lstm_compare.modes.records import ReferenceRun, TracedReferences, paired
 from lstm_compare.usercode import drive
 from lstm_compare.usercode.conventions.base import PROBE_RTOL
 
@@ -47,13 +47,13 @@ def prepared(ref: ReferenceRun, problem: "Problem", truth_problem: "Problem", na
     return replace(ref, same_dtype=same, forward_expected=expected)
 
 
-def forward_pass(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: list[ReferenceRun],
+def forward_pass(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: TracedReferences,
              modes: tuple[str, ...], collector: "Collector", names: Sequence[str]
              ) -> tuple["ForwardRun | None", dict[str, "ForwardRun"], list[dict[str, np.ndarray]]]:
     """Run and measure the forward of the chained mode (once) and of the isolated mode (once per reference), each
     run measured as it goes; also the dtype of every tensor each run returned (empty arrays).  ``refs`` are
     ``prepared`` first and ``slimmed`` after."""
-    refs[:] = [prepared(ref, problem, truth_problem, names) if ref.forward_expected is None else ref for ref in refs]
+    refs.lighten(lambda ref: prepared(ref, problem, truth_problem, names) if ref.forward_expected is None else ref)
     expected = {ref.name: {name: ref.forward_expected[name] for name in names} for ref in refs}  # type: ignore[index]
 
     def measured(targets: list[ReferenceRun], fed: tuple[np.ndarray, np.ndarray] | None = None
@@ -66,20 +66,22 @@ def forward_pass(implementation: "Binding", problem: "Problem", truth_problem: "
     streams: dict[tuple[str, str], ForwardStream] = {}
     chained = None
     if "chained" in modes:
-        chained, stream = measured(refs)
+        chained, stream = measured(list(refs))
         streams.update({(ref.name, "chained"): stream for ref in refs})
     isolated = {}
-    for i, ref in enumerate(refs):  # each reference let go of its forward once its last run is measured
+    for name in refs.names:  # each reference let go of its forward once its last run is measured
         if "isolated" in modes:
+            ref = refs[name]
             fed = (ref.same_dtype.forward["h_prev"], ref.same_dtype.forward["c_prev"])
-            isolated[ref.name], streams[(ref.name, "isolated")] = measured([ref], fed)
-        del expected[ref.name]
-        refs[i] = slimmed(ref)
+            isolated[name], streams[(name, "isolated")] = measured([ref], fed)
+            del ref, fed
+        del expected[name]
+        refs.lighten_one(name, slimmed)
     for ref in refs:
         runs: tuple[tuple[Mode, "ForwardRun | None"], ...] = (("isolated", isolated.get(ref.name)), ("chained", chained))
         for mode, run_ in runs:
             if run_ is not None:
-                collector.diffs += streams[(ref.name, mode)].diffs(ref.name, mode, collector)
+                collector.extend(streams[(ref.name, mode)].diffs(ref.name, mode, collector))
                 if run_.failure is not None:
                     collector.fail(ref.name, mode, run_.failure)
     return chained, isolated, [stream.dtypes() for stream in dict.fromkeys(streams.values())]

@@ -25,7 +25,7 @@ from lstm_compare.measuring.measure import expectation
 from lstm_compare.measuring.tolerance import Tolerance, reference_tolerance
 from lstm_compare.modes.collect import Collector
 from lstm_compare.modes.notes import precision_note
-from lstm_compare.modes.records import Config, ReferenceRun, Report
+from lstm_compare.modes.records import Config, ReferenceRun, Report, TracedReferences
 from lstm_compare.modes.steps import compare_steps
 from lstm_compare.references import ReferenceRefused, ReferenceUnavailable, load_model
 from lstm_compare.usercode import drive
@@ -184,7 +184,7 @@ def _compare_slot(implementation: "Binding", problem: ModelProblem, truth: Model
     variant = {name for name in VARIANT_PARAM_GRADS if name[1:] in same_problem.params}
     backward_names = [name for name in BACKWARD_ORDER
                       if (name in implementation.backward_names or name in variant) and name not in HEAD_ONLY]
-    return compare_steps(implementation, same_problem, truth_problem, [cell], modes, collector, forward_names,
+    return compare_steps(implementation, same_problem, truth_problem, TracedReferences([cell]), modes, collector, forward_names,
                          backward_names)
 
 

@@ -17,7 +17,7 @@ from lstm_compare.measuring.tolerance import reference_tolerance
 from lstm_compare.modes.collect import Collector
 from lstm_compare.modes.forward import prepared
 from lstm_compare.modes.notes import precision_note
-from lstm_compare.modes.records import Config, ReferenceRun, Report
+from lstm_compare.modes.records import Config, ReferenceRun, Report, TracedReferences
 from lstm_compare.modes.sequence import sequence_pass
 from lstm_compare.modes.steps import compare_steps
 from lstm_compare.references import ReferenceRefused, ReferenceUnavailable, load
@@ -54,7 +54,7 @@ def _run(impl: "Source", config: Config) -> Report:
     kernels.prepare(problem)  # the measurement kernels compile in the background while the references run
     traced = {name: trace_reference(name, problem, truth_problem, implementation.forward_names)
               for name in trace_order(config.references, problem)}
-    refs = [traced.pop(name) for name in config.references]
+    refs = TracedReferences(traced.pop(name) for name in config.references)
     collector = Collector()
     returned = compare_steps(implementation, problem, truth_problem, refs, config.modes, collector)
     skipped = [*implementation.notes, *implementation.run_notes]
@@ -94,8 +94,7 @@ def _problems(implementation: "Binding", spec: ProblemSpec) -> tuple["Problem", 
 
 # Where a float64 trace holds at least LARGE_TRACE bytes, the references are traced in TRACE_ORDER, whatever order
 # they are reported in: the one whose own computation holds the most while it runs (JAX: its compile and the
-# whole scan's buffers) first, when least else is held (at T=3000 H=512 float32, 200 MiB less at the peak).
-# Smaller ones keep the order given: torch traced before JAX is 0.1 s quicker (measured at T=100 H=64).
+# whole scan's buffers) first, when least else is held.  Smaller ones keep the order given (bench/README.md).
 TRACE_ORDER = ("jax", "torch")
 
 

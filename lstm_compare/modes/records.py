@@ -2,7 +2,7 @@
 measured (``Report``)."""
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -42,6 +42,36 @@ class ReferenceRun:
     # what this reference expects of each forward tensor, with ``tolerance``, made as soon as it was traced so
     # that the same-dtype run's forward tensors can go (``prepared``); None until then
     forward_expected: Mapping[str, Expectation] | None = None
+
+
+class TracedReferences:
+    """The references one run compares against, in the order they are reported.  The run owns them: the step
+    modes replace each with a lighter one once they no longer need its per-step forward tensors (``lighten``), and
+    no other list holds what that lets go."""
+
+    def __init__(self, runs: Iterable[ReferenceRun]) -> None:
+        self._runs = list(runs)
+
+    def __iter__(self) -> Iterator[ReferenceRun]:
+        return iter(self._runs)
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __getitem__(self, name: str) -> ReferenceRun:
+        return next(run for run in self._runs if run.name == name)
+
+    @property
+    def names(self) -> list[str]:
+        return [run.name for run in self._runs]
+
+    def lighten(self, lighter: Callable[[ReferenceRun], ReferenceRun]) -> None:
+        """Replace every reference by ``lighter(reference)``."""
+        self._runs = [lighter(run) for run in self._runs]
+
+    def lighten_one(self, name: str, lighter: Callable[[ReferenceRun], ReferenceRun]) -> None:
+        """Replace the reference called ``name`` by ``lighter(reference)``."""
+        self._runs = [lighter(run) if run.name == name else run for run in self._runs]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from lstm_compare.lstm.cell import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS
 from lstm_compare.lstm.where import Phase
 from lstm_compare.measuring.measure import expectation
 from lstm_compare.modes.collect import Collector
-from lstm_compare.modes.records import ReferenceRun
+from lstm_compare.modes.records import TracedReferences
 from lstm_compare.usercode import drive
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def _sequence_expected(trace: "Trace", name: str) -> tuple[np.ndarray | list[int
     return [-1], (whole[name] if name in whole else t.grads[name[1:]])[None]
 
 
-def sequence_pass(impl: "Binding", problem: "Problem", refs: list[ReferenceRun], collector: "Collector"
+def sequence_pass(impl: "Binding", problem: "Problem", refs: TracedReferences, collector: "Collector"
               ) -> "SequenceRun":
     result = drive.sequence(impl, problem)
     for ref in refs:

@@ -7,14 +7,14 @@ import numpy as np
 from lstm_compare.modes.backward import backward_pass
 from lstm_compare.modes.collect import Collector
 from lstm_compare.modes.forward import forward_pass
-from lstm_compare.modes.records import ReferenceRun
+from lstm_compare.modes.records import TracedReferences
 
 if TYPE_CHECKING:
     from lstm_compare.lstm.records import Problem
     from lstm_compare.usercode.conventions.base import Binding
 
 
-def compare_steps(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: list["ReferenceRun"],
+def compare_steps(implementation: "Binding", problem: "Problem", truth_problem: "Problem", refs: TracedReferences,
                   modes: Sequence[str], collector: "Collector", forward_names: Sequence[str] | None = None,
                   backward_names: Sequence[str] | None = None) -> list[dict[str, np.ndarray]]:
     """Run and measure the step modes (isolated, chained) among ``modes``; returns, per run of the steps, the

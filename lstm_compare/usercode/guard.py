@@ -2,8 +2,7 @@
 process, turn what it raises into findings, and snapshot what it returns before anything is compared.
 
 ``call`` is the one door to the user's functions.  Each call gets its own writable copies of every argument, the
-parameters included (copying them afresh was measured cheaper than keeping one private copy and checking it
-against the originals after each call: at T=1000, H=256 float32 about 35 us a call, against 100 or more), runs
+parameters included (afresh: cheaper than keeping one private copy and checking it after each call), runs
 under a time limit (``time_limit``; SIGALRM, so in the main thread only), and afterwards finds the working
 directory, NumPy's error handling, ``sys.stdout``/``sys.stderr`` and the SIGINT handler as they were before.
 """
@@ -23,21 +22,39 @@ import traceback
 from os import PathLike
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 
 from lstm_compare.errors import ImplementationRaised, UsageError
 from lstm_compare.lstm.where import Phase
 
-if TYPE_CHECKING:
-    from lstm_compare.usercode.supervise import Monitor
-
 DEFAULT_TIMEOUT = 60.0  # seconds one call of the user's code may take (lstm-compare --timeout, Config.timeout)
 
 _timeout = contextvars.ContextVar("lstm_compare_timeout", default=DEFAULT_TIMEOUT)
-# Set in a supervised child (lstm_compare.usercode.supervise): told where the user's code runs, for its parent.
-MONITOR: "Monitor | None" = None
+
+
+class CallObserver(Protocol):
+    """Told where the user's code runs, and for how long it may: a supervising parent's shared record
+    (``supervise.Monitor``)."""
+
+    def enter(self, location: str, limit: float) -> None: ...
+
+    def leave(self) -> None: ...
+
+
+_observer: contextvars.ContextVar[CallObserver | None] = contextvars.ContextVar("lstm_compare_call_observer",
+                                                                                 default=None)
+
+
+@contextlib.contextmanager
+def observed(observer: CallObserver) -> Iterator[None]:
+    """Within the block, every call of the user's code is announced to ``observer`` before it runs, and after."""
+    token = _observer.set(observer)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
 
 
 class TimedOut(BaseException):
@@ -215,7 +232,7 @@ class _guarded:
     (if any), and with the process state of ``_PROCESS_STATE`` restored afterwards.  (A class rather than a
     generator: it is entered once per call of the user's code, tens of thousands of times in a long run.)"""
 
-    __slots__ = ("location", "saved", "alarm")
+    __slots__ = ("location", "saved", "alarm", "observer")
 
     def __init__(self, location: str) -> None:
         self.location = location
@@ -223,16 +240,17 @@ class _guarded:
     def __enter__(self) -> None:
         self.saved = [read() for _, read, _ in _PROCESS_STATE]
         limit = _timeout.get()
-        if MONITOR is not None:
-            MONITOR.enter(self.location, limit)
+        self.observer = _observer.get()
+        if self.observer is not None:
+            self.observer.enter(self.location, limit)
         self.alarm = _arm(limit)
 
     def __exit__(self, *exc_info: object) -> None:
         try:
             _disarm(self.alarm)
         finally:
-            if MONITOR is not None:
-                MONITOR.leave()
+            if self.observer is not None:
+                self.observer.leave()
             _restore(self.saved)
 
 

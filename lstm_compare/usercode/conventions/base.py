@@ -8,6 +8,7 @@ Conventions without the question's dense head leave the head and the loss to the
 gets dL/dh_t = dy_t @ Wy.T + dh_next, the same signal the question's ``dlstm`` builds itself.
 """
 
+import copy
 import inspect
 from dataclasses import dataclass
 from types import ModuleType
@@ -141,6 +142,12 @@ class Binding:
         names |= {"dWy", "dby"} if self.has_head else set()
         names |= {"dx"} if self.returns_dx else set()
         return tuple(name for name in BACKWARD_ORDER if name in names)
+
+    def with_layout(self, layout: tuple["Matrix", ...]) -> "Binding":
+        """A copy of this binding that reads the user's parameters in ``layout`` instead (what ``detect`` tries)."""
+        trial = copy.copy(self)
+        trial.layout, trial._params_for = layout, None
+        return trial
 
     # --- parameters in the user's layout, converted once per problem ---
     def user_params(self, params: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The question's own convention (the "seed"): ``lstm``/``dlstm`` on 1-D vectors or (B, X) batches.
+"""The question's own convention: ``lstm``/``dlstm`` on 1-D vectors or (B, X) batches.
 
     lstm(params, inp, h_old, c_old) -> (y, h, c, cache)
     dlstm(params, dy, dh_next, dc_next, cache) -> (dparams, dh_prev, dc_prev)      dparams: this step's, Wf ... by
@@ -46,7 +46,7 @@ class Question(Binding):
     layout = tuple(Matrix(f"W{g}", ("x", "h"), g) for g in GATES) + (Matrix("Wy", ("h",), "y"),) \
         + tuple(Matrix(f"b{g}", ("1",), g, vector=True) for g in GATES) + (Matrix("by", ("1",), "y", vector=True),)
 
-    label = "seed"
+    label = "question's"  # as messages name it: "the question's convention"
 
     def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         super().__init__(module, name, source)
