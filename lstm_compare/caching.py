@@ -4,9 +4,9 @@ A repeated run at the same sizes (what a person debugging does) then skips compi
 measurement kernels.  The caches live in one documented per-user folder, ``$XDG_CACHE_HOME/lstm-compare`` (by
 default ``~/.cache/lstm-compare``), with ``jax/`` and ``numba/`` inside; deleting it is always safe.
 
-Only the ``lstm-compare`` program turns them on (``lstm_compare.frontends.cli.main``), in its own process: importing this
-project, ``lstm_compare.run``, the pytest plugin and the tests change no JAX or numba setting.  ``--no-cache`` or the
-environment variable ``LSTM_COMPARE_NO_CACHE=1`` turns them off for a run, and so does ``CI=true`` (a CI machine
+Only the ``lstm-compare`` program turns them on (``lstm_compare.frontends.cli.main``), in its own process: importing
+this project, ``lstm_compare.run``, the pytest plugin and the tests change no JAX or numba setting.  ``--no-cache`` or
+the environment variable ``LSTM_COMPARE_NO_CACHE=1`` turns them off for a run, and so does ``CI=true`` (a CI machine
 starts afresh: a cache there is only writes).
 """
 

@@ -149,8 +149,8 @@ class LstmCompare:
 
     def _check_baseline(self, report: "Report", path: Path) -> None:
         __tracebackhide__ = True
-        from lstm_compare.output.baseline import (DEFAULT_FACTOR, BaselineError, read_baseline, regression_message, regressions,
-                                      write_baseline)
+        from lstm_compare.output.baseline import (DEFAULT_FACTOR, BaselineError, read_baseline, regression_message,
+                                                  regressions, write_baseline)
 
         if self._config.getoption("--lstm-compare-update-baseline"):
             write_baseline(report, path)
@@ -172,5 +172,5 @@ class LstmCompare:
 
 @pytest.fixture
 def lstm_compare(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LstmCompare:
-    """Compare an LSTM in the question's convention with PyTorch and JAX; fails on a divergence or an accuracy regression."""
+    """Compare an LSTM with PyTorch and JAX; fails on a divergence or an accuracy regression."""
     return LstmCompare(request, tmp_path_factory)

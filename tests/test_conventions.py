@@ -89,7 +89,7 @@ def test_a_divergence_names_the_users_own_element():
 
 def test_whole_sequence_code_without_c0_runs_every_mode_from_a_zero_cell_state():
     report = run(lstm_compare.handrolled.cs231n_lstm, Config(references=("jax",)))
-    assert any("c0 = 0 in every mode" in note for note in report.skipped)
+    assert any("c0 = 0 in every mode" in note for note in report.notes)
 
 
 def test_forcing_a_convention_the_file_does_not_follow_is_one_clear_sentence():

@@ -60,7 +60,7 @@ def test_a_file_whose_module_level_code_fails_is_loaded_with_its_definitions_and
     path = write(tmp_path, "as_posted", script)
     report = run(path, Config(references=("jax",)))
     assert report.findings == ()
-    note = next(n for n in report.skipped if n.startswith("running"))
+    note = next(n for n in report.notes if n.startswith("running"))
     assert "ModuleNotFoundError: No module named 'helpers_from_a_notebook'" in note
     assert "only its definitions were loaded" in note and "\n" not in note
 
@@ -68,14 +68,14 @@ def test_a_file_whose_module_level_code_fails_is_loaded_with_its_definitions_and
 def test_a_float32_run_of_code_that_keeps_float32_gets_no_precision_note():
     report = run(lstm_compare.handrolled.karpathy_lstm, Config(spec=ProblemSpec(dtype="float32"), references=("jax",)))
     assert report.findings == ()
-    assert not any("computes in float64" in n for n in report.skipped)  # the project's own keeps float32
+    assert not any("computes in float64" in n for n in report.notes)  # the project's own keeps float32
 
 
 def test_a_float32_run_of_code_that_upcasts_is_noted(tmp_path):
     path = write(tmp_path, "upcast", CS231N_SOURCE,
                  ("next_c = f * prev_c + i * g", "next_c = (f * prev_c + i * g).astype(np.float64)"))
     report = run(path, Config(spec=ProblemSpec(dtype="float32"), references=("jax",), modes=("isolated",)))
-    note = next(n for n in report.skipped if "computes in float64" in n)
+    note = next(n for n in report.notes if "computes in float64" in n)
     assert "(c, f, g, h, ... come back float64)" in note and "\n" not in note
 
 

@@ -31,7 +31,7 @@ def diff_arrays(report):
 
 
 def assert_same_reports(a, b):
-    assert a.findings == b.findings and a.failures == b.failures and a.skipped == b.skipped
+    assert (a.findings, a.failures, a.skipped, a.notes) == (b.findings, b.failures, b.skipped, b.notes)
     rows_a, rows_b = diff_arrays(a), diff_arrays(b)
     assert len(rows_a) == len(rows_b)
     for row_a, row_b in zip(rows_a, rows_b):

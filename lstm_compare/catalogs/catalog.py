@@ -1,5 +1,6 @@
-"""A public catalog of known hand-written-LSTM bugs, each a one-line mutation of ``lstm_compare/handrolled/question_lstm.py``
-(the other conventions' catalogs, of the other files in ``lstm_compare/handrolled/``, are in ``compare/catalog_conventions.py``).
+"""A public catalog of known hand-written-LSTM bugs, each a one-line mutation of
+``lstm_compare/handrolled/question_lstm.py`` (the other conventions' catalogs, of the other files in
+``lstm_compare/handrolled/``, are in ``lstm_compare/catalogs/conventions.py``).
 
 Each ``Bug`` names where the harness must find it (``Location``); ``check(bug)`` runs the comparison and
 says whether every reference located it exactly there.  The suite's self-check and the tests use it.

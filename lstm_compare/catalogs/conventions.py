@@ -1,7 +1,8 @@
-"""The public catalogs of the other built-in conventions: one-line mutations of ``lstm_compare/handrolled/cs231n_lstm.py``,
-``coursera_lstm.py`` and ``karpathy_lstm.py``, each with where the harness must find it first (see
-``compare/catalog.py`` for the rules: forward bugs at isolated forward step 0, step-backward bugs at the last
-step, or one earlier when they need a gradient from later steps; loop bugs only in sequence mode).
+"""The public catalogs of the other built-in conventions: one-line mutations of
+``lstm_compare/handrolled/cs231n_lstm.py``, ``coursera_lstm.py`` and ``karpathy_lstm.py``, each with where the harness
+must find it first (see ``lstm_compare/catalogs/catalog.py`` for the rules: forward bugs at isolated forward step 0,
+step-backward bugs at the last step, or one earlier when they need a gradient from later steps; loop bugs only in
+sequence mode).
 """
 
 from lstm_compare.catalogs.catalog import Bug, Location

@@ -22,7 +22,7 @@ from lstm_compare.catalogs.conventions import CONVENTION_CATALOG
 from lstm_compare.catalogs.variants import VARIANTS
 from lstm_compare.usercode.conventions import bind
 from lstm_compare.usercode.drive import batch_support
-from lstm_compare.modes.records import Config
+from lstm_compare.modes.records import Config, reference_errors_as_usage
 from lstm_compare.modes.pipeline import run
 from lstm_compare.errors import UsageError
 from lstm_compare.usercode.guard import read_only
@@ -31,7 +31,7 @@ from lstm_compare.lstm.problem import ProblemSpec, make_problem
 from lstm_compare.output.atomic import commit, csv_output
 from lstm_compare.output.report import report_files, report_outputs
 from lstm_compare.output.summary import mode_summaries
-from lstm_compare.references import MODEL_MODULES, REFERENCES, ReferenceRefused, ReferenceUnavailable, load
+from lstm_compare.references import MODEL_MODULES, REFERENCES, ReferenceRefused, load
 from lstm_compare.lstm.model import Model
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
         except UsageError as error:  # say which configuration could not be compared
             raise UsageError(f"{spec.label()}: {error}") from None
         configs.append(ConfigResult(spec, report, time.perf_counter() - start))
-        notes += [note for note in report.skipped if note not in notes]
+        notes += [note for note in (*report.notes, *report.skipped) if note not in notes]
     results: list[CatalogCheck] = []
     for k, bug in enumerate(catalog, start=len(specs)):
         if progress:
@@ -234,10 +234,8 @@ def accepting(spec: ProblemSpec, references: Sequence[str]) -> tuple[str, ...]:
         return tuple(name for name in references if name in MODEL_MODULES)
     names = []
     for name in references:
-        try:
+        with reference_errors_as_usage():
             check_size = getattr(load(name), "check_size", None)
-        except ReferenceUnavailable as error:
-            raise UsageError(f"{error}".rstrip(".") + ".") from None
         try:
             if check_size is not None:
                 check_size(make_problem(spec))

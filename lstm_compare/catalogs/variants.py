@@ -1,7 +1,7 @@
 """The catalog of bugs that exist only in model variants: one-line (or one-block) mutations of
 ``lstm_compare/handrolled/variant_lstm.py``, each with where the harness must find it first.
 
-The rules of ``compare/catalog.py`` hold, per slot (layer, direction): a wrong line in the cell's forward
+The rules of ``lstm_compare/catalogs/catalog.py`` hold, per slot (layer, direction): a wrong line in the cell's forward
 (``lstm``) shows in isolated forward at step 0, a wrong line in its backward (``dlstm``) in isolated backward at
 the last step; a wrong line in the whole-model functions (``lstm_model_loss``/``dlstm_model_loss``) only in
 sequence mode, where the slots run in data-flow order (layer 1 forward, layer 1 backward, layer 2 ... forward;

@@ -42,7 +42,8 @@ def compare_lstm(impl: "Source", *, steps: int = 12, hidden: int = 5, inputs: in
                  peepholes: bool = False) -> "Report":
     """Run the comparison on ``impl`` (a path or a module) for one problem: a ``lstm_compare.Report``.
 
-    ``layers``, ``bidirectional``, ``proj`` and ``peepholes`` describe a model variant (``lstm_compare.lstm.model.Model``).
+    ``layers``, ``bidirectional``, ``proj`` and ``peepholes`` describe a model variant
+    (``lstm_compare.lstm.model.Model``).
 
     A ``UsageError`` (the file does not import, a wrong interface) is raised afresh, without the internal
     traceback, so that a test shows the one sentence that matters.

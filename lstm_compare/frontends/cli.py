@@ -15,8 +15,7 @@ from lstm_compare.references import ReferenceRefused
 from lstm_compare.output.text import one_line
 
 # Subcommand name -> module in lstm_compare.frontends.commands with HELP, add_arguments(parser) and execute(args).
-COMMANDS = {"report": "lstm_compare.frontends.commands.report", "run": "lstm_compare.frontends.commands.run",
-            "gradcheck": "lstm_compare.frontends.commands.gradcheck", "detect": "lstm_compare.frontends.commands.detect"}
+COMMANDS = {name: f"lstm_compare.frontends.commands.{name}" for name in ("report", "run", "gradcheck", "detect")}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -56,9 +55,9 @@ def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run one subcommand; exits with 0 match, 1 divergence, 2 unusable input, 130 interrupted, 141 output closed.
 
-    As a program (``argv`` None) the work runs in a child process that ``lstm_compare.usercode.supervise`` watches, so that
-    ``os._exit``, a crash or a call stuck in compiled code in the user's file cannot end or hang the tool.
-    Called with ``argv`` (tests), it runs in this process.
+    As a program (``argv`` None) the work runs in a child process that ``lstm_compare.usercode.supervise`` watches, so
+    that ``os._exit``, a crash or a call stuck in compiled code in the user's file cannot end or hang the tool. Called
+    with ``argv`` (tests), it runs in this process.
     """
     if argv is None:
         from lstm_compare import caching

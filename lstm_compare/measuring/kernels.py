@@ -1,20 +1,19 @@
 """Fused kernels (numba) for the largest measurement: each unbatched step's weight contributions, xh^T dk_pre.
 
-NumPy measures such a contribution in several passes over parameter-sized arrays: it forms the reference's
-outer product (float64 and run dtype), subtracts, takes absolute values, finds the maximum.  These kernels make
-one pass each and never form an outer product: every element is recomputed from the two factors.  They are
-compiled without fast-math, so each product and difference is rounded exactly as NumPy rounds it (no FMA
-contraction, no reassociation), and the figures are the same bits as ``lstm_compare.measuring.measure``'s NumPy path, which a
-test checks on random data with NaN, Inf, zeros and negative values.
+NumPy measures such a contribution in several passes over parameter-sized arrays: it forms the reference's outer product
+(float64 and run dtype), subtracts, takes absolute values, finds the maximum.  These kernels make one pass each and
+never form an outer product: every element is recomputed from the two factors.  They are compiled without fast-math, so
+each product and difference is rounded exactly as NumPy rounds it (no FMA contraction, no reassociation), and the
+figures are the same bits as ``lstm_compare.measuring.measure``'s NumPy path, which a test checks on random data with
+NaN, Inf, zeros and negative values.
 
-Compiling costs about a second of CPU, and holds the GIL, so it happens in a separate process (``prepare``:
-``python -m lstm_compare.measuring.kernels FOLDER DTYPE``) while the references run, and only for problems large enough to
-repay it (``worth_it``).  That process leaves the compiled code in a folder (numba's cache), and the run reads it
-back (about 0.4 s, numba's import included) at its first measurement after the process has finished: a
-temporary folder of this run only, removed once read, or the per-user cache of a command-line run
-(``lstm_compare.caching``), which a later run then reuses.  Until the kernels are ready, and wherever numba does not
-import, NumPy measures.  Both give the same bits, so which one measured a step never shows.  The Python API and
-the tests never write the per-user cache.
+Compiling costs about a second of CPU, and holds the GIL, so it happens in a separate process (``prepare``: ``python -m
+lstm_compare.measuring.kernels FOLDER DTYPE``) while the references run, and only for problems large enough to repay it
+(``worth_it``).  That process leaves the compiled code in a folder (numba's cache), and the run reads it back (about 0.4
+s, numba's import included) at its first measurement after the process has finished: a temporary folder of this run
+only, removed once read, or the per-user cache of a command-line run (``lstm_compare.caching``), which a later run then
+reuses.  Until the kernels are ready, and wherever numba does not import, NumPy measures.  Both give the same bits, so
+which one measured a step never shows.  The Python API and the tests never write the per-user cache.
 """
 
 import contextlib
@@ -321,7 +320,7 @@ def outer_measure(actual: np.ndarray, a: np.ndarray, b: np.ndarray, tolerance: n
     return max_abs, worst, actual_at, expected_at, n_mismatch
 
 
-if __name__ == "__main__":  # python -m lstm_compare.measuring.kernels FOLDER DTYPE: compile both kernels for DTYPE into FOLDER
-    from lstm_compare.measuring import kernels as _module  # the module's own functions (numba caches them by file and name)
+if __name__ == "__main__":  # python -m lstm_compare.measuring.kernels FOLDER DTYPE: compile both kernels into FOLDER
+    from lstm_compare.measuring import kernels as _module  # the module's own functions (numba caches by file and name)
 
     _module._load(np.dtype(sys.argv[2]), Path(sys.argv[1]))

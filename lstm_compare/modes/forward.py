@@ -78,7 +78,8 @@ def forward_pass(implementation: "Binding", problem: "Problem", truth_problem: "
         del expected[name]
         refs.lighten_one(name, slimmed)
     for ref in refs:
-        runs: tuple[tuple[Mode, "ForwardRun | None"], ...] = (("isolated", isolated.get(ref.name)), ("chained", chained))
+        runs: tuple[tuple[Mode, "ForwardRun | None"], ...] = (("isolated", isolated.get(ref.name)),
+                                                               ("chained", chained))
         for mode, run_ in runs:
             if run_ is not None:
                 collector.extend(streams[(ref.name, mode)].diffs(ref.name, mode, collector))

@@ -1,12 +1,12 @@
 """Compare a model variant (``references/model.py``: layers, directions, a projection, peepholes).
 
-Each (layer, direction) is compared as one cell: the user's step functions are fed, per reference, exactly what
-that reference's model feeds the slot (its input sequence in processing order, its initial state, and in the
-backward pass dL/dh_t from outside the recurrence: the head's, or the layer above's), and measured in the
-isolated and chained modes like a single cell.  The harness composes the layers and directions itself, so a
-cell bug is located at the first slot, step and gate where it shows.  The user's own whole-model functions, when
-the file has them, run in sequence mode (``lstm_compare.usercode.conventions.model_functions``), which is where a bug in how
-the layers and directions are wired shows.
+Each (layer, direction) is compared as one cell: the user's step functions are fed, per reference, exactly what that
+reference's model feeds the slot (its input sequence in processing order, its initial state, and in the backward pass
+dL/dh_t from outside the recurrence: the head's, or the layer above's), and measured in the isolated and chained modes
+like a single cell.  The harness composes the layers and directions itself, so a cell bug is located at the first slot,
+step and gate where it shows.  The user's own whole-model functions, when the file has them, run in sequence mode
+(``lstm_compare.usercode.conventions.model_functions``), which is where a bug in how the layers and directions are wired
+shows.
 """
 
 from dataclasses import dataclass, replace
@@ -25,9 +25,9 @@ from lstm_compare.measuring.measure import expectation
 from lstm_compare.measuring.tolerance import Tolerance, reference_tolerance
 from lstm_compare.modes.collect import Collector
 from lstm_compare.modes.notes import precision_note
-from lstm_compare.modes.records import Config, ReferenceRun, Report, TracedReferences
+from lstm_compare.modes.records import Config, ReferenceRun, Report, TracedReferences, reference_errors_as_usage
 from lstm_compare.modes.steps import compare_steps
-from lstm_compare.references import ReferenceRefused, ReferenceUnavailable, load_model
+from lstm_compare.references import load_model
 from lstm_compare.usercode import drive
 from lstm_compare.usercode.conventions.model_functions import ModelSequenceRun, model_functions
 from lstm_compare.usercode.guard import read_only
@@ -73,7 +73,7 @@ def run_model(implementation: "Binding", config: Config) -> Report:
                                           batch_check=slot == model.slots()[0] and ref is refs[0])
                 diffs += collector.finish()
                 failures += collector.failures
-    skipped = [*implementation.notes, *implementation.run_notes]
+    notes, skipped = [*implementation.notes, *implementation.run_notes], []
     if "sequence" in config.modes:
         functions = model_functions(implementation)
         if functions is None:
@@ -85,12 +85,12 @@ def run_model(implementation: "Binding", config: Config) -> Report:
             for collector in _measure_sequence(sequence, problem, refs):
                 diffs += collector.finish()
                 failures += collector.failures
-    skipped += precision_note(implementation.name, problem.dtype, returned)
+    notes += precision_note(implementation.name, problem.dtype, returned)
     failures = [in_model_failure(f) for f in failures]
     order = by_reference_and_mode(config.references)
     findings = first_divergence(diffs, failures, spec.steps, not implementation.has_head, None, in_model=True)
     return Report(implementation.name, config, tuple(diffs), tuple(sorted(findings, key=order)),
-                  tuple(sorted(failures, key=order)), tuple(skipped), None)
+                  tuple(sorted(failures, key=order)), tuple(skipped), None, tuple(notes))
 
 
 def _check_supported(implementation: "Binding", spec: ProblemSpec) -> None:
@@ -136,14 +136,12 @@ def model_refusal(implementation: "Binding", spec: ProblemSpec) -> str | None:
 
 
 def _trace(name: str, problem: ModelProblem, truth: ModelProblem) -> ModelReference:
-    try:
+    with reference_errors_as_usage():
         module = load_model(name)
         if problem.dtype == np.float64:
             same = exact = module.trace_model(truth)
         else:
             same, exact = module.trace_model(problem), module.trace_model(truth)
-    except (ReferenceUnavailable, ReferenceRefused) as error:
-        raise UsageError(f"{error}".rstrip(".") + ".") from None
     return ModelReference(name, same, exact, reference_tolerance(module, problem.dtype))
 
 
@@ -184,7 +182,8 @@ def _compare_slot(implementation: "Binding", problem: ModelProblem, truth: Model
     variant = {name for name in VARIANT_PARAM_GRADS if name[1:] in same_problem.params}
     backward_names = [name for name in BACKWARD_ORDER
                       if (name in implementation.backward_names or name in variant) and name not in HEAD_ONLY]
-    return compare_steps(implementation, same_problem, truth_problem, TracedReferences([cell]), modes, collector, forward_names,
+    return compare_steps(implementation, same_problem, truth_problem, TracedReferences([cell]), modes, collector,
+                         forward_names,
                          backward_names)
 
 

@@ -17,10 +17,10 @@ from lstm_compare.measuring.tolerance import reference_tolerance
 from lstm_compare.modes.collect import Collector
 from lstm_compare.modes.forward import prepared
 from lstm_compare.modes.notes import precision_note
-from lstm_compare.modes.records import Config, ReferenceRun, Report, TracedReferences
+from lstm_compare.modes.records import Config, ReferenceRun, Report, TracedReferences, reference_errors_as_usage
 from lstm_compare.modes.sequence import sequence_pass
 from lstm_compare.modes.steps import compare_steps
-from lstm_compare.references import ReferenceRefused, ReferenceUnavailable, load
+from lstm_compare.references import load
 from lstm_compare.references.memory import release_free_memory
 from lstm_compare.usercode import drive
 from lstm_compare.usercode.conventions import bind
@@ -57,10 +57,10 @@ def _run(impl: "Source", config: Config) -> Report:
     refs = TracedReferences(traced.pop(name) for name in config.references)
     collector = Collector()
     returned = compare_steps(implementation, problem, truth_problem, refs, config.modes, collector)
-    skipped = [*implementation.notes, *implementation.run_notes]
+    notes, skipped = [*implementation.notes, *implementation.run_notes], []
     if implementation.has_sequence and implementation.sequence_zero_c0:
-        skipped.append(f"c0 = 0 in every mode: the whole-sequence forward of {implementation.name} takes no "
-                       f"initial cell state.")
+        notes.append(f"c0 = 0 in every mode: the whole-sequence forward of {implementation.name} takes no "
+                     f"initial cell state.")
     if "sequence" in config.modes:
         if implementation.has_sequence:
             sequence_run = sequence_pass(implementation, problem, refs, collector)
@@ -68,14 +68,14 @@ def _run(impl: "Source", config: Config) -> Report:
         else:
             skipped.append(f"sequence mode skipped: {implementation.name} does not define both "
                            f"{implementation.sequence_functions}.")
-    skipped += precision_note(implementation.name, problem.dtype, returned)
+    notes += precision_note(implementation.name, problem.dtype, returned)
     diffs = collector.finish()
     order = by_reference_and_mode(config.references)
     failures = tuple(sorted(collector.failures, key=order))
     naming = implementation.naming(config.spec)
     findings = first_divergence(diffs, failures, config.spec.steps, not implementation.has_head, naming)
     findings = tuple(sorted(findings, key=order))
-    return Report(implementation.name, config, diffs, findings, failures, tuple(skipped), naming)
+    return Report(implementation.name, config, diffs, findings, failures, tuple(skipped), naming, tuple(notes))
 
 
 def _problems(implementation: "Binding", spec: ProblemSpec) -> tuple["Problem", "Problem"]:
@@ -114,14 +114,12 @@ def trace_reference(name: str, problem: "Problem", truth_problem: "Problem", for
     """Both runs of a reference, ``prepared`` for ``forward_names`` at once (before the next one is traced); the
     traces keep no d*_next (the isolated mode takes step t+1's d*_prev).  The memory each run's computation
     freed is given back before the next one starts."""
-    try:
+    with reference_errors_as_usage():
         module = load(name)
         if problem.dtype == np.float64 or getattr(module, "COMPUTES_IN_FLOAT64", False):
             same_dtype = truth = _traced(module, truth_problem)  # one run serves as both
         else:
             same_dtype, truth = _traced(module, problem), _traced(module, truth_problem)
-    except (ReferenceUnavailable, ReferenceRefused) as error:  # not installed, or a size it refuses
-        raise UsageError(f"{error}".rstrip(".") + ".") from None
     ref = ReferenceRun(name, same_dtype, truth, reference_tolerance(module, problem.dtype))
     return prepared(ref, problem, truth_problem, forward_names)
 

@@ -1,6 +1,7 @@
 """The comparison's records: what to compare (``Config``), a traced reference (``ReferenceRun``), and everything
 measured (``Report``)."""
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
@@ -11,7 +12,8 @@ from lstm_compare.lstm.problem import ProblemSpec
 from lstm_compare.lstm.where import MODES
 from lstm_compare.measuring.measure import Expectation, TensorDiff
 from lstm_compare.measuring.tolerance import Tolerance
-from lstm_compare.references import REFERENCES
+from lstm_compare.errors import UsageError
+from lstm_compare.references import REFERENCES, ReferenceRefused, ReferenceUnavailable
 from lstm_compare.usercode.conventions.naming import Naming
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ class Report:
     failures: tuple[Finding, ...]  # every exception raised in the implementation, located
     skipped: tuple[str, ...]  # one sentence per mode that could not run, and why
     naming: Naming | None = None  # the user's own names for the tensors (its convention's)
+    notes: tuple[str, ...] = ()  # one sentence per thing worth knowing about the file or the run
 
     @property
     def diverged(self) -> bool:
@@ -110,3 +113,13 @@ def paired(ref: ReferenceRun, build: Callable[["Trace", bool], dict[str, np.ndar
     """``build(trace, ...)`` for the float64 truth and the same-dtype run, computed once when they coincide."""
     truth = build(ref.truth, True)
     return truth, (truth if ref.same_dtype is ref.truth else build(ref.same_dtype, False))
+
+
+@contextlib.contextmanager
+def reference_errors_as_usage() -> Iterator[None]:
+    """Within the block, a reference that cannot run here (not installed) or refuses the problem (too large for
+    finite differences) is the user's one-sentence UsageError (exit 2)."""
+    try:
+        yield
+    except (ReferenceUnavailable, ReferenceRefused) as error:
+        raise UsageError(f"{error}".rstrip(".") + ".") from None

@@ -26,7 +26,6 @@ from lstm_compare.references import REFERENCES
 
 if TYPE_CHECKING:
     from lstm_compare.modes.records import Report
-    from lstm_compare.measuring.measure import TensorDiff
 
 BASELINE_COLUMNS = ["configuration", "reference", "mode", "phase", "tensor", "max_rel_err"]
 DEFAULT_FACTOR = 10.0

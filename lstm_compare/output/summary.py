@@ -50,7 +50,7 @@ def summarize(report: "Report", paths: Iterable[str | PathLike[str]] = ()) -> st
         status = "DIVERGED" if s.finding else "match"
         where = f"  first: {s.finding.place()}" if s.finding else ""
         lines.append(f"  {s.reference:<{width}} {s.mode:<9} {status:<8} worst rel err {s.worst_rel_err:.1e}{where}")
-    lines += [f"  {note}" for note in report.skipped]
+    lines += [f"  {note}" for note in (*report.notes, *report.skipped)]
     for f in report.findings:
         lines.append(f"{f.reference}, {f.mode}: {shorten(f.message)}")
     for f in report.failures:

@@ -1,7 +1,7 @@
 """Drive the implementation under test: one forward/backward step at a time, or its own sequence loop.
 
-Everything here talks to the user's code through its convention's ``Binding`` (``lstm_compare.usercode.conventions``), which
-calls it through ``guard.call`` (copies in, exceptions become findings) and checks what comes back.
+Everything here talks to the user's code through its convention's ``Binding`` (``lstm_compare.usercode.conventions``),
+which calls it through ``guard.call`` (copies in, exceptions become findings) and checks what comes back.
 """
 
 from dataclasses import dataclass, replace

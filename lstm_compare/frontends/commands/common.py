@@ -29,7 +29,8 @@ non_negative_int = _int_at_least(0)
 
 def add_problem_arguments(parser: argparse.ArgumentParser, steps: int = 12, hidden: int = 5, inputs: int = 3,
                           outputs: int = 1) -> None:
-    parser.add_argument("--impl", metavar="FILE.py", help="your LSTM file (default: this project's own, handrolled/question_lstm.py)")
+    parser.add_argument("--impl", metavar="FILE.py",
+                        help="your LSTM file (default: this project's own, handrolled/question_lstm.py)")
     parser.add_argument("--steps", type=positive_int, default=steps, metavar="T", help=f"sequence length ({steps})")
     parser.add_argument("--hidden", type=positive_int, default=hidden, metavar="H", help=f"hidden size ({hidden})")
     parser.add_argument("--inputs", type=positive_int, default=inputs, metavar="X", help=f"input size ({inputs})")

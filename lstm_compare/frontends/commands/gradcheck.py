@@ -2,8 +2,8 @@
 
 import argparse
 
-from lstm_compare.frontends.commands.common import (add_convention_argument, add_problem_arguments, implementation_from_args,
-                                     positive_int, spec_from_args)
+from lstm_compare.frontends.commands.common import (add_convention_argument, add_problem_arguments,
+                                                     implementation_from_args, positive_int, spec_from_args)
 from lstm_compare.errors import EXIT_DIVERGED, EXIT_MATCH
 from lstm_compare.modes.gradcheck import MAX_ENTRIES, gradcheck, summarize
 

@@ -2,8 +2,9 @@
 
 import argparse
 
-from lstm_compare.frontends.commands.common import (add_convention_argument, add_output_arguments, add_problem_arguments,
-                                     implementation_from_args, output_dir, shown, spec_from_args)
+from lstm_compare.frontends.commands.common import (add_convention_argument, add_output_arguments,
+                                                     add_problem_arguments, implementation_from_args, output_dir, shown,
+                                                     spec_from_args)
 from lstm_compare.modes.records import Config
 from lstm_compare.modes.pipeline import run
 from lstm_compare.errors import EXIT_DIVERGED, EXIT_MATCH

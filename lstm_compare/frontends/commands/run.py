@@ -10,12 +10,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lstm_compare.frontends.commands.common import (add_convention_argument, add_output_arguments, implementation_from_args,
-                                     output_dir, own_implementation, shown)
+from lstm_compare.frontends.commands.common import (add_convention_argument, add_output_arguments,
+                                                     implementation_from_args, output_dir, own_implementation, shown)
 from lstm_compare.errors import EXIT_DIVERGED, EXIT_MATCH
 from lstm_compare.measuring.limits import check_fits
 from lstm_compare.catalogs.suite import (CATALOG_CSV, GRIDS, SUITE_CSV, SUITE_DIR, describe_location, run_suite, slug,
-                           write_suite)
+                                         write_suite)
 
 if TYPE_CHECKING:
     from rich.console import JustifyMethod

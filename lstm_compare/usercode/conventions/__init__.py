@@ -39,8 +39,8 @@ def detect(module: types.ModuleType) -> tuple[str, str] | tuple[None, None]:
 def load_module(source: str | PathLike[str] | types.ModuleType) -> tuple[types.ModuleType, str, tuple[str, ...]]:
     """(module, display name, notes) from a path to a ``.py`` file or a module object.
 
-    A file whose module-level code fails is loaded with its definitions only (``lstm_compare.usercode.loading``), and a note
-    says so; the original error stands when even that gives nothing to bind.
+    A file whose module-level code fails is loaded with its definitions only (``lstm_compare.usercode.loading``), and a
+    note says so; the original error stands when even that gives nothing to bind.
     """
     if isinstance(source, types.ModuleType):
         return source, source.__name__, ()
