@@ -10,7 +10,8 @@ from typing import NoReturn, Sequence
 
 from lstm_compare import caching
 from lstm_compare.errors import EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_UNUSABLE, UsageError
-from lstm_compare.usercode.guard import DEFAULT_TIMEOUT, time_limit
+from lstm_compare.usercode.isolation import isolated
+from lstm_compare.usercode.timelimit import DEFAULT_TIMEOUT, time_limit
 from lstm_compare.references import ReferenceRefused
 from lstm_compare.output.text import one_line
 
@@ -76,7 +77,7 @@ def execute(argv: Sequence[str] | None) -> int:
         args = parser.parse_args(argv)
         if hasattr(args, "no_cache") and caching.wanted(args.no_cache):  # report and run
             caching.enable(jax_too="jax" in args.reference)
-        with time_limit(args.timeout):
+        with time_limit(args.timeout), isolated():
             return modules[args.command].execute(args)
     except (UsageError, ReferenceRefused) as error:  # ReferenceRefused: e.g. too large for finite differences
         print(f"lstm-compare: error: {one_line(error)}", file=sys.stderr)

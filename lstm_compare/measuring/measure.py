@@ -70,7 +70,7 @@ def outer_rows(a: np.ndarray, b: np.ndarray, dtype: "np.typing.DTypeLike | None"
     out_dtype = a.dtype if dtype is None else np.dtype(dtype)
     torch = sys.modules.get("torch")
     if torch is not None and S * A * C >= _TORCH_MIN_ELEMENTS and _torch_readable(a, b, out_dtype):
-        out = torch.empty((S, A, C), dtype=_TORCH_DTYPES[out_dtype])
+        out = torch.empty((S, A, C), dtype=_TORCH_DTYPES[out_dtype], device="cpu")
         threads = torch.get_num_threads()
         if threads != 1:
             torch.set_num_threads(1)  # a loaded 2-core machine: one thread, as the torch reference runs

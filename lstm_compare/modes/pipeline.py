@@ -24,7 +24,9 @@ from lstm_compare.references import load
 from lstm_compare.references.memory import release_free_memory
 from lstm_compare.usercode import drive
 from lstm_compare.usercode.conventions import bind
-from lstm_compare.usercode.guard import calls, read_only, time_limit
+from lstm_compare.usercode.guard import read_only
+from lstm_compare.usercode.isolation import isolated
+from lstm_compare.usercode.timelimit import calls, time_limit
 
 if TYPE_CHECKING:
     from lstm_compare.lstm.records import Problem, Trace
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
 
 def run(impl: "Source", config: Config = Config()) -> Report:
     """Compare ``impl`` (a path to an LSTM file, a module, or a ``Binding``) with the references: a ``Report``."""
-    with time_limit(config.timeout), calls():  # calls(): the time limit's handler stays in place between calls
+    # calls(): the time limit's handler stays in place between calls; isolated(): the process kept apart from
+    # what the user's code changes in it
+    with time_limit(config.timeout), calls(), isolated():
         return _run(impl, config)
 
 

@@ -59,16 +59,18 @@ def _official(problem: Problem) -> Totals:
 
 @contextmanager
 def _reference_mode() -> Iterator[None]:
-    """How the references run torch: with gradients on, whatever the caller (or code it imported, such as the
-    file under test calling ``torch.set_grad_enabled(False)``) set, and on one intra-op thread (per-step ops are
-    tiny: more threads only add overhead, and thrash on a loaded 2-core machine).  Both are put back after."""
-    threads = torch.get_num_threads()
+    """How the references run torch, whatever the caller (or code it imported, such as the file under test) set:
+    with gradients on, on the CPU, float32 as the default dtype, and on one intra-op thread (per-step ops are
+    tiny: more threads only add overhead, and thrash on a loaded 2-core machine).  All put back after."""
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
     torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float32)
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), torch.device("cpu"):
             yield
     finally:
         torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
 
 
 def trace(problem: Problem) -> Trace:
