@@ -244,10 +244,15 @@ def test_implementation_that_modifies_its_arguments_in_place_matches_everywhere(
     pd.testing.assert_frame_equal(divergence_frame(in_place), divergence_frame(clean))
 
 
-def test_implementation_that_modifies_params_in_place_after_computing_matches_everywhere(tmp_path):
+def test_implementation_that_writes_to_its_parameters_is_told_they_are_read_only_at_that_step(tmp_path):
+    """The parameters are shared by every call (issue 20: a cache that keeps them costs nothing), so no call can
+    write them: the first write is an exception located at its step, saying why."""
     config = Config(references=("torch",), modes=("isolated", "chained"))
     report = lstm_compare.run(write_impl(tmp_path, "params_in_place", *PARAMS_IN_PLACE), config)
-    assert [f.message for f in report.findings] == []
+    assert [(f.mode, f.phase, f.step) for f in report.findings] == [("isolated", "forward", 0),
+                                                                     ("chained", "forward", 0)]
+    assert all("output array is read-only" in f.message and "if that is a parameter: they are read-only" in f.message
+               for f in report.findings)
 
 
 def test_same_inputs_and_seed_write_byte_identical_reports_and_another_seed_does_not(tmp_path):

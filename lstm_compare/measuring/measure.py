@@ -1,7 +1,7 @@
 """Measure one tensor against its float64 truth, for one step or for many stacked steps at once."""
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Sequence
 
@@ -156,6 +156,15 @@ def expectation(truth: np.ndarray, same_dtype_reference: np.ndarray, tolerance: 
             d -= t
             noise = np.maximum(d.max(axis=1), -d.min(axis=1))
     return Expectation(t, scale, noise, tolerance.allowed(scale, noise))
+
+
+def widened(expected: Expectation, same_dtype_alternative: np.ndarray, tolerance: Tolerance) -> Expectation:
+    """``expected`` whose noise floor also covers ``same_dtype_alternative``: another way a correct implementation
+    may compute the tensor in the run's dtype (a loss summed step by step, say) and its distance from the truth."""
+    other = np.abs(np.asarray(same_dtype_alternative, dtype=np.float64).reshape(expected.truth.shape)
+                   - expected.truth)
+    noise = np.maximum(expected.noise_floor, other.max(axis=1) if other.shape[1] else 0.0)
+    return replace(expected, noise_floor=noise, tolerance=tolerance.allowed(expected.scale, noise))
 
 
 @dataclass(frozen=True)

@@ -157,9 +157,10 @@ def _isolated_step(impl: "Binding", problem: "Problem", t: int, ref: ReferenceRu
     """Step t's backward fed the reference's dy, dh_next and dc_next, with the cache its own forward made (let go
     of here: each step's backward runs once)."""
     b = ref.same_dtype.backward
-    caches = isolated[ref.name].caches
-    cache, caches[t] = caches[t], None
+    run_ = isolated[ref.name]
+    cache, run_.caches[t] = run_.caches[t], None
     try:
-        return drive.backward_step(impl, problem, t, b["dy"][t], fed_next(b, "h", t), fed_next(b, "c", t), cache)
+        return drive.backward_step(impl, problem, t, b["dy"][t], fed_next(b, "h", t), fed_next(b, "c", t), cache,
+                                   run_.state)
     except ImplementationRaised as raised:
         return raised

@@ -77,14 +77,17 @@ def forward_pass(implementation: "Binding", problem: "Problem", truth_problem: "
             del ref, fed
         del expected[name]
         refs.lighten_one(name, slimmed)
+    results: list[tuple[str, Mode, "ForwardRun", list[TensorDiff]]] = []
     for ref in refs:
         runs: tuple[tuple[Mode, "ForwardRun | None"], ...] = (("isolated", isolated.get(ref.name)),
                                                                ("chained", chained))
-        for mode, run_ in runs:
-            if run_ is not None:
-                collector.extend(streams[(ref.name, mode)].diffs(ref.name, mode, collector))
-                if run_.failure is not None:
-                    collector.fail(ref.name, mode, run_.failure)
+        results += [(ref.name, mode, run_, streams[(ref.name, mode)].diffs(ref.name, mode, collector))
+                     for mode, run_ in runs if run_ is not None]
+    unjudged = set(GATES) if implementation.gates_unjudged else set()  # read off by probes that contradicted c, h
+    for name, mode, run_, diffs in results:
+        collector.extend(d for d in diffs if d.tensor not in unjudged)
+        if run_.failure is not None:
+            collector.fail(name, mode, run_.failure)
     return chained, isolated, [stream.dtypes() for stream in dict.fromkeys(streams.values())]
 
 

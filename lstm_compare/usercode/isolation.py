@@ -47,8 +47,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sys.stderr", lambda: sys.stderr, lambda saved: setattr(sys, "stderr", saved)),
     *(_handler(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)),
     Setting("recursion limit", sys.getrecursionlimit, sys.setrecursionlimit),
-    Setting("warning filters", lambda: list(warnings.filters), lambda saved: setattr(warnings, "filters", saved)),
+    Setting("warning filters", lambda: list(warnings.filters), lambda saved: _refill_filters(saved)),
 )
+
+def _refill_filters(saved: list[Any]) -> None:
+    """The warning filters back as they were, in the list object ``warnings`` and its C half both read."""
+    warnings.filters[:] = saved  # type: ignore[index]  # a list, typed as a Sequence
+    warnings._filters_mutated()  # type: ignore[attr-defined]  # what warnings.filterwarnings itself calls
+
 
 WATCHED = ("numpy", "numpy.linalg", "numpy.random", "builtins", "math")
 _MISSING = object()

@@ -75,7 +75,8 @@ class Coursera(Binding):
         if cached is not None:
             tensors |= cached
         else:  # not the notebook's cache: observe the gates instead
-            tensors |= self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
+            tensors |= self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t,
+                                                  (a_next, c_next))
         return StepForward(tensors, self.head(params, a_next), a_next, c_next, cache)
 
     def _from_cache(self, cache: Any, h: np.ndarray, t: int) -> dict[str, np.ndarray] | None:

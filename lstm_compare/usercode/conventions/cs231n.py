@@ -64,7 +64,8 @@ class Cs231n(Binding):
     def step_forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
                     ) -> StepForward:
         next_h, next_c, cache = self._forward(self.user_params(params), x, h, c, t)
-        gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
+        gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t,
+                                           (next_h, next_c))
         tensors = {**gates, "c": next_c, "h": next_h}
         return StepForward(tensors, self.head(params, next_h), next_h, next_c, cache)
 

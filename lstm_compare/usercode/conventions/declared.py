@@ -260,7 +260,8 @@ class Declared(Binding):
             what = f"the cache's {tensor!r} ({where!r}) at step {t}"
             tensors[CACHED[tensor]] = self.from_user_vector(_lookup(source, where, what), h, what)
         if not set(GATES) <= tensors.keys():
-            gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
+            gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t,
+                                               (next_h, next_c))
             tensors |= {gate: value for gate, value in gates.items() if gate not in tensors}
         if y is None:
             y = self.head(params, next_h)

@@ -75,7 +75,7 @@ class Question(Binding):
         named = self._named_entries(cache)
         if named is None:  # a cache this harness cannot read: it is still passed to dlstm as it is
             named = {}
-            tensors |= self.observe_by_saturation(params, self._states, x, h, c, t)
+            tensors |= self.observe_by_saturation(params, self._states, x, h, c, t, (tensors["h"], tensors["c"]))
         for name in self.forward_names:
             field = name.removeprefix("cache.")
             if name in tensors or field not in named:
