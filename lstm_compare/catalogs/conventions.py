@@ -14,18 +14,18 @@ CS231N = (
         "g = sigmoid(a[:, 3 * H:])",
         Location.at("isolated", "forward", 0, "g"), base="lstm_compare.handrolled.cs231n_lstm"),
     Bug("cs231n_input_gate_reads_forget_block",
-        "the input gate is sliced from the forget block a[:, H:2H] instead of a[:, :H]; the gates are"
-        " observed by saturating the others through their biases, and the probe that exposes f "
-        "saturates the i block, which this file no longer reads: f shows first, then i",
+        "the input gate is sliced from the forget block a[:, H:2H] instead of a[:, :H]; the gates read off by "
+        "saturating the others through their biases (this file no longer reads the i block) do not give back its "
+        "c and h, so they are not judged, and the cell update c shows first",
         "i = sigmoid(a[:, :H])",
         "i = sigmoid(a[:, H:2 * H])",
-        Location.at("isolated", "forward", 0, "f"), base="lstm_compare.handrolled.cs231n_lstm"),
+        Location.at("isolated", "forward", 0, "c"), base="lstm_compare.handrolled.cs231n_lstm"),
     Bug("cs231n_hidden_uses_c_not_tanh_c",
-        "next_h = o * next_c, leaving out tanh(c); o is observed as next_h / tanh(1) with c held at "
-        "1, so a wrong h formula shows first at o, then at h",
+        "next_h = o * next_c, leaving out tanh(c); the gates read off by saturation do not give back its h "
+        "(o tanh(c)), so they are not judged, and h itself shows first",
         "next_h = o * tanh_c",
         "next_h = o * next_c",
-        Location.at("isolated", "forward", 0, "o"), base="lstm_compare.handrolled.cs231n_lstm"),
+        Location.at("isolated", "forward", 0, "h"), base="lstm_compare.handrolled.cs231n_lstm"),
     Bug("cs231n_backward_blocks_i_f_swapped",
         "the backward concatenates the gate blocks as f, i, o, g: the i and f columns of dWx, dWh, db"
         " trade places",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from lstm_compare.lstm.where import Mode, Placed, Where
-from lstm_compare.lstm.cell import FORWARD_HINTS, GATE_NAMES, gate_of, rank
+from lstm_compare.lstm.cell import FORWARD_HINTS, GATE_NAMES, SEQUENCE_FORWARD_TOTALS, gate_of, rank
 
 if TYPE_CHECKING:
     from lstm_compare.errors import ImplementationRaised
@@ -183,8 +183,8 @@ def _sequence_hint(diff: "TensorDiff", step: int, steps_diverge: bool) -> str:
         return ("the sequence loop (the order of steps, accumulating dparams, dy, or gradients not carried "
                 "between steps: dh_prev and dc_prev into the step before), unless the step functions diverge too: "
                 "isolated mode tells")
-    if diff.tensor == "loss":
-        return FORWARD_HINTS["loss"]
+    if diff.tensor in SEQUENCE_FORWARD_TOTALS:  # the loss, the final h and c: computed once, after the steps
+        return FORWARD_HINTS[diff.tensor]
     if step == 0:
         return ("the whole-sequence code may ignore the initial state (h0, c0) it is given: "
                 "a run with --zero-state tells")

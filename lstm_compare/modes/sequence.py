@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from lstm_compare.lstm.cell import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS
+from lstm_compare.lstm.cell import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS, SEQUENCE_FORWARD_TOTALS
 from lstm_compare.lstm.where import Phase
 from lstm_compare.measuring.measure import expectation, widened
 from lstm_compare.modes.collect import Collector
@@ -23,7 +23,7 @@ def _sequence_expected(trace: "Trace", name: str) -> tuple[np.ndarray | list[int
         return np.arange(trace.forward[name].shape[0]), trace.forward[name]
     if name == "dx":
         return np.arange(t.dinputs.shape[0]), t.dinputs
-    whole = {"loss": np.array(t.loss), "dh0": t.dh0, "dc0": t.dc0}
+    whole = {"loss": np.array(t.loss), "h_last": t.h_last, "c_last": t.c_last, "dh0": t.dh0, "dc0": t.dc0}
     return [-1], (whole[name] if name in whole else t.grads[name[1:]])[None]
 
 
@@ -32,7 +32,7 @@ def sequence_pass(impl: "Binding", problem: "Problem", refs: TracedReferences, c
     result = drive.sequence(impl, problem)
     for ref in refs:
         phases: tuple[tuple[Phase, Mapping[str, Any], tuple[str, ...]], ...] = (
-            ("forward", result.forward, FORWARD_ORDER + ("loss",)),
+            ("forward", result.forward, FORWARD_ORDER + SEQUENCE_FORWARD_TOTALS),
             ("backward", result.backward, PARAM_GRADS + BACKWARD_ORDER))
         for phase, values, order in phases:
             for name in dict.fromkeys(n for n in order if n in values):

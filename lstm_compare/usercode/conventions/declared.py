@@ -342,6 +342,9 @@ class Declared(Binding):
         like = self.states_like(problem)
         forward: dict[str, Any] = {name: self.from_sequence(out[role], like, f"{role} {what}")
                                    for role, name in (("hs", "h"), ("cs", "c")) if role in out}
+        forward |= {name: self.from_user_vector(out[role], initial, f"{role} {what} (the last state)")
+                    for role, name, initial in (("h", "h_last", problem.h0), ("c", "c_last", problem.c0))
+                    if role in out}
         ys = problem.targets  # the shape of the outputs
         if "ys" in out:
             ys = forward["y"] = self.from_sequence(out["ys"], ys, f"ys {what}")

@@ -116,8 +116,11 @@ class Karpathy(Binding):
         user = self.user_params(problem.params)
         args = (self.to_sequence(problem.inputs), user["WLSTM"], self.to_user_vector(problem.c0),
                 self.to_user_vector(problem.h0))
-        Hout, _, _, cache = unpack(self.call("forward", args, "forward", None), 4, "LSTM.forward")
-        return {"h": self.from_sequence(Hout, self.states_like(problem), "Hout returned by LSTM.forward")}, cache
+        Hout, c_last, h_last, cache = unpack(self.call("forward", args, "forward", None), 4, "LSTM.forward")
+        what = "returned by LSTM.forward"
+        return {"h": self.from_sequence(Hout, self.states_like(problem), f"Hout {what}"),
+                "h_last": self.from_user_vector(h_last, problem.h0, f"its third value (the last h) {what}"),
+                "c_last": self.from_user_vector(c_last, problem.c0, f"its second value (the last c) {what}")}, cache
 
     def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
         dh = self.output_dh(problem, forward["h"])

@@ -115,12 +115,15 @@ class Question(Binding):
     def sequence_forward(self, problem: "Problem") -> tuple[dict[str, Any], Any]:
         lead, O = problem.h0.shape[:-1], problem.targets.shape[-1]
         args = (problem.params, problem.h0, problem.c0, problem.inputs, problem.targets)
-        _, outputs, loss, _, _, caches = unpack(self.call("lstm_loss", args, "forward", None), 6, "lstm_loss")
+        _, outputs, loss, h_last, c_last, caches = unpack(self.call("lstm_loss", args, "forward", None), 6,
+                                                          "lstm_loss")
         if not isinstance(outputs, (list, tuple, np.ndarray)) or len(outputs) != problem.steps:
             raise UsageError(f"lstm_loss must return the {problem.steps} per-step outputs as its second value.")
         outputs = np.stack([as_float_array(y, (*lead, O), f"output {t} of lstm_loss") for t, y in enumerate(outputs)])
         loss = float(as_float_array(loss, np.shape(loss), "the loss returned by lstm_loss").sum())
-        return {"y": outputs, "loss": loss}, caches
+        h_last = as_float_array(h_last, problem.h0.shape, "h returned by lstm_loss (the last step's)")
+        c_last = as_float_array(c_last, problem.c0.shape, "c returned by lstm_loss (the last step's)")
+        return {"y": outputs, "loss": loss, "h_last": h_last, "c_last": c_last}, caches
 
     def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
         args = (problem.params, problem.inputs, problem.targets, list(forward["y"]), kept)
