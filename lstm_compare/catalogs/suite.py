@@ -23,7 +23,7 @@ from lstm_compare.catalogs.variants import VARIANTS
 from lstm_compare.usercode.conventions import bind
 from lstm_compare.usercode.drive import batch_support
 from lstm_compare.modes.records import Config, reference_errors_as_usage
-from lstm_compare.modes.pipeline import run
+from lstm_compare.modes.pipeline import NOT_EXERCISED, run
 from lstm_compare.errors import UsageError
 from lstm_compare.usercode.guard import read_only
 from lstm_compare.modes.models import model_refusal
@@ -205,6 +205,12 @@ def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
     accepted = {spec: accepting(spec, references) for spec in specs}
     notes += refusal_notes(accepted, references)
     specs = tuple(spec for spec in specs if accepted[spec])
+    checked = {bug: accepting(bug.spec, references) for bug in catalog}  # variants: only references that run models
+    unchecked = [bug for bug, names in checked.items() if not names]
+    if unchecked:
+        notes.append(f"{len(unchecked)} catalog bug(s) of model variants not checked: {' and '.join(references)} "
+                     f"run(s) no model variants.")
+    catalog = [bug for bug in catalog if checked[bug]]
     total = len(specs) + len(catalog)
     configs: list[ConfigResult] = []
     for k, spec in enumerate(specs):
@@ -216,13 +222,15 @@ def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
         except UsageError as error:  # say which configuration could not be compared
             raise UsageError(f"{spec.label()}: {error}") from None
         configs.append(ConfigResult(spec, report, time.perf_counter() - start))
-        notes += [note for note in (*report.notes, *report.skipped) if note not in notes]
+        batched = any(spec.batch is not None for spec in specs)  # the grid's own batched configurations
+        notes += [note for note in (*report.notes, *report.skipped)
+                  if note not in notes and not (batched and note.startswith(NOT_EXERCISED))]
     results: list[CatalogCheck] = []
     for k, bug in enumerate(catalog, start=len(specs)):
         if progress:
             progress(f"catalog: {bug.name}", k, total)
         start = time.perf_counter()
-        results.append(CatalogCheck(check(bug, references=tuple(references)), time.perf_counter() - start))
+        results.append(CatalogCheck(check(bug, references=checked[bug]), time.perf_counter() - start))
     return SuiteResult(implementation.name, grid.name, tuple(references), tuple(configs), tuple(results),
                        tuple(notes))
 

@@ -85,12 +85,18 @@ def _run(impl: "Source", config: Config) -> Report:
 # The rows a batched convention (cs231n's, Karpathy's, declared rows or columns) runs with when no --batch is
 # asked for: bugs that show only with a batch (a bias gradient averaged over it, a sum that keeps one row) show.
 DEFAULT_BATCH = 2
+NOT_EXERCISED = "batches were not exercised"  # the start of the note a run of single vectors carries
 
 
 def batch_resolved(implementation: "Binding", spec: ProblemSpec) -> ProblemSpec:
     """``spec`` with ``DEFAULT_BATCH`` rows where the convention is batched and none were asked for, if the file
     takes them (one probe step); where it does not, ``spec`` as it is, and a note saying so."""
-    if spec.batch is not None or not implementation.always_batched:
+    if spec.batch is not None:
+        return spec
+    if not implementation.always_batched:  # single vectors are its own default (the question's convention)
+        implementation.run_notes += (f"{NOT_EXERCISED} (single vectors are this convention's default): if your code "
+                                     f"takes them, --batch {DEFAULT_BATCH} checks what shows only with a batch (a "
+                                     f"bias gradient averaged over it, say).",)
         return spec
     batched = replace(spec, batch=DEFAULT_BATCH)
     probe = make_problem(replace(batched, steps=1)).astype(np.dtype(spec.dtype))
