@@ -71,7 +71,7 @@ def import_file(path: str | PathLike[str]) -> ModuleType:
     sys.modules[module_name] = module
     sys.path.insert(0, str(path.resolve().parent))  # as `python my_lstm.py` would: its sibling modules import
     try:
-        with _guarded(f"importing {path.name}"), own_packages_set_aside(path.resolve().parent):
+        with _guarded(f"importing {path.name}"):
             spec.loader.exec_module(module)
     except BaseException as error:  # noqa: BLE001 - the user's module-level code may raise anything
         sys.modules.pop(module_name, None)
@@ -83,31 +83,6 @@ def import_file(path: str | PathLike[str]) -> ModuleType:
     finally:
         sys.path.remove(str(path.resolve().parent))
     return module
-
-
-OWN_PACKAGES = ("lstm_compare",)  # this project's top-level names
-
-
-@contextlib.contextmanager
-def own_packages_set_aside(folder: Path) -> Iterator[None]:
-    """While a user's file in ``folder`` imports, its own sibling modules named like this project's packages
-    (``compare.py``, ``references/``, ...) are the ones it gets; this project's are put back afterwards, and the
-    user's module keeps the siblings it imported."""
-    shadowed = [name for name in OWN_PACKAGES if _sibling_shadows(folder, name)]
-    saved = {key: sys.modules.pop(key) for key in list(sys.modules) if key.split(".")[0] in shadowed}
-    try:
-        yield
-    finally:
-        for key in [key for key in sys.modules if key.split(".")[0] in shadowed]:
-            del sys.modules[key]
-        sys.modules.update(saved)
-
-
-def _sibling_shadows(folder: Path, name: str) -> bool:
-    candidates = (folder / f"{name}.py", folder / name / "__init__.py")
-    ours = sys.modules.get(name)
-    ours_file = Path(getattr(ours, "__file__", "") or "").resolve()
-    return any(c.is_file() and c.resolve() != ours_file for c in candidates)
 
 
 def describe(error: BaseException, source: str | None) -> str:
@@ -143,8 +118,7 @@ def _users(file: Path, source: Path) -> bool:
 
 
 def _ours(file: Path) -> bool:
-    root = Path(__file__).resolve().parent.parent  # the folder holding compare/, references/, lstm_compare/handrolled/
-    return any(file.is_relative_to(root / name) for name in OWN_PACKAGES)
+    return file.is_relative_to(Path(__file__).resolve().parent.parent)  # inside the lstm_compare package
 
 
 def private_copy(value: Any) -> Any:

@@ -13,8 +13,6 @@ import types
 from os import PathLike
 from pathlib import Path
 
-from lstm_compare.usercode.guard import own_packages_set_aside
-
 DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
@@ -76,10 +74,9 @@ def import_definitions(path: str | PathLike[str]) -> tuple[types.ModuleType, lis
     sys.path.insert(0, folder)  # its sibling modules import, as they would for `python my_lstm.py`
     sys.modules[name] = module
     try:
-        with own_packages_set_aside(path.resolve().parent):
-            for node in tree.body:
-                if is_definition(node) and not _run(node, path, module):
-                    failed.append(f"line {node.lineno}")
+        for node in tree.body:
+            if is_definition(node) and not _run(node, path, module):
+                failed.append(f"line {node.lineno}")
     finally:
         sys.path.remove(folder)
     return module, failed
