@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from lstm_compare.choices import DEFAULT_REFERENCES, MODES, Convention, Mode, Reference, check_config
 from lstm_compare.measuring import kernels
 from lstm_compare.usercode import drive
 from lstm_compare.usercode.conventions import bind
@@ -19,7 +20,7 @@ from lstm_compare.measuring.measure import (AnyExpectation, Expectation, TensorD
                              tensor_diff)
 from lstm_compare.lstm.problem import ProblemSpec, make_problem
 from lstm_compare.lstm.cell import BACKWARD_ORDER, FORWARD_ORDER, PARAM_GRADS, VARIANT_PARAM_GRADS, gate_of
-from lstm_compare.measuring.tolerance import Tolerance, tolerance_for
+from lstm_compare.measuring.tolerance import Tolerance, tolerance_for, widened
 from lstm_compare.references import REFERENCES, ReferenceRefused, ReferenceUnavailable, load
 from lstm_compare.lstm.cell import GATES, stepwise_outer
 from lstm_compare.references.memory import release_free_memory
@@ -31,18 +32,22 @@ if TYPE_CHECKING:
     from lstm_compare.usercode.drive import ForwardRun
     from lstm_compare.lstm.records import Problem, Trace
 
-MODES = ("isolated", "chained", "sequence")
 
 
 @dataclass(frozen=True)
 class Config:
-    """What to compare: the problem's sizes and seed, which references, which modes."""
+    """What to compare: the problem's sizes and seed, which references, which modes (validated on construction:
+    a ``UsageError`` in the command line's words)."""
 
     spec: ProblemSpec = field(default_factory=ProblemSpec)
-    references: tuple[str, ...] = REFERENCES
-    modes: tuple[str, ...] = MODES
-    convention: str = "auto"  # lstm_compare.usercode.conventions.CHOICES: how the user's file is written
+    references: tuple[Reference, ...] = DEFAULT_REFERENCES
+    modes: tuple[Mode, ...] = MODES
+    convention: Convention = "auto"  # lstm_compare.usercode.conventions.CHOICES: how the user's file is written
     timeout: float | None = None  # seconds per call of your code; None: the CLI's --timeout or 60
+    tolerance_factor: float = 1.0  # every allowance times this (1 or more): docs/tolerance.md
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 @dataclass(frozen=True)
@@ -86,10 +91,21 @@ class Report:
 
         return first_divergence_frame(self)
 
+    def __repr__(self) -> str:  # a few lines whatever T (lstm_compare.output.notebook)
+        from lstm_compare.output.notebook import report_repr
+
+        return report_repr(self)
+
+    def _repr_html_(self) -> str:
+        from lstm_compare.output.notebook import report_html
+
+        return report_html(self)
+
 
 def run(impl: "Source", config: Config = Config()) -> Report:
     """Compare ``impl`` (a path to an LSTM file, a module, or a ``Binding``) with the references: a ``Report``."""
-    with time_limit(config.timeout), calls():  # calls(): the time limit's handler stays in place between calls
+    with time_limit(config.timeout), calls(), widened(config.tolerance_factor):  # calls(): the time limit's
+        # handler stays in place between calls
         return _run(impl, config)
 
 

@@ -117,7 +117,7 @@ def _row_groups(report: "Report", quote: bool = False) -> Iterator[list[_Block]]
     are built only when it is reached (``quote``: as ``_diff_columns``)."""
     T = report.config.spec.steps
     groups: dict[tuple[int, int], list["TensorDiff | Finding"]] = {}
-    references = list(report.config.references)
+    references: list[str] = list(report.config.references)
     # every exception in the user's code, also those after an earlier divergence, after the diffs of its group
     items: list["TensorDiff | Finding"] = [*report.diffs, *report.failures]
     for item in items:
