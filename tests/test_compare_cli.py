@@ -188,3 +188,35 @@ def test_python_m_compare_report_on_a_wrong_shape_prints_one_line_and_leaves_no_
     assert result.stderr == (f"lstm-compare: error: dh_prev returned by dlstm at step {T - 1} has shape (8,); "
                              "expected (5,).\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_version_exits_0_and_help_ends_with_every_exit_code(capsys):
+    from lstm_compare.errors import EXIT_CODES
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"lstm-compare {lstm_compare.__version__}\n"
+    for argv in (["--help"], ["report", "--help"], ["gradcheck", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        epilog = text[text.index("exit codes:"):].splitlines()[1:]
+        assert [int(line.split()[0]) for line in epilog] == [code for code, _ in EXIT_CODES] == [0, 1, 2, 130, 141, 143]
+        assert "seed convention" not in text and "seed-convention" not in text
+
+
+def test_progress_goes_to_a_terminals_stderr_after_the_delay_and_never_to_stdout(capsys):
+    import time
+
+    from lstm_compare.frontends.progress import progress
+
+    with progress("comparing", delay=60.0) as update:  # not a terminal: nothing at all
+        update("step", 1, 2)
+    with progress("comparing", delay=0.0, force=True) as update:
+        time.sleep(0.3)
+        update("checking bug x", 1, 2)
+        time.sleep(0.3)
+    with progress("quick", delay=60.0, force=True):  # over before the delay: nothing shown
+        pass
+    out, err = capsys.readouterr()
+    assert out == "" and "checking bug x" in err and "quick" not in err
