@@ -1,16 +1,11 @@
-"""The typed public API as a user's type checker sees it: mypy on a small user file that calls the API, and the
-``py.typed`` markers in the wheel that make an installed copy typed (PEP 561)."""
+"""The typed public API as a user's type checker sees it: mypy on a small user file that calls the API (the wheel's
+``py.typed`` marker, which makes an installed copy typed (PEP 561), is checked in test_installed.py)."""
 
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 from mypy import api
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("lstm_compare",)
 
 USER_FILE = """
 import lstm_compare
@@ -64,17 +59,3 @@ def test_a_users_type_checker_sees_the_public_api_types_and_flags_wrong_argument
         'error: Unexpected keyword argument "stepz" for "__call__" of "LstmCompare"; did you mean "steps"?  '
         '[call-arg]',
     ]
-
-
-def test_the_wheel_marks_each_package_typed_with_py_typed(tmp_path):
-    source = tmp_path / "source"
-    for package in PACKAGES:
-        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--disable-pip-version-check", "--wheel-dir", str(tmp_path / "dist"), str(source)],
-                   check=True, capture_output=True)
-    (wheel,) = (tmp_path / "dist").glob("*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"{package}/py.typed" for package in PACKAGES} <= names
