@@ -176,7 +176,7 @@ def notebook_globals(*edits):
 @pytest.mark.parametrize("wrap", [dict, lambda ns: types.SimpleNamespace(**ns)], ids=["mapping", "namespace"])
 def test_a_notebooks_own_functions_are_compared_without_a_file(wrap):
     report = lstm_compare.run(wrap(notebook_globals()), Config(**QUICK))
-    assert not report.diverged and report.implementation == "your functions"
+    assert not report.diverged and report.implementation == "your namespace"
     bug = lstm_compare.run(wrap(notebook_globals((FORGET_BUG.old, FORGET_BUG.new))), Config(**QUICK))
     assert bug.findings[0].where() == "backward step 11, gate f, dWf"
 

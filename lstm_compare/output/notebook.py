@@ -47,8 +47,9 @@ def report_repr(report: "Report") -> str:
     if finding is not None:
         lines.append(f"  first ({finding.reference}, {finding.mode}): {finding.where()}")
         lines.append(f"  hint: {hint(finding)}")
-    if report.skipped:
-        lines.append(f"  {len(report.skipped)} note(s): report.skipped")
+    lines += [f"  note: {shorten(note, 160)}" for note in report.skipped[:2]]
+    if len(report.skipped) > 2:
+        lines.append(f"  ({len(report.skipped) - 2} more notes in report.skipped)")
     lines.append("  rows: report.frame(), report.first_divergence_frame()>")
     return "\n".join(lines)
 

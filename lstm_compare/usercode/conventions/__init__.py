@@ -36,7 +36,7 @@ def detect(module: types.ModuleType) -> tuple[str, str] | tuple[None, None]:
     return None, None
 
 
-NAMESPACE = "your functions"  # how a mapping or namespace of the user's functions is named in reports
+NAMESPACE = "your namespace"  # how a mapping or namespace of the user's functions is named in reports
 
 
 def as_module(namespace: Mapping[str, Any] | types.SimpleNamespace) -> types.ModuleType:
