@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 from lstm_compare.choices import MODES
-from lstm_compare.output.summary import mode_summaries, shorten
+from lstm_compare.output.summary import mode_summaries, run_label, shorten
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +37,7 @@ def report_repr(report: "Report") -> str:
     """The short summary: the verdict, one line per reference, the first divergence and its hint."""
     verdict = "DIVERGED" if report.diverged else "match"
     lines = [f"<lstm_compare.Report {report.implementation} against {', '.join(report.config.references)} "
-             f"({report.config.spec.label()}): {verdict}"]
+             f"({run_label(report)}): {verdict}"]
     summaries = mode_summaries(report)
     width = max(len(name) for name in report.config.references)
     for reference in report.config.references:
@@ -73,7 +73,7 @@ def report_html(report: "Report") -> str:
                 row.append(f"<td style='color:#070'>match <small>(worst rel err {s.worst_rel_err:.1e})</small></td>")
         rows.append(f"<tr><th>{html.escape(reference)}</th>{''.join(row)}</tr>")
     title = (f"<b>{html.escape(report.implementation)}</b> against {html.escape(', '.join(report.config.references))}"
-             f" ({html.escape(report.config.spec.label())})")
+             f" ({html.escape(run_label(report))})")
     parts = [f"<p>{title}</p>", f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"]
     finding = first(report)
     if finding is not None:
