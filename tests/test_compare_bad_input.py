@@ -166,9 +166,9 @@ LSTM_START = SEED_SOURCE.index("def lstm(")
 LSTM_SIGNATURE = SEED_SOURCE[LSTM_START:SEED_SOURCE.index(":\n", LSTM_START) + 1]  # annotated, over two lines
 BROKEN = {
     "no_lstm": ([("def lstm(params", "def lstm_step(params")],
-                "{path} has no function lstm(params, inp, h_old, c_old), which the seed convention requires."),
+                "{path} has no function lstm(params, inp, h_old, c_old), which the question's convention requires."),
     "no_dlstm": ([("def dlstm(params", "def backward(params")],
-                 "{path} has no function dlstm(params, dy, dh_next, dc_next, cache), which the seed convention "
+                 "{path} has no function dlstm(params, dy, dh_next, dc_next, cache), which the question's convention "
                  "requires."),
     "lstm_returns_3": ([("    return y, h, c, cache\n", "    return y, h, c\n")],
                        "lstm must return 4 values, but returned 3 values."),

@@ -103,7 +103,7 @@ def test_an_exception_inside_dlstm_is_one_line_with_exit_1(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case, expected", [
-    ("missing", "has no function lstm(params, inp, h_old, c_old), which the seed convention requires."),
+    ("missing", "has no function lstm(params, inp, h_old, c_old), which the question's convention requires."),
     ("import_error", "does not import: ZeroDivisionError: division by zero (line 2 of import_error.py)."),
     ("wrong_count", "lstm must return 4 values, but returned 3 values."),
     ("float32", "gradcheck runs in float64 only"),

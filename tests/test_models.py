@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 
+from pathlib import Path
 import inspect
 
 import lstm_compare.handrolled.cs231n_lstm
@@ -163,7 +164,10 @@ def test_a_variant_file_runs_as_a_single_cell_too():  # its CACHE_FIELDS name m,
 
 def test_without_impl_a_model_runs_the_projects_own_variant_model(tmp_path, capsys):
     code, out, _ = report_cli(capsys, "--peepholes", "--proj", "3", "--steps", "6", "--out", tmp_path)
-    assert code == 0 and out.startswith("lstm-compare: lstm_compare.handrolled.variant_lstm against torch, jax")
+    variant = Path(lstm_compare.handrolled.variant_lstm.__file__).resolve()
+    note, header = out.splitlines()[:2]
+    assert code == 0 and note == f"lstm-compare: no --impl given, so this checks the tool's own LSTM, {variant}"
+    assert header.startswith(f"lstm-compare: {variant} against torch, jax")
 
 
 def test_a_cell_that_ignores_a_projection_is_one_sentence_naming_its_line(tmp_path, capsys):

@@ -111,7 +111,7 @@ def model_refusal(implementation: "Binding", spec: ProblemSpec) -> str | None:
     advice = f"leave out {' and '.join(['--peepholes'] * model.peepholes + ['--proj'] * bool(model.proj))}"
     if not implementation.takes_variant_params:
         return (f"{implementation.name} follows the {implementation.label or implementation.convention} convention, "
-                f"whose cell has no parameters for {what}: use a file in the seed convention (params with "
+                f"whose cell has no parameters for {what}: use a file in the question's convention (params with "
                 f"{', '.join(PEEPHOLES)} and {PROJECTION}, as lstm_compare/handrolled/variant_lstm.py), or {advice}.")
     H = spec.hidden
     probe = make_model_problem(ProblemSpec(steps=1, hidden=H, inputs=spec.inputs, model=model))

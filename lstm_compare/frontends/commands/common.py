@@ -105,7 +105,8 @@ def own_implementation(variant: bool = False) -> str:
 
 
 def built_in_note(args: argparse.Namespace) -> str | None:
-    """The first line of a command run without --impl: which built-in file it checks."""
+    """The first line a command run without --impl prints (with its summary, once the work is done, so that an
+    unusable input still prints nothing on stdout): which built-in file it checks."""
     if args.impl:
         return None
     return f"lstm-compare: no --impl given, so this checks the tool's own LSTM, {implementation_from_args(args)}"

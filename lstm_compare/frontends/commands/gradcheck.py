@@ -20,11 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    note = built_in_note(args)
-    if note:
-        print(note, flush=True)
     spec, impl = spec_from_args(args), implementation_from_args(args)
     with progress(f"checking the gradients of {impl} ({spec.label()})"):
         result = gradcheck(impl, spec, max_entries=args.max_entries, convention=args.convention)
-    print(summarize(result))
+    print("\n".join(filter(None, [built_in_note(args), summarize(result)])))
     return EXIT_MATCH if result.passed else EXIT_DIVERGED

@@ -38,9 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    note = built_in_note(args)
-    if note:
-        print(note, flush=True)
     spec = spec_from_args(args)
     check_fits(spec, args.reference)
     out = output_dir(args, (DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV))
@@ -50,5 +47,5 @@ def execute(args: argparse.Namespace) -> int:
     with progress(f"comparing {impl} with {', '.join(args.reference)} ({spec.label()})"):
         report = run(impl, config)
     paths = write_reports(report, out, plot=args.plot)
-    print(summarize(report, [shown(path, out, args.out) for path in paths]))
+    print("\n".join(filter(None, [built_in_note(args), summarize(report, [shown(path, out, args.out) for path in paths])])))
     return EXIT_DIVERGED if report.diverged else EXIT_MATCH

@@ -46,7 +46,7 @@ class Question(Binding):
     layout = tuple(Matrix(f"W{g}", ("x", "h"), g) for g in GATES) + (Matrix("Wy", ("h",), "y"),) \
         + tuple(Matrix(f"b{g}", ("1",), g, vector=True) for g in GATES) + (Matrix("by", ("1",), "y", vector=True),)
 
-    label = "seed"
+    label = "question's"  # "the question's convention": the user-facing name
 
     def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         super().__init__(module, name, source)
