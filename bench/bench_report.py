@@ -63,10 +63,10 @@ GRADCHECK = """
 import json, sys
 import numpy as np, torch
 from lstm_compare import ProblemSpec, make_problem
-from lstm_compare.references.layout import seed_to_torch
+from lstm_compare.references.layout import internal_to_torch
 problem = make_problem(ProblemSpec(**json.loads(sys.argv[1])))
 X, H, O = problem.inputs.shape[-1], problem.h0.shape[-1], problem.targets.shape[-1]
-state = {k: torch.tensor(v, requires_grad=True) for k, v in seed_to_torch(problem.params).items()}
+state = {k: torch.tensor(v, requires_grad=True) for k, v in internal_to_torch(problem.params).items()}
 names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "head.weight", "head.bias")
 x, target = torch.tensor(problem.inputs), torch.tensor(problem.targets)
 h0, c0 = torch.tensor(problem.h0[None]), torch.tensor(problem.c0[None])

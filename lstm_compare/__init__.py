@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from lstm_compare.frontends.assertions import assert_lstm_matches, compare_lstm
     from lstm_compare.frontends.fixture import LstmCompare
     from lstm_compare.lstm.problem import ProblemSpec, make_problem
-    from lstm_compare.modes.engine import MODES, Config, Report, run
+    from lstm_compare.lstm.where import MODES
+    from lstm_compare.modes.pipeline import run
+    from lstm_compare.modes.records import Config, Report
     from lstm_compare.modes.gradcheck import GradCheck
 
 __version__ = "0.1.0"  # pyproject.toml reads it from here
@@ -30,8 +32,8 @@ _HOMES = {
     "assert_lstm_matches": "lstm_compare.frontends.assertions", "compare_lstm": "lstm_compare.frontends.assertions",
     "LstmCompare": "lstm_compare.frontends.fixture",
     "ProblemSpec": "lstm_compare.lstm.problem", "make_problem": "lstm_compare.lstm.problem",
-    "MODES": "lstm_compare.modes.engine", "Config": "lstm_compare.modes.engine", "Report": "lstm_compare.modes.engine",
-    "run": "lstm_compare.modes.engine",
+    "MODES": "lstm_compare.lstm.where", "Config": "lstm_compare.modes.records", "Report": "lstm_compare.modes.records",
+    "run": "lstm_compare.modes.pipeline",
     "GradCheck": "lstm_compare.modes.gradcheck",
 }
 __all__ = sorted(_HOMES)

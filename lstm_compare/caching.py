@@ -6,9 +6,9 @@ measurement kernels.  The caches live in one per-user folder, the platform's use
 ``~/Library/Caches/lstm-compare`` on macOS, ``%LOCALAPPDATA%\lstm-compare\Cache`` on Windows), with ``jax/`` and
 ``numba/`` inside; deleting it is always safe.
 
-Only the ``lstm-compare`` program turns them on (``lstm_compare.frontends.cli.main``), in its own process: importing this
-project, ``lstm_compare.run``, the pytest plugin and the tests change no JAX or numba setting.  ``--no-cache`` or the
-environment variable ``LSTM_COMPARE_NO_CACHE=1`` turns them off for a run, and so does ``CI=true`` (a CI machine
+Only the ``lstm-compare`` program turns them on (``lstm_compare.frontends.cli.main``), in its own process: importing
+this project, ``lstm_compare.run``, the pytest plugin and the tests change no JAX or numba setting.  ``--no-cache`` or
+the environment variable ``LSTM_COMPARE_NO_CACHE=1`` turns them off for a run, and so does ``CI=true`` (a CI machine
 starts afresh: a cache there is only writes).
 """
 

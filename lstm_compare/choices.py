@@ -9,17 +9,16 @@ import numbers
 from typing import TYPE_CHECKING, Iterable, Literal, get_args
 
 from lstm_compare.errors import UsageError
+from lstm_compare.lstm.where import MODES, Mode  # noqa: F401  # the modes, named once (lstm/where.py)
 
 if TYPE_CHECKING:
-    from lstm_compare.modes.engine import Config
+    from lstm_compare.modes.records import Config
 
 Dtype = Literal["float64", "float32"]
-Mode = Literal["isolated", "chained", "sequence"]
 Reference = Literal["torch", "jax", "numeric"]  # lstm_compare.references.MODULES (a test checks they agree)
 Convention = Literal["auto", "declared", "question", "cs231n", "coursera", "karpathy"]  # conventions.CHOICES
 
 DTYPES: tuple[Dtype, ...] = get_args(Dtype)
-MODES: tuple[Mode, ...] = get_args(Mode)
 REFERENCE_NAMES: tuple[Reference, ...] = get_args(Reference)
 CONVENTIONS: tuple[Convention, ...] = get_args(Convention)
 DEFAULT_REFERENCES: tuple[Reference, ...] = ("torch", "jax")
@@ -79,10 +78,6 @@ def timeout_fault(value: object) -> str | None:
 def check_config(config: "Config") -> None:
     """``Config.__post_init__``: a ``UsageError`` naming the first wrong field in the command line's words; the
     references and modes, given as any sequence, are kept as tuples."""
-    from lstm_compare.lstm.problem import ProblemSpec
-
-    if not isinstance(config.spec, ProblemSpec):
-        raise UsageError(f"spec: {config.spec!r} is not a lstm_compare.ProblemSpec.")
     for name, fault in (("references", references_fault(config.references)), ("modes", modes_fault(config.modes)),
                         ("convention", invalid_choice(config.convention, CONVENTIONS)),
                         ("timeout", timeout_fault(config.timeout)),

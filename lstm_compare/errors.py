@@ -19,6 +19,9 @@ EXIT_CODES = (
 )
 
 
+from lstm_compare.lstm.where import Phase
+
+
 class UsageError(Exception):
     """The implementation or the request cannot be compared at all (exit 2); the message is one sentence."""
 
@@ -30,6 +33,6 @@ class PerExampleGradients(UsageError):
 class ImplementationRaised(Exception):
     """The implementation raised inside its own code: a located finding, not a crash."""
 
-    def __init__(self, phase: str, step: int | None, message: str) -> None:
+    def __init__(self, phase: Phase, step: int | None, message: str) -> None:
         super().__init__(message)
         self.phase, self.step, self.message = phase, step, message

@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules: mutated seed-convention files and modules (the one way tests build them),
+"""Helpers shared by the test modules: mutated question's-convention files and modules (the one way tests build them),
 the CLI run in-process, CSV rows."""
 
 import csv
@@ -7,10 +7,10 @@ import types
 
 import pytest
 
-import lstm_compare.handrolled.seed_lstm
+import lstm_compare.handrolled.question_lstm
 from lstm_compare.frontends.cli import main
 
-SEED_SOURCE = inspect.getsource(lstm_compare.handrolled.seed_lstm)
+QUESTION_SOURCE = inspect.getsource(lstm_compare.handrolled.question_lstm)
 
 
 def edited(text, *edits):
@@ -22,8 +22,8 @@ def edited(text, *edits):
 
 
 def mutated_source(*edits):
-    """lstm_compare/handrolled/seed_lstm.py with each (old, new) replacement made; each ``old`` must occur exactly once."""
-    return edited(SEED_SOURCE, *edits)
+    """lstm_compare/handrolled/question_lstm.py with each (old, new) replacement made; each ``old`` must occur exactly once."""
+    return edited(QUESTION_SOURCE, *edits)
 
 
 def write_edited(tmp_path, name, text, *edits):
@@ -40,7 +40,7 @@ def without(*functions):
 
 def write_impl(tmp_path, name, *edits):
     """``mutated_source(*edits)`` written to tmp_path/<name>.py (for the command line); returns the path."""
-    return write_edited(tmp_path, name, SEED_SOURCE, *edits)
+    return write_edited(tmp_path, name, QUESTION_SOURCE, *edits)
 
 
 def impl_module(name, *edits):

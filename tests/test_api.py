@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lstm_compare
-import lstm_compare.handrolled.seed_lstm
+import lstm_compare.handrolled.question_lstm
 from lstm_compare import Config, ProblemSpec, UsageError
 from lstm_compare.catalogs.catalog import CATALOG
 from lstm_compare.choices import CONVENTIONS, DEFAULT_REFERENCES, REFERENCE_NAMES
@@ -23,7 +23,7 @@ from lstm_compare.references import MODULES, REFERENCES
 from lstm_compare.usercode.conventions import CHOICES
 from helpers import edited, impl_module, report_cli, write_impl
 
-SEED_SOURCE = inspect.getsource(lstm_compare.handrolled.seed_lstm)
+SEED_SOURCE = inspect.getsource(lstm_compare.handrolled.question_lstm)
 FORGET_BUG = next(bug for bug in CATALOG if bug.name == "forget_derivative_uses_c")
 QUICK = {"references": ("torch",), "modes": ("isolated",)}
 
@@ -142,13 +142,13 @@ def test_the_html_table_has_a_verdict_per_reference_and_mode_and_the_hint(bug_re
 
 
 def test_a_match_in_the_users_names_shows_in_the_html(tmp_path):
-    report = lstm_compare.run(lstm_compare.handrolled.seed_lstm, Config(**QUICK))
+    report = lstm_compare.run(lstm_compare.handrolled.question_lstm, Config(**QUICK))
     assert "match <small>(worst rel err" in report._repr_html_() and "No divergence" in report._repr_html_()
     assert repr(report).splitlines()[1].split() == ["torch", "isolated", "match"]
 
 
 def test_gradcheck_from_python_returns_passed_and_a_frame():
-    result = lstm_compare.gradcheck(lstm_compare.handrolled.seed_lstm, steps=4, hidden=3)
+    result = lstm_compare.gradcheck(lstm_compare.handrolled.question_lstm, steps=4, hidden=3)
     assert result.passed and bool(result)
     frame = result.frame()
     assert list(frame.columns) == ["parameter", "index", "analytic", "numeric", "relative_error", "passed"]
@@ -179,7 +179,7 @@ def test_a_notebooks_own_functions_are_compared_without_a_file(wrap):
     report = lstm_compare.run(wrap(notebook_globals()), Config(**QUICK))
     assert not report.diverged and report.implementation == "your namespace"
     bug = lstm_compare.run(wrap(notebook_globals((FORGET_BUG.old, FORGET_BUG.new))), Config(**QUICK))
-    assert bug.findings[0].where() == "backward step 11, gate f, dWf"
+    assert bug.findings[0].place() == "backward step 11, gate f, dWf"
 
 
 def test_importing_the_package_and_the_plugin_imports_nothing_else():
@@ -188,4 +188,4 @@ def test_importing_the_package_and_the_plugin_imports_nothing_else():
             "'lstm_compare')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['lstm_compare', 'lstm_compare.pytest_plugin']"
-    assert "run" in dir(lstm_compare) and lstm_compare.run is lstm_compare.modes.engine.run
+    assert "run" in dir(lstm_compare) and lstm_compare.run is lstm_compare.modes.pipeline.run

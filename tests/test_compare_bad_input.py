@@ -1,7 +1,7 @@
 """Bad input (issue 3, section 8): exceptions and NaN/Inf in the user's code are located findings; an unusable
 module or return value is one line on stderr, exit 2, no traceback and no report files.
 
-The implementations are ``lstm_compare/handrolled/seed_lstm.py`` with a line or two replaced, written to a temporary file, at
+The implementations are ``lstm_compare/handrolled/question_lstm.py`` with a line or two replaced, written to a temporary file, at
 the default sizes T=12 H=5 X=3 O=1 (one JAX compile per dtype).  A step is singled out by the value of the
 input's first element, which the user's code sees and which differs at every step.
 """
@@ -12,7 +12,7 @@ import pytest
 
 import lstm_compare
 from lstm_compare import Config, ProblemSpec, make_problem
-from helpers import SEED_SOURCE, read_csv, report_cli, write_impl
+from helpers import QUESTION_SOURCE, read_csv, report_cli, write_impl
 
 T = ProblemSpec().steps  # 12
 REFERENCES = ("torch", "jax")
@@ -130,9 +130,11 @@ def test_inf_appearing_at_backward_step_7_is_found_there_at_dc_prev(tmp_path):
         assert f.actual == np.inf and f.max_abs_err == np.inf
         assert f.message.startswith(f"{f.mode} backward step 7: Inf first appears in dc_prev. worst dc_prev[0] = inf")
     # Steps T-1 ... 8 matched before it.
-    for d in report.diffs:
-        if d.phase == "backward":
-            assert not d.diverged[d.steps > 7].any(), (d.reference, d.mode, d.tensor)
+    backward = [d for d in report.diffs if d.phase == "backward"]
+    assert {(d.reference, d.mode) for d in backward} == {(r, m) for r in REFERENCES for m in ("isolated", "chained")}
+    assert all((d.steps > 7).sum() == T - 8 for d in backward)
+    for d in backward:
+        assert not d.diverged[d.steps > 7].any(), (d.reference, d.mode, d.tensor)
 
 
 # --- unusable input: exit 2, one line, no traceback, no reports -----------------------------------------------
@@ -161,9 +163,9 @@ def test_module_that_does_not_import_is_one_line_and_exit_2(tmp_path, capsys, na
     assert not (tmp_path / "out").exists()
 
 
-CACHE_FIELDS_LINE = next(line for line in SEED_SOURCE.splitlines(keepends=True) if line.startswith("CACHE_FIELDS"))
-LSTM_START = SEED_SOURCE.index("def lstm(")
-LSTM_SIGNATURE = SEED_SOURCE[LSTM_START:SEED_SOURCE.index(":\n", LSTM_START) + 1]  # annotated, over two lines
+CACHE_FIELDS_LINE = next(line for line in QUESTION_SOURCE.splitlines(keepends=True) if line.startswith("CACHE_FIELDS"))
+LSTM_START = QUESTION_SOURCE.index("def lstm(")
+LSTM_SIGNATURE = QUESTION_SOURCE[LSTM_START:QUESTION_SOURCE.index(":\n", LSTM_START) + 1]  # annotated, over two lines
 BROKEN = {
     "no_lstm": ([("def lstm(params", "def lstm_step(params")],
                 "{path} has no function lstm(params, inp, h_old, c_old), which the question's convention requires."),

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import lstm_compare
+from lstm_compare.frontends.commands.common import own_implementation
 from lstm_compare import ProblemSpec
 from lstm_compare.frontends.cli import main
 from lstm_compare import handrolled
-import lstm_compare.handrolled.seed_lstm
 from lstm_compare.usercode.conventions import bind
 from lstm_compare.lstm.cell import PARAM_GRADS
 from helpers import read_csv, report_cli, write_impl
@@ -47,7 +47,7 @@ def test_correct_lstm_exits_0_with_header_only_first_divergence_and_every_row(tm
     code, out, err = report_cli(capsys, "--dtype", dtype, "--out", out_dir)
     assert (code, err) == (0, "")
     assert (out_dir / "first_divergence.csv").read_text() == FIRST_DIVERGENCE_HEADER + "\n"
-    builtin = Path(lstm_compare.handrolled.seed_lstm.__file__).resolve()
+    builtin = own_implementation()
     first, *lines = out.splitlines()
     assert first == f"lstm-compare: no --impl given, so this checks the tool's own LSTM, {builtin}"
     assert lines[0] == f"lstm-compare: {builtin} against torch, jax (T=12 H=5 X=3 O=1 {dtype} seed=0)"

@@ -9,7 +9,7 @@ import pytest
 import lstm_compare.handrolled.coursera_lstm
 import lstm_compare.handrolled.cs231n_lstm
 import lstm_compare.handrolled.karpathy_lstm
-import lstm_compare.handrolled.seed_lstm
+import lstm_compare.handrolled.question_lstm
 from lstm_compare import Config, ProblemSpec, UsageError, run
 from lstm_compare.catalogs.catalog import check
 from lstm_compare.catalogs.conventions import CONVENTION_CATALOG
@@ -18,7 +18,7 @@ from lstm_compare.usercode.conventions.layout import Sizes, locate_entry, to_int
 from lstm_compare.lstm.problem import make_problem
 from lstm_compare.lstm.cell import PARAM_NAMES
 
-MODULES = {"question": lstm_compare.handrolled.seed_lstm, "cs231n": lstm_compare.handrolled.cs231n_lstm,
+MODULES = {"question": lstm_compare.handrolled.question_lstm, "cs231n": lstm_compare.handrolled.cs231n_lstm,
            "coursera": lstm_compare.handrolled.coursera_lstm, "karpathy": lstm_compare.handrolled.karpathy_lstm}
 REFERENCES = ("torch", "jax")
 
@@ -89,14 +89,14 @@ def test_a_divergence_names_the_users_own_element():
 
 def test_whole_sequence_code_without_c0_runs_every_mode_from_a_zero_cell_state():
     report = run(lstm_compare.handrolled.cs231n_lstm, Config(references=("jax",)))
-    assert any("c0 = 0 in every mode" in note for note in report.skipped)
+    assert any("c0 = 0 in every mode" in note for note in report.notes)
 
 
 def test_forcing_a_convention_the_file_does_not_follow_is_one_clear_sentence():
     with pytest.raises(UsageError, match=r"has no function lstm_step_forward\(x, prev_h, prev_c, Wx, Wh, b\)"):
-        bind(lstm_compare.handrolled.seed_lstm, "cs231n")
+        bind(lstm_compare.handrolled.question_lstm, "cs231n")
     with pytest.raises(UsageError, match="unknown convention 'keras'"):
-        bind(lstm_compare.handrolled.seed_lstm, "keras")
+        bind(lstm_compare.handrolled.question_lstm, "keras")
 
 
 OBJECT_CACHE = '''
@@ -106,7 +106,7 @@ import inspect
 
 import numpy as np
 
-from lstm_compare.handrolled.seed_lstm import dlstm as _dlstm, lstm as _lstm
+from lstm_compare.handrolled.question_lstm import dlstm as _dlstm, lstm as _lstm
 
 
 @dataclass
@@ -128,9 +128,9 @@ def dlstm(params, dy, dh_next, dc_next, cache):
 def test_a_question_file_whose_cache_is_an_object_runs_every_mode_and_its_gates_are_observed(tmp_path, gate_bug):
     source = OBJECT_CACHE
     if gate_bug:  # the output gate through tanh, in the module the file wraps
-        (tmp_path / "buggy_seed.py").write_text(inspect.getsource(lstm_compare.handrolled.seed_lstm).replace(
+        (tmp_path / "buggy_seed.py").write_text(inspect.getsource(lstm_compare.handrolled.question_lstm).replace(
             "np.tanh(g_pre), sigmoid(o_pre)", "np.tanh(g_pre), np.tanh(o_pre)"))
-        source = source.replace("from lstm_compare.handrolled.seed_lstm import", "from buggy_seed import")
+        source = source.replace("from lstm_compare.handrolled.question_lstm import", "from buggy_seed import")
     path = tmp_path / "object_cache.py"
     path.write_text(source)
     report = run(path, Config(references=REFERENCES, modes=("isolated", "chained")))

@@ -347,7 +347,7 @@ def test_declared_file_matches_in_float32(tmp_path, shape):
 
 def test_whole_sequence_code_without_c_starts_from_a_zero_cell_state_and_compares_totals(tmp_path):
     report = compare_file(write(tmp_path, "columns"), "columns")
-    assert any("c0 = 0 in every mode" in note for note in report.skipped)
+    assert any("c0 = 0 in every mode" in note for note in report.notes)
     totals = {d.tensor for d in report.diffs if d.mode == "sequence" and (d.steps < 0).all()}
     assert {"dWf", "dbo", "dh0"} <= totals
 
@@ -356,7 +356,7 @@ def test_an_mse_head_compares_its_own_outputs_loss_and_head_gradients_over_the_s
     report = compare_file(write(tmp_path, "mse_head"), "mse_head", batch=3)
     sequence = {d.tensor for d in report.diffs if d.mode == "sequence"}
     assert {"y", "loss", "dWy", "dby", "dWo", "dh0", "dc0"} <= sequence
-    assert not any("c0 = 0" in note for note in report.skipped)  # its whole-sequence forward takes c
+    assert not any("c0 = 0" in note for note in report.notes)  # its whole-sequence forward takes c
 
 
 def test_declaration_wins_over_the_names_a_file_defines(tmp_path):
@@ -503,7 +503,7 @@ def test_a_declared_file_whose_script_part_fails_still_binds_by_its_declaration(
     path.write_text(path.read_text() + "\nassert False, 'my training did not converge'\n")
     report = run(path, Config(references=("jax",), modes=("isolated",)))
     assert report.findings == () and report.naming.convention == "declared"
-    assert any("only its definitions were loaded" in note for note in report.skipped)
+    assert any("only its definitions were loaded" in note for note in report.notes)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -1,4 +1,4 @@
-"""`lstm-compare gradcheck`: a correct seed-convention file passes, a backward bug fails at its parameter and
+"""`lstm-compare gradcheck`: a correct question's-convention file passes, a backward bug fails at its parameter and
 entry, and unusable input is one line with exit 2 (an exception inside the user's code: one line, exit 1)."""
 
 from pathlib import Path

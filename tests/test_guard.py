@@ -2,7 +2,7 @@
 a private copy of the same type, every returned array a snapshot, each function called once per measurement,
 process state restored after each call, a per-call time limit, and one line on stderr for what cannot run.
 
-The implementations are ``lstm_compare/handrolled/seed_lstm.py`` with a line or two changed, written to ``tmp_path``; the
+The implementations are ``lstm_compare/handrolled/question_lstm.py`` with a line or two changed, written to ``tmp_path``; the
 comparisons are small (T=4, H=3, X=2) and against torch alone, which is all these behaviours need.
 """
 
@@ -20,7 +20,10 @@ from lstm_compare import handrolled
 from lstm_compare import Config, ProblemSpec
 from lstm_compare.errors import ImplementationRaised, UsageError
 from lstm_compare.modes.gradcheck import gradcheck
-from lstm_compare.usercode.guard import call, import_file, private_copy
+from lstm_compare.lstm.problem import make_problem
+from lstm_compare.usercode.conventions import bind
+from lstm_compare.usercode.drive import forward
+from lstm_compare.usercode.guard import call, import_file, private_copy, read_only
 from helpers import report_cli, write_impl
 from lstm_compare.lstm.model import Model
 
@@ -160,26 +163,45 @@ def test_an_exception_mentioning_read_only_is_a_finding_and_the_function_is_call
                       (DLSTM_FIRST_LINE, "    CALLS.append(1)\n    raise ValueError('output array is read-only')\n"))
     module = import_file(path)
     report = lstm_compare.run(module, TORCH)
-    raised = f"ValueError: output array is read-only (line {line_of(path, 'raise ValueError')} of read_only_message.py)"
+    raised = (f"ValueError: output array is read-only (line {line_of(path, 'raise ValueError')} of "
+              f"read_only_message.py); if that is a parameter: they are read-only (every call shares them), copy "
+              f"one before changing it")
     assert exceptions(report) == [f"isolated backward step 3: dlstm raised {raised}.",
                                   f"chained backward step 3: dlstm raised {raised}.",
                                   f"sequence backward (whole sequence): dlstm_loss raised {raised}."]
     assert len(module.CALLS) == 3  # isolated, chained, and through dlstm_loss: never a second try
 
 
-def test_code_that_makes_the_parameters_writeable_and_changes_them_changes_nothing_the_harness_sees(tmp_path):
-    """After each step the parameters are tripled and one replaced: later steps, modes and references must not
-    see it (sequence mode is left out: there the file's own loop would rightly see its own vandalism)."""
-    vandal = ("    for value in params.values():\n        value.flags.writeable = True\n        value *= 3\n"
-              "    params['Wf'] = 'gone'\n")
-    path = write_impl(tmp_path, "vandal", (LSTM_RETURN, vandal + LSTM_RETURN), (DLSTM_RETURN, vandal + DLSTM_RETURN))
-    report = lstm_compare.run(path, Config(spec=SMALL, references=("torch", "jax"), modes=("chained", "isolated")))
+def test_the_parameters_are_shared_and_no_one_can_write_them_not_even_after_flags_writeable(tmp_path):
+    """Every call shares the parameters (a cache that keeps them costs nothing), so none can be writable: code that
+    tries is told so at its step, and what the harness and later steps see is unchanged."""
+    vandal = ("    for value in params.values():\n        value.flags.writeable = True\n        value *= 3\n")
+    path = write_impl(tmp_path, "vandal", (LSTM_RETURN, vandal + LSTM_RETURN))
+    report = lstm_compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated",)))
+    line = line_of(path, "value.flags.writeable = True")
+    assert exceptions(report) == [f"isolated forward step 0: lstm raised ValueError: cannot set WRITEABLE flag to "
+                                  f"True of this array (line {line} of vandal.py); if that is a parameter: they are "
+                                  f"read-only (every call shares them), copy one before changing it."]
+
+
+def test_a_cache_that_keeps_the_parameters_holds_the_shared_ones_not_a_copy_per_step(tmp_path):
+    fields = '"xh", "f_pre", "f", "i_pre", "i", "g_pre", "g", "o_pre", "o", "c", "c_tanh", "c_prev", "h"'
+    path = write_impl(tmp_path, "keeper", (f"CACHE_FIELDS = ({fields})", f'CACHE_FIELDS = ({fields}, "params")'),
+                      ("c_tanh, c_prev, h)\n", "c_tanh, c_prev, h, params)\n"),
+                      ("c_tanh, c_prev, h = cache\n", "c_tanh, c_prev, h, _ = cache\n"))
+    binding = bind(path)
+    problem = make_problem(SMALL)
+    problem = dataclasses.replace(problem, params={k: read_only(v) for k, v in problem.params.items()})
+    run_ = forward(binding, problem)
+    assert run_.failure is None and len(run_.caches) == SMALL.steps
+    assert all(cache[-1][name] is problem.params[name] for cache in run_.caches for name in problem.params)
+    report = lstm_compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated", "chained")))
     assert exceptions(report) == [] and report.findings == ()
 
 
 def test_code_that_writes_to_its_arguments_in_place_is_given_writable_copies(tmp_path):
     path = write_impl(tmp_path, "in_place",
-                      (LSTM_FIRST_LINE, "    params['Wy'] += 0.0\n    h_prev += 0.0\n" + LSTM_FIRST_LINE),
+                      (LSTM_FIRST_LINE, "    h_prev += 0.0\n    c_prev += 0.0\n" + LSTM_FIRST_LINE),
                       (DLSTM_FIRST_LINE, "    dc_next += 0.0\n    dy *= 1.0\n" + DLSTM_FIRST_LINE))
     report = lstm_compare.run(path, TORCH)
     assert exceptions(report) == [] and report.findings == ()
@@ -273,7 +295,7 @@ def test_the_time_limit_steps_aside_while_another_real_time_timer_runs_and_leave
     import signal
     import time
 
-    from lstm_compare.usercode.guard import time_limit
+    from lstm_compare.usercode.timelimit import time_limit
 
     fired = []
     impl = types.SimpleNamespace(source=None, lstm=lambda *args: time.sleep(0.2) or "done")
@@ -382,4 +404,4 @@ def test_float32_results_in_a_float64_run_get_a_note_on_their_precision(tmp_path
     path = write_impl(tmp_path, "single", ("    xh = np.concatenate([x, h_prev], axis=-1)  # ([B,] X+H)",
                                            "    xh = np.concatenate([x, h_prev], axis=-1).astype(np.float32)"))
     report = lstm_compare.run(path, Config(spec=SMALL, references=("torch",), modes=("isolated",)))
-    assert any("computes in float32 on float64 inputs" in note for note in report.skipped)
+    assert any("computes in float32 on float64 inputs" in note for note in report.notes)

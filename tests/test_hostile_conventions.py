@@ -8,7 +8,7 @@ import pytest
 import lstm_compare.handrolled.coursera_lstm
 import lstm_compare.handrolled.cs231n_lstm
 import lstm_compare.handrolled.karpathy_lstm
-import lstm_compare.handrolled.seed_lstm
+import lstm_compare.handrolled.question_lstm
 from lstm_compare import Config, ProblemSpec, UsageError, run
 from lstm_compare.frontends.cli import main
 from lstm_compare.usercode.conventions import bind
@@ -37,7 +37,7 @@ def test_a_probe_that_breaks_the_users_code_is_a_note_not_a_divergence(tmp_path)
                  (SIGMOID, "    assert np.all(np.abs(z) < 20), 'pre-activation out of range'\n" + SIGMOID))
     report = run(path, Config(references=("torch",), modes=("isolated",)))
     assert report.findings == ()
-    note = next(n for n in report.skipped if "could not be read off" in n)
+    note = next(n for n in report.notes if "could not be read off" in n)
     assert "AssertionError: pre-activation out of range" in note and "c and h locate forward bugs" in note
 
 
@@ -62,7 +62,7 @@ def test_a_file_with_the_names_of_two_conventions_says_which_one_was_chosen(tmp_
 
 
 def test_a_forward_that_ignores_the_state_it_is_given_is_told_so(tmp_path):
-    source = inspect.getsource(lstm_compare.handrolled.seed_lstm)
+    source = inspect.getsource(lstm_compare.handrolled.question_lstm)
     path = write(tmp_path, "ignores", source, ("xh = np.concatenate([x, h_prev], axis=-1)",
                                                 "xh = np.concatenate([x, np.zeros_like(h_prev)], axis=-1)"))
     finding = run(path, Config(references=("torch",), modes=("isolated",))).findings[0]
@@ -78,7 +78,7 @@ def test_karpathy_methods_that_are_not_static_are_one_sentence(tmp_path):
 
 
 def test_definitions_only_loading_keeps_cache_fields_built_by_a_call(tmp_path):
-    source = inspect.getsource(lstm_compare.handrolled.seed_lstm) + "\nassert False, 'the script part fails'\n"
+    source = inspect.getsource(lstm_compare.handrolled.question_lstm) + "\nassert False, 'the script part fails'\n"
     path = write(tmp_path, "fields", source, ("CACHE_FIELDS = (", "CACHE_FIELDS = tuple(("),
                  ('"c_prev", "h")\n', '"c_prev", "h"))\n'))
     binding = bind(path)
@@ -112,4 +112,4 @@ def test_whole_sequence_code_that_returns_float64_in_a_float32_run_is_noted(tmp_
                                                        "    return np.stack(hs, axis=1).astype(np.float64), caches"))
     report = run(path, Config(spec=ProblemSpec(dtype="float32"), references=("torch",), modes=("sequence",)))
     assert f"{path} computes in float64 on float32 inputs (dh0, dx, h come back float64), so its float32 rounding is " \
-           f"not what this run measures." in report.skipped
+           f"not what this run measures." in report.notes

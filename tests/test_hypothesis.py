@@ -5,10 +5,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import lstm_compare.handrolled.seed_lstm
+import lstm_compare.handrolled.question_lstm
 from lstm_compare.catalogs.catalog import CATALOG
 
-SEED_FILE = lstm_compare.handrolled.seed_lstm.__file__
+SEED_FILE = lstm_compare.handrolled.question_lstm.__file__
 FORGET_BUG = next(bug for bug in CATALOG if bug.name == "forget_derivative_uses_c")
 EXAMPLES = settings(deadline=None, max_examples=3, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -35,7 +35,7 @@ def test_jax_reference_refuses_to_return_results_computed_in_another_dtype(x64_t
 
 
 def test_importing_the_plugin_and_the_references_changes_no_jax_setting():
-    code = ("import jax; import lstm_compare.pytest_plugin, lstm_compare, lstm_compare.references.jax_lstm, lstm_compare.modes.engine; "
+    code = ("import jax; import lstm_compare.pytest_plugin, lstm_compare, lstm_compare.references.jax_lstm, lstm_compare.modes.pipeline; "
             "print(jax.config.jax_enable_x64)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False"

@@ -74,7 +74,7 @@ def test_a_gradcheck_that_would_take_too_long_is_refused_saying_what_would_fit(c
 
 def test_the_numeric_reference_skips_the_configurations_too_large_for_it_and_says_so():
     grid = Grid("mixed", (Block(steps=(2, 300), dtypes=("float64",), batches=(None,), zero_states=(False,)),))
-    result = run_suite(lstm_compare.catalogs.suite.bind("lstm_compare/handrolled/seed_lstm.py"), grid, references=("numeric",),
+    result = run_suite(lstm_compare.catalogs.suite.bind("lstm_compare/handrolled/question_lstm.py"), grid, references=("numeric",),
                        catalog=())
     assert [c.spec.steps for c in result.configs] == [2]
     assert any("numeric reference skipped 1 configuration(s) too large for it (T=300" in n for n in result.notes)
@@ -83,7 +83,7 @@ def test_the_numeric_reference_skips_the_configurations_too_large_for_it_and_say
 def test_a_grid_that_no_chosen_reference_can_take_is_refused_before_any_work():
     grid = Grid("long", (Block(steps=(300,), dtypes=("float64",), batches=(None,), zero_states=(False,)),))
     with pytest.raises(UsageError, match="no configuration of this grid fits the numeric reference"):
-        run_suite("lstm_compare/handrolled/seed_lstm.py", grid, references=("numeric",), catalog=())
+        run_suite("lstm_compare/handrolled/question_lstm.py", grid, references=("numeric",), catalog=())
 
 
 def test_a_configuration_that_cannot_be_compared_is_named_in_the_one_line(tmp_path, capsys, monkeypatch):

@@ -10,8 +10,10 @@ import torch
 
 import lstm_compare
 from lstm_compare import Config, ProblemSpec
-from lstm_compare.modes import engine
+from lstm_compare.modes import backward, forward, pipeline
+from lstm_compare.modes.collect import Collector
 from lstm_compare.measuring.measure import expectation, measure, tensor_diff
+from lstm_compare.lstm.where import Where
 from lstm_compare.measuring.tolerance import tolerance_for
 from lstm_compare.references import torch_lstm
 from lstm_compare.references.memory import release_free_memory
@@ -29,7 +31,7 @@ def diff_arrays(report):
 
 
 def assert_same_reports(a, b):
-    assert a.findings == b.findings and a.failures == b.failures and a.skipped == b.skipped
+    assert (a.findings, a.failures, a.skipped, a.notes) == (b.findings, b.failures, b.skipped, b.notes)
     rows_a, rows_b = diff_arrays(a), diff_arrays(b)
     assert len(rows_a) == len(rows_b)
     for row_a, row_b in zip(rows_a, rows_b):
@@ -44,7 +46,7 @@ def test_the_forward_measured_one_step_at_a_time_gives_the_same_report(tmp_path,
     impl = write_impl(tmp_path, "o_tanh", O_TANH)
     config = Config(spec=ProblemSpec(steps=9, dtype=dtype))
     whole = lstm_compare.run(impl, config)
-    monkeypatch.setattr(engine, "FORWARD_ELEMENTS_PER_BATCH", 1)
+    monkeypatch.setattr(forward, "FORWARD_ELEMENTS_PER_BATCH", 1)
     stepwise = lstm_compare.run(impl, config)
     assert whole.diverged
     assert_same_reports(whole, stepwise)
@@ -56,8 +58,8 @@ def test_a_tolerance_changed_after_the_fact_has_expectations_bits(dtype):
     truth = rng.standard_normal((7, 11))
     same = (truth + 1e-6 * rng.standard_normal((7, 11))).astype(dtype)
     table = tolerance_for(dtype)
-    for other in (engine._probe_tolerance(table), tolerance_for(np.float64), tolerance_for(np.float32)):
-        mine = engine._retolerated(expectation(truth, same, table), other)
+    for other in (forward.probe_tolerance(table), tolerance_for(np.float64), tolerance_for(np.float32)):
+        mine = forward.retolerated(expectation(truth, same, table), other)
         theirs = expectation(truth, same, other)
         for field in ("truth", "scale", "noise_floor", "tolerance"):
             np.testing.assert_array_equal(getattr(mine, field), getattr(theirs, field), strict=True)
@@ -66,7 +68,7 @@ def test_a_tolerance_changed_after_the_fact_has_expectations_bits(dtype):
 def test_a_gate_seen_by_saturation_after_its_first_steps_were_measured_gets_the_probes_tolerance(monkeypatch):
     """``Binding.probed`` may grow while a run goes: the gate's figures are those of measuring every step at the
     end, with the tolerance the final ``probed`` gives it."""
-    monkeypatch.setattr(engine, "FORWARD_ELEMENTS_PER_BATCH", 1)  # one step per batch
+    monkeypatch.setattr(forward, "FORWARD_ELEMENTS_PER_BATCH", 1)  # one step per batch
     rng = np.random.default_rng(1)
     T, table = 6, tolerance_for(np.float32)
     truth = {name: rng.random((T, 4)) for name in ("f", "c")}
@@ -74,18 +76,18 @@ def test_a_gate_seen_by_saturation_after_its_first_steps_were_measured_gets_the_
     steps = [{name: (t[k] + 3e-6 * rng.standard_normal(4)).astype(np.float32) for name, t in truth.items()}
              for k in range(T)]
     binding = SimpleNamespace(probed=set())
-    stream = engine.ForwardStream(binding, [(SimpleNamespace(name="torch", tolerance=table), expected)])
+    stream = forward.ForwardStream(binding, [(SimpleNamespace(name="torch", tolerance=table), expected)])
     for k, tensors in enumerate(steps):
         if k == 3:
             binding.probed.add("f")
         stream(tensors)
     stream.finish()
-    diffs = {d.tensor: d for d in stream.diffs("torch", "chained", (1, "forward"))}
-    probe = engine._probe_tolerance(table)
+    diffs = {d.tensor: d for d in stream.diffs("torch", "chained", Collector())}
+    probe = forward.probe_tolerance(table)
     for name, tolerance in (("f", probe), ("c", table)):
         actual = np.stack([s[name] for s in steps])
-        whole = tensor_diff(("torch", "chained", "forward", name, ""), (4,), np.arange(T),
-                            [measure(actual, engine._retolerated(expected[name], tolerance))])
+        whole = tensor_diff(Where("torch", "chained", "forward", name), (4,), np.arange(T),
+                            [measure(actual, forward.retolerated(expected[name], tolerance))])
         for field in ("max_abs_err", "worst_index", "n_mismatch", "tolerance", "diverged"):
             np.testing.assert_array_equal(getattr(diffs[name], field), getattr(whole, field), strict=True)
     assert (diffs["f"].tolerance > expected["f"].tolerance).all()  # the probe's slack, on the early steps too
@@ -97,7 +99,7 @@ def test_the_isolated_mode_feeds_the_next_steps_d_prev_as_d_next():
         d_prev = rng.standard_normal(shape).astype(np.float32)
         with_next = {"dh_prev": d_prev, "dh_next": grads_entering_later_steps(d_prev)}
         for t in range(shape[0]):
-            mine, theirs = engine._fed_next({"dh_prev": d_prev}, "h", t), engine._fed_next(with_next, "h", t)
+            mine, theirs = backward.fed_next({"dh_prev": d_prev}, "h", t), backward.fed_next(with_next, "h", t)
             np.testing.assert_array_equal(mine, theirs, strict=True)
 
 
@@ -123,5 +125,5 @@ def test_giving_freed_memory_back_changes_nothing():
 def test_large_problems_trace_jax_first_and_small_ones_in_the_order_given():
     small = lstm_compare.make_problem(ProblemSpec(steps=100, hidden=64, inputs=8))
     large = lstm_compare.make_problem(ProblemSpec(steps=3000, hidden=512, inputs=8))
-    assert engine.trace_order(("torch", "jax"), small) == ["torch", "jax"]
-    assert engine.trace_order(("torch", "numeric", "jax"), large) == ["jax", "torch", "numeric"]
+    assert pipeline.trace_order(("torch", "jax"), small) == ["torch", "jax"]
+    assert pipeline.trace_order(("torch", "numeric", "jax"), large) == ["jax", "torch", "numeric"]

@@ -218,16 +218,16 @@ def test_the_reverse_direction_reads_its_layer_input_from_the_last_step_to_the_f
     layer_input = problem.inputs
     for layer in (1, 2, 3):
         assert np.array_equal(trace.slots[Slot(layer)].inputs, layer_input)
-        assert np.array_equal(trace.slots[Slot(layer, "backward")].inputs, layer_input[::-1])
+        assert np.array_equal(trace.slots[Slot(layer, "reverse")].inputs, layer_input[::-1])
         layer_input = layer_outputs(trace, layer)
-    dx = trace.slots[Slot(1)].backward["dx"] + trace.slots[Slot(1, "backward")].backward["dx"][::-1]
+    dx = trace.slots[Slot(1)].backward["dx"] + trace.slots[Slot(1, "reverse")].backward["dx"][::-1]
     assert np.allclose(dx, trace.totals.dinputs, rtol=0, atol=1e-14)
     # The head reads the last layer's outputs: its dh_out at time t is dy_t @ Wy.T, forward rows then reverse rows.
     dy = 2 * (trace.totals.outputs - problem.targets) / O
     dh_out = dy @ problem.params["Wy"].T
     S = problem.model.state_size(H)
     assert np.allclose(trace.slots[Slot(3)].backward["dh_out"], dh_out[..., :S], rtol=0, atol=1e-14)
-    assert np.allclose(trace.slots[Slot(3, "backward")].backward["dh_out"], dh_out[::-1, ..., S:], rtol=0, atol=1e-14)
+    assert np.allclose(trace.slots[Slot(3, "reverse")].backward["dh_out"], dh_out[::-1, ..., S:], rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("batch", [B, None], ids=["B2", "unbatched"])
@@ -347,6 +347,6 @@ def test_load_model_mirrors_load(monkeypatch):
 def test_slots_sort_in_data_flow_order_and_name_a_real_direction():
     model = Model(2, True)
     assert sorted(reversed(model.slots())) == list(model.slots())
-    assert Slot(1, "backward") < Slot(2, "forward") and Slot(1, "forward") < Slot(1, "backward")
-    with pytest.raises(ValueError, match="not 'reverse'"):
-        Slot(1, "reverse")
+    assert Slot(1, "reverse") < Slot(2, "forward") and Slot(1, "forward") < Slot(1, "reverse")
+    with pytest.raises(ValueError, match="not 'backward'"):
+        Slot(1, "backward")  # type: ignore[arg-type]  # the phase's word, not a direction's

@@ -4,12 +4,12 @@
 import numpy as np
 import pytest
 
-from pathlib import Path
 import inspect
 
 import lstm_compare.handrolled.cs231n_lstm
 import lstm_compare.handrolled.variant_layers_lstm
 import lstm_compare.handrolled.variant_lstm
+from lstm_compare.frontends.commands.common import own_implementation
 from lstm_compare import Config, ProblemSpec, run
 from lstm_compare.catalogs.catalog import Bug, Location, check
 from lstm_compare.errors import UsageError
@@ -69,13 +69,13 @@ def test_a_cs231n_cell_stacks_and_runs_both_directions_through_the_harness():
     spec = ProblemSpec(model=Model(layers=2, bidirectional=True), batch=3)
     report = run(lstm_compare.handrolled.cs231n_lstm, Config(spec=spec))
     assert not report.diverged
-    assert {(d.layer, d.direction) for d in report.diffs} == {(1, "forward"), (1, "backward"), (2, "forward"),
-                                                              (2, "backward")}
+    assert {(d.layer, d.direction) for d in report.diffs} == {(1, "forward"), (1, "reverse"), (2, "forward"),
+                                                              (2, "reverse")}
     assert any("sequence mode skipped" in note for note in report.skipped)  # no whole-model functions
 
 
 CS231N_FORGET = Bug("cs231n_forget_derivative", "df leaves out prev_c", "df = dc * prev_c * f * (1 - f)",
-                    "df = dc * f * (1 - f)", Location("isolated", "backward", -1, "dWf", 2, "backward"),
+                    "df = dc * f * (1 - f)", Location.at("isolated", "backward", -1, "dWf", 2, "reverse"),
                     ProblemSpec(model=Model(layers=2, bidirectional=True)), "lstm_compare.handrolled.cs231n_lstm")
 
 
@@ -85,15 +85,15 @@ def test_a_cell_bug_shows_first_in_the_last_layer_backward_and_is_named_so():
     assert result.ok, result.found
     report = run(CS231N_FORGET.module(), Config(spec=CS231N_FORGET.spec, modes=("isolated",)))
     finding = report.findings[0]
-    assert finding.message.startswith("isolated layer 2, backward direction, backward step 11 (time 0): ")
-    assert finding.where() == "layer 2, backward direction, backward step 11, gate f, dWf"
+    assert finding.message.startswith("isolated layer 2, reverse direction, backward step 11 (time 0): ")
+    assert finding.place() == "layer 2, reverse direction, backward step 11, gate f, dWf"
 
 
 def test_a_wiring_bug_is_named_by_layer_in_sequence_mode(tmp_path):
     edit = ("seq = out  # the next layer reads this layer's h", "seq = cell  # the next layer reads this layer's h")
     report = run(write_edited(tmp_path, "wired", VARIANT_SOURCE, edit),
                  Config(spec=ProblemSpec(model=Model(layers=2)), modes=("sequence",)))
-    assert [f.where() for f in report.findings] == ["layer 2, forward direction, forward step 0, c"] * 2
+    assert [f.place() for f in report.findings] == ["layer 2, forward direction, forward step 0, c"] * 2
 
 
 @pytest.mark.parametrize("argv, sentence", [
@@ -139,7 +139,7 @@ def test_batch_on_a_single_vector_file_is_one_sentence_in_a_model_too(tmp_path, 
 def test_assert_lstm_matches_and_the_fixture_take_a_model(lstm_compare):
     assert_lstm_matches(VARIANT, layers=2, bidirectional=True, proj=3, peepholes=True, steps=6)
     report = lstm_compare(VARIANT, layers=2, bidirectional=True, steps=6, baseline=False)
-    assert {(d.layer, d.direction) for d in report.diffs} >= {(2, "backward")}
+    assert {(d.layer, d.direction) for d in report.diffs} >= {(2, "reverse")}
     broken = write_edited_module("seq = out  # the next layer reads this layer's h",
                                  "seq = cell  # the next layer reads this layer's h")
     with pytest.raises(AssertionError, match="layer 2, forward direction, forward step 0, tensor c\nMismatched "
@@ -154,7 +154,7 @@ def test_a_models_baseline_keeps_each_layer_and_direction_apart():
     frame = baseline_frame(report)
     keys = list(zip(frame["reference"], frame["mode"], frame["phase"], frame["tensor"]))
     assert len(keys) == len(set(keys)) == len(report.diffs)
-    assert "dWf (layer 2, backward)" in set(frame["tensor"]) and "dWf" in set(frame["tensor"])
+    assert "dWf (layer 2, reverse)" in set(frame["tensor"]) and "dWf" in set(frame["tensor"])
 
 
 def test_a_variant_file_runs_as_a_single_cell_too():  # its CACHE_FIELDS name m, which a plain cell lacks
@@ -164,14 +164,14 @@ def test_a_variant_file_runs_as_a_single_cell_too():  # its CACHE_FIELDS name m,
 
 def test_without_impl_a_model_runs_the_projects_own_variant_model(tmp_path, capsys):
     code, out, _ = report_cli(capsys, "--peepholes", "--proj", "3", "--steps", "6", "--out", tmp_path)
-    variant = Path(lstm_compare.handrolled.variant_lstm.__file__).resolve()
+    variant = own_implementation(variant=True)
     note, header = out.splitlines()[:2]
     assert code == 0 and note == f"lstm-compare: no --impl given, so this checks the tool's own LSTM, {variant}"
     assert header.startswith(f"lstm-compare: {variant} against torch, jax")
 
 
 def test_a_cell_that_ignores_a_projection_is_one_sentence_naming_its_line(tmp_path, capsys):
-    code, _, err = report_cli(capsys, "--impl", "lstm_compare/handrolled/seed_lstm.py", "--proj", "3", "--batch", "4",
+    code, _, err = report_cli(capsys, "--impl", "lstm_compare/handrolled/question_lstm.py", "--proj", "3", "--batch", "4",
                               "--out", tmp_path)
     assert code == 2 and "cell cannot run one step with a projection" in err and "line " in err
     assert "single vectors" not in err and len(err.strip().splitlines()) == 1
@@ -182,7 +182,7 @@ def test_the_suite_skips_the_variants_a_cell_cannot_take_and_says_why():
 
     grid = Grid("tiny", (Block(steps=(3,), batches=(None,), zero_states=(False,), dtypes=("float64",),
                                models=(Model(layers=2), Model(peepholes=True))),))
-    result = run_suite("lstm_compare/handrolled/seed_lstm.py", grid, catalog=())
+    result = run_suite("lstm_compare/handrolled/question_lstm.py", grid, catalog=())
     assert [c.spec.model for c in result.configs] == [Model(layers=2)] and result.ok
     assert any("1 model-variant configuration(s) skipped" in note and "does not take peepholes" in note
                for note in result.notes)
@@ -199,7 +199,7 @@ def test_exceptions_in_a_model_name_their_layer_and_direction(tmp_path):
                           ("df = dc * prev_c * f * (1 - f)", "df = dc * prev_c * f * (1 - f) / (t := None)"))
     report = run(cs231n, Config(spec=ProblemSpec(model=Model(layers=2, bidirectional=True), steps=4),
                                 modes=("isolated",)))
-    assert report.findings[0].message.startswith("isolated layer 2, backward direction, backward step 3: ")
+    assert report.findings[0].message.startswith("isolated layer 2, reverse direction, backward step 3: ")
 
 
 def test_a_loss_returned_as_an_array_is_one_sentence(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 
 from lstm_compare.frontends.cli import main
 from lstm_compare.errors import UsageError
-from lstm_compare.output.report import Output, commit, csv_output, write_csv_atomically
+from lstm_compare.output.atomic import Output, commit, csv_output, write_csv_atomically
 from helpers import read_csv, report_cli, write_impl
 
 ROOT = Path(__file__).resolve().parents[1]

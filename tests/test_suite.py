@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import lstm_compare.catalogs.suite
-import lstm_compare.handrolled.seed_lstm
+import lstm_compare.handrolled.question_lstm
 from lstm_compare import handrolled
 from lstm_compare.catalogs.catalog import CATALOG, Bug, Location
 from lstm_compare.frontends.cli import main
@@ -101,8 +101,8 @@ def test_handrolled_passes_the_tiny_suite_and_the_forget_gate_bug_is_found_where
     assert result.ok and result.notes == ()
     assert [c.spec.batch for c in result.configs] == [None, 4]
     [check] = result.catalog
-    assert check.ok and check.result.found == {"torch": Location("isolated", "backward", 11, "dWf"),
-                                               "jax": Location("isolated", "backward", 11, "dWf")}
+    assert check.ok and check.result.found == {"torch": Location.at("isolated", "backward", 11, "dWf"),
+                                               "jax": Location.at("isolated", "backward", 11, "dWf")}
     frame = suite_frame(result)
     assert len(frame) == 2 * 2 * 3  # configurations x references x modes
     assert set(frame["status"]) == {"match"} and set(frame["first_divergence"]) == {""}
@@ -129,7 +129,7 @@ def test_run_writes_suite_and_catalog_csv_without_timings_and_exits_0(tiny_suite
 
 def test_run_on_your_file_shows_only_its_rows_and_no_catalog_self_check(tiny_suite, tmp_path, capsys):
     impl = tmp_path / "my_lstm.py"
-    impl.write_text(inspect.getsource(lstm_compare.handrolled.seed_lstm))
+    impl.write_text(inspect.getsource(lstm_compare.handrolled.question_lstm))
     assert run_cli("--quick", "--impl", str(impl), "--out", str(tmp_path / "out")) == 0
     out = capsys.readouterr().out
     assert "All 2 configurations match" in out and "my_lstm.py" in out
@@ -194,7 +194,7 @@ def test_a_file_without_batches_or_sequence_functions_runs_the_rest_and_says_wha
 
 def test_a_catalog_bug_found_elsewhere_than_expected_fails_the_suite(monkeypatch, tmp_path, capsys):
     misplaced = Bug("forget_derivative_uses_c_misplaced", FORGET_BUG.description, FORGET_BUG.old, FORGET_BUG.new,
-                    Location("isolated", "backward", -2, "dWf"))
+                    Location.at("isolated", "backward", -2, "dWf"))
     monkeypatch.setitem(GRIDS, "quick", ONE)
     monkeypatch.setattr(lstm_compare.catalogs.suite, "CATALOG", (misplaced,))
     assert run_cli("--quick", "--out", str(tmp_path)) == 1

@@ -42,7 +42,7 @@ def test_a_users_type_checker_sees_the_public_api_types_and_flags_wrong_argument
     lines = [line.split(": ", 1)[1] for line in out.splitlines() if ": error: " in line or "Revealed" in line]
     assert (status, err) == (1, "")
     assert lines == [
-        'note: Revealed type is "lstm_compare.modes.engine.Report"',
+        'note: Revealed type is "lstm_compare.modes.records.Report"',
         'note: Revealed type is "pandas.core.frame.DataFrame"',
         'note: Revealed type is "int | None"',
         'note: Revealed type is "float"',
@@ -55,7 +55,7 @@ def test_a_users_type_checker_sees_the_public_api_types_and_flags_wrong_argument
         'error: Argument "convention" to "Config" has incompatible type "Literal[\'pytorch\']"; expected '
         '"Literal[\'auto\', \'declared\', \'question\', \'cs231n\', \'coursera\', \'karpathy\']"  [arg-type]',
         'note: Revealed type is "bool"',
-        'note: Revealed type is "lstm_compare.modes.engine.Report"',
+        'note: Revealed type is "lstm_compare.modes.records.Report"',
         'error: Unexpected keyword argument "stepz" for "__call__" of "LstmCompare"; did you mean "steps"?  '
         '[call-arg]',
     ]

@@ -1,5 +1,6 @@
-"""A public catalog of known hand-written-LSTM bugs, each a one-line mutation of ``lstm_compare/handrolled/seed_lstm.py``
-(the other conventions' catalogs, of the other files in ``lstm_compare/handrolled/``, are in ``compare/catalog_conventions.py``).
+"""A public catalog of known hand-written-LSTM bugs, each a one-line mutation of
+``lstm_compare/handrolled/question_lstm.py`` (the other conventions' catalogs, of the other files in
+``lstm_compare/handrolled/``, are in ``lstm_compare/catalogs/conventions.py``).
 
 Each ``Bug`` names where the harness must find it (``Location``); ``check(bug)`` runs the comparison and
 says whether every reference located it exactly there.  The suite's self-check and the tests use it.
@@ -13,22 +14,26 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
-from lstm_compare.modes.engine import Config, run
+from lstm_compare.modes.records import Config
+
+from lstm_compare.modes.pipeline import run
 from lstm_compare.lstm.problem import ProblemSpec
+from lstm_compare.lstm.where import Direction, Mode, Phase, Placed, Where
 
 
 @dataclass(frozen=True)
-class Location:
-    """Where a bug must first show: mode, phase, step (negative counts from the end; None: whole sequence), tensor,
-    and in a model the layer (1-based) and direction ("forward" or "backward"); step counts in that slot's
-    processing order (step 0 of the backward direction is time T-1)."""
+class Location(Placed):
+    """Where a bug must first show: a ``Where`` against any reference (mode, phase, tensor, and in a model the
+    layer and direction) and the step (negative counts from the end; None: whole sequence), which counts in
+    that slot's processing order (step 0 of the reverse direction is time T-1)."""
 
-    mode: str
-    phase: str
+    where: Where
     step: int | None
-    tensor: str
-    layer: int = 1
-    direction: str = "forward"
+
+    @classmethod
+    def at(cls, mode: Mode, phase: Phase, step: int | None, tensor: str, layer: int = 1,
+           direction: Direction = "forward") -> "Location":
+        return cls(Where("", mode, phase, tensor, layer, direction), step)
 
     def resolve(self, steps: int) -> "Location":
         """The same location with a negative step turned into an absolute one for a ``steps``-long sequence."""
@@ -46,7 +51,7 @@ class Bug:
     new: str
     expected: Location
     spec: ProblemSpec = field(default_factory=ProblemSpec)
-    base: str = "lstm_compare.handrolled.seed_lstm"  # the correct implementation it mutates
+    base: str = "lstm_compare.handrolled.question_lstm"  # the correct implementation it mutates
 
     def source(self) -> str:
         """The mutated source text."""
@@ -85,11 +90,11 @@ def check(bug: Bug, references: Sequence[str] = ("torch", "jax")) -> CatalogResu
     """Run ``bug`` in the mode it must be found in, and compare each reference's first divergence."""
     expected = bug.expected.resolve(bug.spec.steps)
     report = run(bug.module(), Config(spec=bug.spec, references=tuple(references),  # type: ignore[arg-type]
-                                      modes=(expected.mode,)))  # type: ignore[arg-type]
+                                      modes=(expected.mode,)))
     found: dict[str, Location | None] = {reference: None for reference in references}
     for f in report.findings:
         if f.mode == expected.mode:
-            found[f.reference] = Location(f.mode, f.phase, f.step, f.tensor, f.layer, f.direction)
+            found[f.reference] = Location(f.where.anywhere(), f.step)
     return CatalogResult(bug, expected, found)
 
 
@@ -105,15 +110,15 @@ MANY_OUTPUTS = ProblemSpec(outputs=2)  # the mean over outputs is the identity w
 
 
 def _forward(tensor: str) -> Location:
-    return Location("isolated", "forward", 0, tensor)
+    return Location.at("isolated", "forward", 0, tensor)
 
 
 def _backward(tensor: str, step: int = LAST) -> Location:
-    return Location("isolated", "backward", step, tensor)
+    return Location.at("isolated", "backward", step, tensor)
 
 
-def _sequence(phase: str, tensor: str, step: int | None = None) -> Location:
-    return Location("sequence", phase, step, tensor)
+def _sequence(phase: Phase, tensor: str, step: int | None = None) -> Location:
+    return Location.at("sequence", phase, step, tensor)
 
 
 CATALOG = (
@@ -219,7 +224,7 @@ CATALOG = (
         "dparams[name] += value", "dparams[name] = value",
         _sequence("backward", "dWy")),
     Bug("dy_missing_mean_over_outputs",
-        "dlstm_loss uses dy = 2 * (y - target) without the / O of the mean over outputs; the seed's own "
+        "dlstm_loss uses dy = 2 * (y - target) without the / O of the mean over outputs; the question's own "
         "mistake, identical when O = 1, so it runs with two outputs",
         "dy = 2 * (y - target) / y.shape[-1]", "dy = 2 * (y - target)",
         _sequence("backward", "dWy"), MANY_OUTPUTS),

@@ -22,15 +22,16 @@ from lstm_compare.catalogs.conventions import CONVENTION_CATALOG
 from lstm_compare.catalogs.variants import VARIANTS
 from lstm_compare.usercode.conventions import bind
 from lstm_compare.usercode.drive import batch_support
-from lstm_compare.modes.engine import Config, run
+from lstm_compare.modes.records import Config, reference_errors_as_usage
+from lstm_compare.modes.pipeline import run
 from lstm_compare.errors import UsageError
 from lstm_compare.usercode.guard import read_only
-from lstm_compare.locating.locate import slot_text
 from lstm_compare.modes.models import model_refusal
 from lstm_compare.lstm.problem import ProblemSpec, make_problem
-from lstm_compare.output.report import commit, csv_output, report_files, report_outputs
+from lstm_compare.output.atomic import commit, csv_output
+from lstm_compare.output.report import report_files, report_outputs
 from lstm_compare.output.summary import mode_summaries
-from lstm_compare.references import MODEL_MODULES, REFERENCES, ReferenceRefused, ReferenceUnavailable, load
+from lstm_compare.references import MODEL_MODULES, REFERENCES, ReferenceRefused, load
 from lstm_compare.lstm.model import Model
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from lstm_compare.catalogs.catalog import Bug, CatalogResult, Location
     from lstm_compare.usercode.conventions.base import Binding, Source
     from lstm_compare.usercode.drive import BatchRefusal
-    from lstm_compare.modes.engine import Report
+    from lstm_compare.modes.records import Report
     from lstm_compare.output.summary import ModeSummary
 
 
@@ -216,7 +217,7 @@ def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
         except UsageError as error:  # say which configuration could not be compared
             raise UsageError(f"{spec.label()}: {error}") from None
         configs.append(ConfigResult(spec, report, time.perf_counter() - start))
-        notes += [note for note in report.skipped if note not in notes]
+        notes += [note for note in (*report.notes, *report.skipped) if note not in notes]
     results: list[CatalogCheck] = []
     for k, bug in enumerate(catalog, start=len(specs)):
         if progress:
@@ -234,10 +235,8 @@ def accepting(spec: ProblemSpec, references: Sequence[str]) -> tuple[str, ...]:
         return tuple(name for name in references if name in MODEL_MODULES)
     names = []
     for name in references:
-        try:
+        with reference_errors_as_usage():
             check_size = getattr(load(name), "check_size", None)
-        except ReferenceUnavailable as error:
-            raise UsageError(f"{error}".rstrip(".") + ".") from None
         try:
             if check_size is not None:
                 check_size(make_problem(spec))
@@ -287,10 +286,8 @@ def describe_location(location: "Location | None", mode: bool = True) -> str:
     """'isolated backward step 11, dWf' for a ``catalog.Location`` (or 'not found' for None)."""
     if location is None:
         return "not found"
-    step = " (whole sequence)" if location.step is None else f" step {location.step}"
-    slot = "" if (location.layer, location.direction) == (1, "forward") else slot_text(location.layer,
-                                                                                       location.direction)
-    return f"{location.mode + ' ' if mode else ''}{slot}{location.phase}{step}, {location.tensor}"
+    in_model = (location.layer, location.direction) != (1, "forward")
+    return f"{location.mode + ' ' if mode else ''}{location.where.place(location.step, in_model=in_model)}"
 
 
 def suite_frame(result: SuiteResult) -> pd.DataFrame:
@@ -302,7 +299,7 @@ def suite_frame(result: SuiteResult) -> pd.DataFrame:
             rows.append({"configuration": config.spec.label(), "reference": s.reference, "mode": s.mode,
                          "status": "diverged" if s.finding else "match",
                          "worst_rel_err": _number(s.worst_rel_err), "worst_err_over_allowed": _number(s.worst_ratio),
-                         "first_divergence": s.finding.where() if s.finding else "",
+                         "first_divergence": s.finding.place() if s.finding else "",
                          "report": folder if s.finding else ""})
     return pd.DataFrame(rows, columns=SUITE_COLUMNS)
 

@@ -20,14 +20,15 @@ import numpy as np
 from lstm_compare.choices import Convention, Mode, Reference
 from lstm_compare.errors import UsageError
 from lstm_compare.lstm.problem import PROBLEM_KEYWORDS, ProblemKeywords, ProblemSpec
-from lstm_compare.modes.engine import Config, run
-from lstm_compare.output.summary import shorten
+from lstm_compare.modes.pipeline import run
+from lstm_compare.modes.records import Config
+from lstm_compare.output.text import shorten
 
 if TYPE_CHECKING:
     from typing import Unpack
 
     from lstm_compare.usercode.conventions.base import Source
-    from lstm_compare.modes.engine import Report
+    from lstm_compare.modes.records import Report
     from lstm_compare.locating.locate import Finding
     from lstm_compare.measuring.measure import TensorDiff
 
@@ -98,7 +99,7 @@ def mismatch_message(report: "Report", report_path: str | os.PathLike[str] | Non
     findings = sorted(report.findings, key=lambda f: f.mode != "isolated")  # isolated points at the line
     first = findings[0]
     lines = [f"{report.implementation} does not match the references ({report.config.spec.label()})!",
-             f"First divergence against {first.reference}, {first.mode} mode: {first.where(name_tensor=True)}"]
+             f"First divergence against {first.reference}, {first.mode} mode: {first.place(name_tensor=True)}"]
     if first.tensor == "exception":
         lines.append(shorten(first.message))
     else:
@@ -114,7 +115,7 @@ def mismatch_message(report: "Report", report_path: str | os.PathLike[str] | Non
             + (f" (yours: {first.user_tensor})" if first.user_tensor else ""),
             shorten(first.message),
         ]
-    others = [f"{f.reference} {f.mode} ({f.where(name_tensor=True)})" for f in findings[1:]]
+    others = [f"{f.reference} {f.mode} ({f.place(name_tensor=True)})" for f in findings[1:]]
     if others:
         lines.append(f"Also diverged: {'; '.join(others)}")
     if report_path is not None:
@@ -129,7 +130,6 @@ def _diff_at(report: "Report", finding: "Finding") -> tuple["TensorDiff", int]:
     """The ``TensorDiff`` behind a finding and the position of its step within it."""
     step = -1 if finding.step is None else finding.step
     for diff in report.diffs:
-        if (diff.reference, diff.mode, diff.phase, diff.tensor, diff.layer, diff.direction) == (
-                finding.reference, finding.mode, finding.phase, finding.tensor, finding.layer, finding.direction):
+        if diff.where == finding.where:
             return diff, int(np.flatnonzero(diff.steps == step)[0])
     raise LookupError(f"no measurement behind the finding {finding}")

@@ -10,17 +10,13 @@ from typing import NoReturn, Sequence
 
 from lstm_compare import caching
 from lstm_compare.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_UNUSABLE, UsageError
-from lstm_compare.usercode.guard import DEFAULT_TIMEOUT, time_limit
+from lstm_compare.usercode.isolation import isolated
+from lstm_compare.usercode.timelimit import DEFAULT_TIMEOUT, time_limit
 from lstm_compare.references import ReferenceRefused
+from lstm_compare.output.text import one_line
 
 # Subcommand name -> module in lstm_compare.frontends.commands with HELP, add_arguments(parser) and execute(args).
-COMMANDS = {"report": "lstm_compare.frontends.commands.report", "run": "lstm_compare.frontends.commands.run",
-            "gradcheck": "lstm_compare.frontends.commands.gradcheck", "detect": "lstm_compare.frontends.commands.detect"}
-
-
-def one_line(text: object) -> str:
-    """``text`` on one line: line breaks (a multi-line message, a path with a newline) shown as \\n."""
-    return str(text).replace("\r", "\\r").replace("\n", "\\n")
+COMMANDS = {name: f"lstm_compare.frontends.commands.{name}" for name in ("report", "run", "gradcheck", "detect")}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -70,9 +66,9 @@ def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run one subcommand; exits with a code of ``lstm_compare.errors.EXIT_CODES``.
 
-    As a program (``argv`` None) the work runs in a child process that ``lstm_compare.usercode.supervise`` watches, so that
-    ``os._exit``, a crash or a call stuck in compiled code in the user's file cannot end or hang the tool.
-    Called with ``argv`` (tests), it runs in this process.
+    As a program (``argv`` None) the work runs in a child process that ``lstm_compare.usercode.supervise`` watches, so
+    that ``os._exit``, a crash or a call stuck in compiled code in the user's file cannot end or hang the tool. Called
+    with ``argv`` (tests), it runs in this process.
     """
     if argv is None:
         from lstm_compare import caching
@@ -91,7 +87,7 @@ def execute(argv: Sequence[str] | None) -> int:
         args = parser.parse_args(argv)
         if hasattr(args, "no_cache") and caching.wanted(args.no_cache):  # report and run
             caching.enable(jax_too="jax" in args.reference)
-        with time_limit(args.timeout):
+        with time_limit(args.timeout), isolated():
             return modules[args.command].execute(args)
     except (UsageError, ReferenceRefused) as error:  # ReferenceRefused: e.g. too large for finite differences
         print(f"lstm-compare: error: {one_line(error)}", file=sys.stderr)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from typing import Unpack
 
     from lstm_compare.frontends.assertions import ComparisonKeywords
-    from lstm_compare.modes.engine import Report
+    from lstm_compare.modes.records import Report
     from lstm_compare.usercode.conventions.base import Source
 
 

@@ -1,6 +1,6 @@
-"""The NumPy LSTM under test, in the seed convention (see lstm_compare/handrolled/seed_lstm.py)."""
+"""The NumPy LSTM under test, in the question's convention (see lstm_compare/handrolled/question_lstm.py)."""
 
-from lstm_compare.handrolled.seed_lstm import (CACHE_FIELDS, PARAM_NAMES, dlstm, dlstm_loss, init_params, lstm, lstm_loss,
-                                  sigmoid)
+from lstm_compare.handrolled.question_lstm import (CACHE_FIELDS, PARAM_NAMES, dlstm, dlstm_loss, init_params, lstm,
+                                                    lstm_loss, sigmoid)
 
 __all__ = ["CACHE_FIELDS", "PARAM_NAMES", "dlstm", "dlstm_loss", "init_params", "lstm", "lstm_loss", "sigmoid"]

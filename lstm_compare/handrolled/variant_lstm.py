@@ -7,7 +7,7 @@ One cell serves every layer and direction.  Its parameters are a dict: ``Wf, Wi,
     a projection ``Wr`` (H, P):      m = o * tanh(c);  h = m @ Wr   (so h has S = P entries, c has H)
 
 The variant is read off the keys present.  ``lstm``/``dlstm`` are that cell with a dense head ``Wy`` (S, O),
-``by`` (O,), in the seed convention.  ``lstm_model_loss``/``dlstm_model_loss`` run the whole model (what
+``by`` (O,), in the question's convention.  ``lstm_model_loss``/``dlstm_model_loss`` run the whole model (what
 ``torch.nn.LSTM(num_layers, bidirectional, proj_size)`` plus a ``Linear`` head computes) on one flat dict:
 each layer's and direction's cell parameters under a suffix (``Wf_l1``, ``Wf_l1_reverse``, ``pf_l2``,
 ``Wr_l1`` ...; layers 1-based), and the head ``Wy`` (D S, O), ``by`` (O,) on the last layer's outputs, the

@@ -5,7 +5,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from lstm_compare.lstm.cell import FORWARD_HINTS, GATE_NAMES, gate_of, rank
+from lstm_compare.lstm.where import Mode, Placed, Where
+from lstm_compare.lstm.cell import FORWARD_HINTS, GATE_NAMES, SEQUENCE_FORWARD_TOTALS, gate_of, rank
 
 if TYPE_CHECKING:
     from lstm_compare.errors import ImplementationRaised
@@ -17,15 +18,12 @@ OUTFLOW = {"dx", "dh_prev", "dc_prev"}  # what leaves a backward step: every gat
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(Placed):
     """The first place where one mode against one reference departs: what, where, by how much, and why."""
 
-    reference: str
-    mode: str
-    phase: str
+    where: Where
     step: int | None  # None for a whole-sequence value
     gate: str
-    tensor: str
     max_abs_err: float
     max_rel_err: float
     tolerance: float
@@ -34,25 +32,19 @@ class Finding:
     expected: float
     message: str
     user_tensor: str = ""  # the worst element in the user's own names, where they differ (e.g. 'dWx[3, 11] (o block)')
-    layer: int = 1  # as in TensorDiff: the model's layer, 0 for the model's own head, loss and input gradient
-    direction: str = "forward"
-    in_model: bool = False  # found in a model variant: where() names the layer and direction
+    in_model: bool = False  # found in a model variant: place() names the layer and direction
 
-    def where(self, name_tensor: bool = False) -> str:
+    def place(self, name_tensor: bool = False) -> str:
         """'backward step 11, gate f, dWf' ('..., tensor dWf' with ``name_tensor``); 'whole sequence' for totals;
-        in a model variant prefixed with 'layer 2, backward direction, '."""
-        step = " (whole sequence)" if self.step is None else f" step {self.step}"
-        gate = f", gate {self.gate}" if self.gate else ""
-        yours = f" (yours: {self.user_tensor})" if self.user_tensor else ""
-        slot = slot_text(self.layer, self.direction, self.tensor) if self.in_model else ""
-        return f"{slot}{self.phase}{step}{gate}, {'tensor ' if name_tensor else ''}{self.tensor}{yours}"
+        in a model variant prefixed with 'layer 2, reverse direction, '."""
+        return self.where.place(self.step, self.gate, self.user_tensor, name_tensor, self.in_model)
 
 
-def failure_finding(reference: str, mode: str, raised: "ImplementationRaised") -> Finding:
+def failure_finding(reference: str, mode: Mode, raised: "ImplementationRaised") -> Finding:
     """An exception in the user's code, located at its mode, phase and step."""
     where = f"{raised.phase} step {raised.step}" if raised.step is not None else f"{raised.phase} (whole sequence)"
-    return Finding(reference, mode, raised.phase, raised.step, "", "exception", np.nan, np.nan, np.nan, None,
-                   np.nan, np.nan, f"{mode} {where}: {raised.message}")
+    return Finding(Where(reference, mode, raised.phase, "exception"), raised.step, "", np.nan, np.nan, np.nan,
+                   None, np.nan, np.nan, f"{mode} {where}: {raised.message}")
 
 
 def order_key(phase: str, step: int | None, tensor: str, steps: int, layer: int = 1, direction: str = "forward"
@@ -66,7 +58,7 @@ def order_key(phase: str, step: int | None, tensor: str, steps: int, layer: int 
     if layer == 0:  # the model's own: its head and loss (last forward), its head's gradients and dx
         slot = (LAST_SLOT if phase == "forward" or tensor in ("dx", "exception") else -LAST_SLOT)
     else:
-        slot = 2 * layer + (direction == "backward")
+        slot = 2 * layer + (direction == "reverse")
         slot = slot if phase == "forward" else -slot
     if phase == "forward":
         return (0, slot, steps if step is None or step < 0 else step, rank(phase, tensor))
@@ -79,7 +71,7 @@ LAST_SLOT = 1 << 20  # beyond any layer's rank in order_key
 def in_model_failure(failure: Finding) -> Finding:
     """An exception finding of a model variant, its message naming the layer and direction (or the whole model,
     for the whole-model functions)."""
-    where = slot_text(failure.layer, failure.direction, failure.tensor)
+    where = failure.where.slot_prefix()
     message = failure.message.replace(f"{failure.mode} ", f"{failure.mode} {where}", 1)
     return replace(failure, in_model=True, message=message)
 
@@ -92,14 +84,6 @@ def order_keys(phase: str, steps: np.ndarray, tensor: str, total: int, layer: in
     steps = np.asarray(steps, dtype=np.int64)
     keys[:, 2] = np.where(steps < 0, total, steps if phase == "forward" else total - 1 - steps)
     return keys
-
-
-def slot_text(layer: int, direction: str, tensor: str = "") -> str:
-    """'layer 2, backward direction, ': the start of a variant's location; for layer 0, 'the model's head and
-    input, ', or 'the whole model, ' for an exception there (raised in the whole-model functions)."""
-    if layer == 0:
-        return "the whole model, " if tensor == "exception" else "the model's head and input, "
-    return f"layer {layer}, {direction} direction, "
 
 
 def first_divergence(diffs: Iterable["TensorDiff"], failures: Iterable[Finding], steps: int, dh_given: bool = False,
@@ -138,8 +122,8 @@ def _finding(diff: "TensorDiff", k: int, diverged_here: list[str], steps_diverge
     index = tuple(int(i) for i in np.unravel_index(int(diff.worst_index[k]), diff.shape)) if diff.shape else ()
     where = f"{diff.phase} step {step}" if step >= 0 else f"{diff.phase} (whole sequence)"
     if in_model:
-        time = f" (time {steps - 1 - step})" if diff.direction == "backward" and step >= 0 and diff.layer else ""
-        where = f"{slot_text(diff.layer, diff.direction)}{where}{time}"
+        time = f" (time {steps - 1 - step})" if diff.direction == "reverse" and step >= 0 and diff.layer else ""
+        where = f"{diff.where.slot_prefix()}{where}{time}"
     actual, expected = float(diff.actual[k]), float(diff.expected[k])
     if not np.isfinite(actual):
         cause = f"{'NaN' if np.isnan(actual) else 'Inf'} first appears in {diff.tensor}"
@@ -163,10 +147,10 @@ def _finding(diff: "TensorDiff", k: int, diverged_here: list[str], steps_diverge
     yours = naming.element(diff.tensor, index, diff.mode, step) if naming is not None else element
     if yours != element:
         detail += f" (yours: {yours})"
-    return Finding(diff.reference, diff.mode, diff.phase, step if step >= 0 else None, diff.gate, diff.tensor,
+    return Finding(diff.where, step if step >= 0 else None, diff.gate,
                    float(diff.max_abs_err[k]), float(diff.max_rel_err[k]), float(diff.tolerance[k]), index,
                    actual, expected, f"{diff.mode} {where}: {cause}. {detail}.",
-                   yours if yours != element else "", diff.layer, diff.direction, in_model)
+                   yours if yours != element else "", in_model)
 
 
 def _model_hint(diff: "TensorDiff", step: int, diverged_here: Sequence[str]) -> str:
@@ -184,7 +168,7 @@ def _model_hint(diff: "TensorDiff", step: int, diverged_here: Sequence[str]) -> 
     if diff.phase == "forward":
         feeds = f"layer {diff.layer - 1}'s outputs h" if diff.layer > 1 else "the inputs"
         reverse = (", the order it runs (t = T-1 ... 0) and the flip of its outputs back into time order"
-                   if diff.direction == "backward" else "")
+                   if diff.direction == "reverse" else "")
         start = "its initial state (its row of h0, c0), " if step == 0 else ""
         return f"how the model feeds {slot}: {start}its input ({feeds}, in time order){reverse}"
     return (f"the gradient reaching {slot} from outside its recurrence (the layer above's dL/d input, or the "
@@ -199,8 +183,8 @@ def _sequence_hint(diff: "TensorDiff", step: int, steps_diverge: bool) -> str:
         return ("the sequence loop (the order of steps, accumulating dparams, dy, or gradients not carried "
                 "between steps: dh_prev and dc_prev into the step before), unless the step functions diverge too: "
                 "isolated mode tells")
-    if diff.tensor == "loss":
-        return FORWARD_HINTS["loss"]
+    if diff.tensor in SEQUENCE_FORWARD_TOTALS:  # the loss, the final h and c: computed once, after the steps
+        return FORWARD_HINTS[diff.tensor]
     if step == 0:
         return ("the whole-sequence code may ignore the initial state (h0, c0) it is given: "
                 "a run with --zero-state tells")

@@ -2,7 +2,7 @@
 what each one's divergence suggests, and the per-step parameter-gradient formula.
 
 Everything else (the references, the weight layouts, the comparison engine, the conventions that bind a user's
-file) names tensors with this vocabulary.  The internal layout is the question's ("seed") convention:
+file) names tensors with this vocabulary.  The internal layout is the question's convention:
 
     xh = [x, h_prev]                                   ([B,] X+H)
     k_pre = xh @ Wk + bk   for k in f, i, g, o         Wk (X+H, H), bk (H,)
@@ -39,7 +39,7 @@ STATE_TENSORS = ("h_prev", "c_prev")  # the state entering each step
 BACKWARD_TENSORS = ("dy", "df_pre", "di_pre", "dg_pre", "do_pre", "dh_next", "dc_next", "dh_prev", "dc_prev")
 
 # What a cache may hold, by these names (the question's order, which is also its default CACHE_FIELDS).
-SEED_CACHE_FIELDS = ("xh", "f_pre", "f", "i_pre", "i", "g_pre", "g", "o_pre", "o", "c", "c_tanh", "c_prev", "h")
+QUESTION_CACHE_FIELDS = ("xh", "f_pre", "f", "i_pre", "i", "g_pre", "g", "o_pre", "o", "c", "c_tanh", "c_prev", "h")
 CACHE_FROM_CACHE = (*PRE_ACTIVATIONS, *GATES, "c_tanh", PROJECTED)  # compared only as read from a cache
 CACHE_CHECKS = ("cache.xh", "cache.c_prev", "cache.c", "cache.h")  # the cache's own copies, which backward reads
 
@@ -55,9 +55,13 @@ GATE_PARAM_GRADS = tuple(name for name in PARAM_GRADS if name not in ("dWy", "db
 VARIANT_PARAM_GRADS = tuple(f"d{name}" for name in VARIANT_PARAMS)
 
 # What a divergence first seen in one forward tensor suggests.
+# What a whole-sequence forward returns once, after its per-step values: the loss and the final state (h_T, c_T).
+SEQUENCE_FORWARD_TOTALS = ("loss", "h_last", "c_last")
 FORWARD_HINTS = {"c": "the cell update c = f * c_prev + i * g", "c_tanh": "tanh(c)", "h": "h = o * tanh(c)",
                  PROJECTED: "m = o * tanh(c), before the projection",
-                 "y": "the output head y = h @ Wy + by", "loss": "the loss (sum over steps of the mean squared error)"}
+                 "y": "the output head y = h @ Wy + by", "loss": "the loss (sum over steps of the mean squared error)",
+                 "h_last": "the final h the whole-sequence forward returns (its last step's h)",
+                 "c_last": "the final c the whole-sequence forward returns (its last step's c)"}
 
 
 def output_gradient(y: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -78,7 +82,7 @@ def gate_of(tensor: str) -> str:
 
 def rank(phase: str, tensor: str) -> int:
     """Position of ``tensor`` within a step of ``phase``; exceptions come first (nothing after them ran)."""
-    order = FORWARD_ORDER + ("loss",) if phase == "forward" else BACKWARD_ORDER
+    order = FORWARD_ORDER + SEQUENCE_FORWARD_TOTALS if phase == "forward" else BACKWARD_ORDER
     return -1 if tensor == "exception" else order.index(tensor)
 
 

@@ -25,8 +25,7 @@ import numpy as np
 
 from lstm_compare.lstm.cell import GATE_BIASES, GATE_WEIGHTS, PEEPHOLES, PROJECTION
 from lstm_compare.lstm.records import Totals, Trace
-
-DIRECTIONS = ("forward", "backward")
+from lstm_compare.lstm.where import DIRECTIONS, Direction, slot_label
 
 
 @functools.total_ordering
@@ -34,16 +33,16 @@ DIRECTIONS = ("forward", "backward")
 class Slot:
     """One layer (1-based) and direction of a model: one cell run over the whole sequence.
 
-    Slots sort in data-flow order (layer 1 forward, layer 1 backward, layer 2 forward, ...), as ``Model.slots()``
-    lists them; not alphabetically, where "backward" would come first.
+    Slots sort in data-flow order (layer 1 forward, layer 1 reverse, layer 2 forward, ...), as ``Model.slots()``
+    lists them.
     """
 
     layer: int
-    direction: str = "forward"  # "forward" or "backward" (the reverse direction)
+    direction: Direction = "forward"  # "forward" (t = 0 ... T-1) or "reverse" (t = T-1 ... 0)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
-            raise ValueError(f"a direction is 'forward' or 'backward', not {self.direction!r}.")
+            raise ValueError(f"a direction is 'forward' or 'reverse', not {self.direction!r}.")
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Slot):
@@ -53,15 +52,15 @@ class Slot:
     @property
     def suffix(self) -> str:
         """The suffix of this slot's parameter names: '_l1', '_l2_reverse'."""
-        return f"_l{self.layer}" + ("_reverse" if self.direction == "backward" else "")
+        return f"_l{self.layer}" + ("_reverse" if self.reverse else "")
 
     @property
     def reverse(self) -> bool:
-        return self.direction == "backward"
+        return self.direction == "reverse"
 
     def label(self) -> str:
-        """'layer 2, backward direction'."""
-        return f"layer {self.layer}, {self.direction} direction"
+        """'layer 2, reverse direction'."""
+        return slot_label(self.layer, self.direction)
 
 
 @dataclass(frozen=True)
@@ -79,11 +78,11 @@ class Model:
         return self == Model()
 
     @property
-    def directions(self) -> tuple[str, ...]:
+    def directions(self) -> tuple[Direction, ...]:
         return DIRECTIONS if self.bidirectional else DIRECTIONS[:1]
 
     def slots(self) -> tuple[Slot, ...]:
-        """Every slot in data-flow order: layer 1 forward, layer 1 backward, layer 2 forward, ..."""
+        """Every slot in data-flow order: layer 1 forward, layer 1 reverse, layer 2 forward, ..."""
         return tuple(Slot(layer, direction) for layer in range(1, self.layers + 1) for direction in self.directions)
 
     def state_size(self, hidden: int) -> int:

@@ -60,7 +60,7 @@ class Totals:
     outputs: np.ndarray  # (T, [B,] O): y_t for every step
     h_last: np.ndarray
     c_last: np.ndarray
-    grads: Mapping[str, np.ndarray]  # seed layout: Wf ... by
+    grads: Mapping[str, np.ndarray]  # internal layout: Wf ... by
     dinputs: np.ndarray  # (T, [B,] X)
     dh0: np.ndarray
     dc0: np.ndarray
@@ -86,7 +86,7 @@ class Trace:
         object.__setattr__(self, "backward", MappingProxyType(dict(self.backward)))
 
     def step_param_grads(self, t: int, inputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Step t's contribution to every parameter's gradient (seed layout), from ``inputs`` (T, [B,] X)."""
+        """Step t's contribution to every parameter's gradient (internal layout), from ``inputs`` (T, [B,] X)."""
         return {name: grads[0] for name, grads in self.param_grads_at([t], inputs).items()}
 
     def param_grads_at(self, steps: Sequence[int] | np.ndarray, inputs: np.ndarray) -> dict[str, np.ndarray]:

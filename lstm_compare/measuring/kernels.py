@@ -1,20 +1,19 @@
 """Fused kernels (numba) for the largest measurement: each unbatched step's weight contributions, xh^T dk_pre.
 
-NumPy measures such a contribution in several passes over parameter-sized arrays: it forms the reference's
-outer product (float64 and run dtype), subtracts, takes absolute values, finds the maximum.  These kernels make
-one pass each and never form an outer product: every element is recomputed from the two factors.  They are
-compiled without fast-math, so each product and difference is rounded exactly as NumPy rounds it (no FMA
-contraction, no reassociation), and the figures are the same bits as ``lstm_compare.measuring.measure``'s NumPy path, which a
-test checks on random data with NaN, Inf, zeros and negative values.
+NumPy measures such a contribution in several passes over parameter-sized arrays: it forms the reference's outer product
+(float64 and run dtype), subtracts, takes absolute values, finds the maximum.  These kernels make one pass each and
+never form an outer product: every element is recomputed from the two factors.  They are compiled without fast-math, so
+each product and difference is rounded exactly as NumPy rounds it (no FMA contraction, no reassociation), and the
+figures are the same bits as ``lstm_compare.measuring.measure``'s NumPy path, which a test checks on random data with
+NaN, Inf, zeros and negative values.
 
-Compiling costs about a second of CPU, and holds the GIL, so it happens in a separate process (``prepare``:
-``python -m lstm_compare.measuring.kernels FOLDER DTYPE``) while the references run, and only for problems large enough to
-repay it (``worth_it``).  That process leaves the compiled code in a folder (numba's cache), and the run reads it
-back (about 0.4 s, numba's import included) at its first measurement after the process has finished: a
-temporary folder of this run only, removed once read, or the per-user cache of a command-line run
-(``lstm_compare.caching``), which a later run then reuses.  Until the kernels are ready, and wherever numba does not
-import, NumPy measures.  Both give the same bits, so which one measured a step never shows.  The Python API and
-the tests never write the per-user cache.
+Compiling costs about a second of CPU, and holds the GIL, so it happens in a separate process (``prepare``: ``python -m
+lstm_compare.measuring.kernels FOLDER DTYPE``) while the references run, and only for problems large enough to repay it
+(``worth_it``).  That process leaves the compiled code in a folder (numba's cache), and the run reads it back (about 0.4
+s, numba's import included) at its first measurement after the process has finished: a temporary folder of this run
+only, removed once read, or the per-user cache of a command-line run (``lstm_compare.caching``), which a later run then
+reuses.  Until the kernels are ready, and wherever numba does not import, NumPy measures.  Both give the same bits, so
+which one measured a step never shows.  The Python API and the tests never write the per-user cache.
 """
 
 import contextlib
@@ -33,14 +32,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 
 if TYPE_CHECKING:
-    from lstm_compare.measuring.measure import OuterExpectation
     from lstm_compare.lstm.records import Problem
 
 # Worth using when the weight contributions to measure hold at least this many elements per reference
-# (T * 4 (X+H) H + T H O).  On the 2-core machine NumPy spends about 2.4 s on 328M elements (T=1000 H=256 X=64
-# float32) where the kernels spend about 0.5 s, about 6 ns less per element; reading them back costs the run
-# about 0.4 s (0.2 s importing numba), which 70M elements repay.  (Compiling them in a thread of the run
-# instead held the GIL the references need: at 328M it made the run slower.)
+# (T * 4 (X+H) H + T H O): below it, reading the compiled kernels back costs more than they save (bench/README.md).
 MIN_ELEMENTS = 100_000_000
 _ACTIVE: ContextVar[bool] = ContextVar("lstm_compare_kernels", default=False)
 _LOCAL = threading.local()
@@ -95,7 +90,7 @@ def _spawn(dtype: np.dtype[Any]) -> _Build | None:
     if cached is None:
         _remove_stale_temporaries()
     folder = cached or Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY_PREFIX}{os.getpid()}-"))
-    root = str(Path(__file__).resolve().parent.parent)  # this project, importable whatever the working directory
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding lstm_compare/, whatever the working directory
     path = os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))
     try:
         process = _POPEN([sys.executable, "-m", "lstm_compare.measuring.kernels", str(folder), dtype.name],
@@ -310,23 +305,22 @@ def outer_noise(a: np.ndarray, b: np.ndarray, a_same: np.ndarray, b_same: np.nda
     return out
 
 
-def outer_measure(actual: np.ndarray, expected: "OuterExpectation") -> dict[str, np.ndarray]:
-    """``lstm_compare.measuring.measure.measure`` of ``actual`` (S, A*C) against an outer product's factors, in one pass."""
+def outer_measure(actual: np.ndarray, a: np.ndarray, b: np.ndarray, tolerance: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row s of ``actual`` (S, A*C) against the outer product a_s b_s^T ((S, A), (S, C)) with its allowed
+    error ``tolerance`` (S,), in one pass: the largest |actual - expected| (Inf for a NaN), its flat index, the
+    actual and expected values there, and how many elements exceed the tolerance or are NaN."""
     S = actual.shape[0]
     max_abs, actual_at, expected_at = np.empty(S), np.empty(S), np.empty(S)
     worst, n_mismatch = np.empty(S, dtype=np.intp), np.empty(S, dtype=np.intp)
     work = _scratch(actual.shape[1])
     kernel = _KERNELS[actual.dtype.char]["measure"]
-    kernel(_c(actual), _c(expected.a), _c(expected.b), _c(expected.tolerance.astype(np.float64)), work, max_abs, worst,
-           actual_at, expected_at, n_mismatch)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(expected.scale > 0, max_abs / expected.scale, np.where(max_abs > 0, np.inf, 0.0))
-    return dict(max_abs_err=max_abs, max_rel_err=rel, worst_index=worst, actual=actual_at, expected=expected_at,
-                n_mismatch=n_mismatch, tolerance=expected.tolerance, noise_floor=expected.noise_floor,
-                diverged=n_mismatch > 0)
+    kernel(_c(actual), _c(a), _c(b), _c(tolerance.astype(np.float64)), work, max_abs, worst, actual_at, expected_at,
+           n_mismatch)
+    return max_abs, worst, actual_at, expected_at, n_mismatch
 
 
-if __name__ == "__main__":  # python -m lstm_compare.measuring.kernels FOLDER DTYPE: compile both kernels for DTYPE into FOLDER
-    from lstm_compare.measuring import kernels as _module  # the module's own functions (numba caches them by file and name)
+if __name__ == "__main__":  # python -m lstm_compare.measuring.kernels FOLDER DTYPE: compile both kernels into FOLDER
+    from lstm_compare.measuring import kernels as _module  # the module's own functions (numba caches by file and name)
 
     _module._load(np.dtype(sys.argv[2]), Path(sys.argv[1]))

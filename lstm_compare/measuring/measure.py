@@ -1,13 +1,15 @@
 """Measure one tensor against its float64 truth, for one step or for many stacked steps at once."""
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Sequence
 
 import numpy as np
 
 from lstm_compare.measuring.tolerance import Tolerance
+from lstm_compare.lstm.where import Placed, Where
+from lstm_compare.lstm.cell import gate_of
 
 
 @dataclass(frozen=True)
@@ -61,14 +63,14 @@ def outer_rows(a: np.ndarray, b: np.ndarray, dtype: "np.typing.DTypeLike | None"
     factors' dtype, then cast to ``dtype`` if one is given.
 
     Where torch is already imported (it is whenever the torch reference runs), large ones are formed by torch's
-    broadcast multiply, two to three times faster than NumPy's: one correctly rounded product per element,
-    the same bits (a test checks it, NaN, Inf, zeros and subnormals included).
+    broadcast multiply, which is faster: one correctly rounded product per element, the same bits as NumPy's
+    (a test checks it, NaN, Inf, zeros and subnormals included).
     """
     (S, A), C = a.shape, b.shape[-1]
     out_dtype = a.dtype if dtype is None else np.dtype(dtype)
     torch = sys.modules.get("torch")
     if torch is not None and S * A * C >= _TORCH_MIN_ELEMENTS and _torch_readable(a, b, out_dtype):
-        out = torch.empty((S, A, C), dtype=_TORCH_DTYPES[out_dtype])
+        out = torch.empty((S, A, C), dtype=_TORCH_DTYPES[out_dtype], device="cpu")
         threads = torch.get_num_threads()
         if threads != 1:
             torch.set_num_threads(1)  # a loaded 2-core machine: one thread, as the torch reference runs
@@ -156,18 +158,24 @@ def expectation(truth: np.ndarray, same_dtype_reference: np.ndarray, tolerance: 
     return Expectation(t, scale, noise, tolerance.allowed(scale, noise))
 
 
+def widened(expected: Expectation, same_dtype_alternative: np.ndarray, tolerance: Tolerance) -> Expectation:
+    """``expected`` whose noise floor also covers ``same_dtype_alternative``: another way a correct implementation
+    may compute the tensor in the run's dtype (a loss summed step by step, say) and its distance from the truth."""
+    other = np.abs(np.asarray(same_dtype_alternative, dtype=np.float64).reshape(expected.truth.shape)
+                   - expected.truth)
+    noise = np.maximum(expected.noise_floor, other.max(axis=1) if other.shape[1] else 0.0)
+    return replace(expected, noise_floor=noise, tolerance=tolerance.allowed(expected.scale, noise))
+
+
 @dataclass(frozen=True)
-class TensorDiff:
+class TensorDiff(Placed):
     """How one tensor of the implementation compares with one reference, at every compared step.
 
     Fields are arrays over those steps (``steps``; -1 stands for a whole-sequence value).  Errors are
     measured against the reference's float64 run; ``max_rel_err`` is norm-wise: max |a - t| / max |t|.
     """
 
-    reference: str
-    mode: str
-    phase: str
-    tensor: str
+    where: Where
     gate: str
     shape: tuple[int, ...]
     steps: np.ndarray
@@ -181,8 +189,6 @@ class TensorDiff:
     tolerance: np.ndarray
     noise_floor: np.ndarray
     diverged: np.ndarray
-    layer: int = 1  # the model's layer (references/model.py); 0: the model's own head, loss and input gradient
-    direction: str = "forward"  # the layer's direction: "forward" or "backward" ("" with layer 0)
 
     @property
     def any_diverged(self) -> bool:
@@ -200,7 +206,7 @@ def measure(actual: np.typing.ArrayLike, expected: AnyExpectation) -> dict[str, 
         from lstm_compare.measuring import kernels
 
         if n and kernels.enabled(a):
-            return kernels.outer_measure(a, expected)
+            return _stats(*kernels.outer_measure(a, expected.a, expected.b, expected.tolerance), expected)
     return _measure_formed(a, expected.truth, expected)
 
 
@@ -225,19 +231,22 @@ def _measure_formed(a: np.ndarray, truth: np.ndarray, expected: AnyExpectation) 
     n_mismatch = np.zeros(S, dtype=np.intp)
     for k in np.flatnonzero(max_abs > expected.tolerance):  # counting costs a pass: only where something fails
         n_mismatch[k] = np.count_nonzero(err[k] > expected.tolerance[k]) + np.count_nonzero(np.isnan(err[k]))
+    return _stats(max_abs, worst, a[rows, worst].astype(np.float64), truth[rows, worst], n_mismatch, expected)
+
+
+def _stats(max_abs: np.ndarray, worst: np.ndarray, actual_at: np.ndarray, expected_at: np.ndarray,
+           n_mismatch: np.ndarray, expected: AnyExpectation) -> dict[str, np.ndarray]:
+    """The per-step statistics ``measure`` returns, from the worst element of each step and the mismatch count."""
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(expected.scale > 0, max_abs / expected.scale, np.where(max_abs > 0, np.inf, 0.0))
-    return dict(max_abs_err=max_abs, max_rel_err=rel, worst_index=worst,
-                actual=a[rows, worst].astype(np.float64),
-                expected=truth[rows, worst], n_mismatch=n_mismatch, tolerance=expected.tolerance,
-                noise_floor=expected.noise_floor, diverged=n_mismatch > 0)
+    return dict(max_abs_err=max_abs, max_rel_err=rel, worst_index=worst, actual=actual_at, expected=expected_at,
+                n_mismatch=n_mismatch, tolerance=expected.tolerance, noise_floor=expected.noise_floor,
+                diverged=n_mismatch > 0)
 
 
-def tensor_diff(labels: tuple[str, str, str, str, str], shape: Sequence[int], steps: Sequence[int] | np.ndarray,
-                stats: Sequence[dict[str, np.ndarray]], slot: tuple[int, str] = (1, "forward")) -> TensorDiff:
-    """A ``TensorDiff`` from its labels (reference, mode, phase, tensor, gate), per-step ``measure`` dicts, and
-    the model's (layer, direction) it belongs to."""
+def tensor_diff(where: Where, shape: Sequence[int], steps: Sequence[int] | np.ndarray,
+                stats: Sequence[dict[str, np.ndarray]]) -> TensorDiff:
+    """A ``TensorDiff`` of the tensor at ``where`` from per-step ``measure`` dicts."""
     merged: dict[str, Any] = {key: np.concatenate([s[key] for s in stats]) for key in stats[0]}
-    n_total = int(np.prod(shape))
-    return TensorDiff(*labels, shape=tuple(shape), steps=np.asarray(steps), n_total=n_total, **merged,
-                      layer=slot[0], direction=slot[1])
+    return TensorDiff(where, gate_of(where.tensor), shape=tuple(shape), steps=np.asarray(steps),
+                      n_total=int(np.prod(shape)), **merged)

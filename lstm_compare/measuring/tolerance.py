@@ -13,6 +13,7 @@ truth on exactly this tensor and step.  In a float64 run r is t, so the floor is
 import contextlib
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Iterator
 
 import numpy as np
@@ -55,3 +56,15 @@ def widened(factor: float) -> Iterator[None]:
         yield
     finally:
         _FACTOR.reset(token)
+
+
+def reference_tolerance(module: ModuleType, dtype: np.typing.DTypeLike) -> Tolerance:
+    """The dtype's tolerance, widened to the reference's own accuracy where it declares a coarser one.
+
+    A reference module may define ``TOLERANCE`` with ``rtol`` and ``atol`` (finite differences do).
+    """
+    table = tolerance_for(dtype)
+    own = getattr(module, "TOLERANCE", None)
+    if own is None:
+        return table
+    return Tolerance(rtol=max(table.rtol, own.rtol), atol=max(table.atol, own.atol))

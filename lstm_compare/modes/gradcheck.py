@@ -20,20 +20,20 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
+from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.lstm.cell import PARAM_GRADS
+from lstm_compare.lstm.problem import ProblemSpec, make_problem
+from lstm_compare.measuring.limits import check_fits, check_gradcheck_fits
+from lstm_compare.references.numeric import RTOL, STEP, central_differences, floor_for, relative_error
 from lstm_compare.usercode import drive
 from lstm_compare.usercode.conventions import bind
-from lstm_compare.errors import ImplementationRaised, UsageError
 from lstm_compare.usercode.guard import as_float_array, call, unpack
-from lstm_compare.measuring.limits import check_fits, check_gradcheck_fits
-from lstm_compare.lstm.problem import ProblemSpec, make_problem
-from lstm_compare.lstm.cell import PARAM_GRADS
-from lstm_compare.references.numeric import RTOL, STEP, central_differences, floor_for, relative_error
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from lstm_compare.usercode.conventions.base import Binding, Source
     from lstm_compare.lstm.records import Problem
+    from lstm_compare.usercode.conventions.base import Binding, Source
 
 MAX_ENTRIES = 1000  # every entry up to this many in all (X=1: H up to 14; X=3: H up to 13)
 MIN_PER_PARAMETER = 8
@@ -117,7 +117,7 @@ class GradCheck:
     def __repr__(self) -> str:
         from lstm_compare.output.notebook import gradcheck_repr
 
-        return gradcheck_repr(self)
+        return gradcheck_repr(self, summarize(self).splitlines()[-1])
 
 
 def gradcheck(impl: "Source", spec: ProblemSpec = ProblemSpec(), max_entries: int = MAX_ENTRIES,

@@ -1,38 +1,41 @@
 """Compare a model variant (``references/model.py``: layers, directions, a projection, peepholes).
 
-Each (layer, direction) is compared as one cell: the user's step functions are fed, per reference, exactly what
-that reference's model feeds the slot (its input sequence in processing order, its initial state, and in the
-backward pass dL/dh_t from outside the recurrence: the head's, or the layer above's), and measured in the
-isolated and chained modes like a single cell.  The harness composes the layers and directions itself, so a
-cell bug is located at the first slot, step and gate where it shows.  The user's own whole-model functions, when
-the file has them, run in sequence mode (``lstm_compare.usercode.conventions.model_functions``), which is where a bug in how
-the layers and directions are wired shows.
+Each (layer, direction) is compared as one cell: the user's step functions are fed, per reference, exactly what that
+reference's model feeds the slot (its input sequence in processing order, its initial state, and in the backward pass
+dL/dh_t from outside the recurrence: the head's, or the layer above's), and measured in the isolated and chained modes
+like a single cell.  The harness composes the layers and directions itself, so a cell bug is located at the first slot,
+step and gate where it shows.  The user's own whole-model functions, when the file has them, run in sequence mode
+(``lstm_compare.usercode.conventions.model_functions``), which is where a bug in how the layers and directions are wired
+shows.
 """
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.locating.locate import Finding, first_divergence, in_model_failure
+from lstm_compare.lstm.cell import BACKWARD_ORDER, FORWARD_ORDER, PEEPHOLES, PROJECTION, VARIANT_PARAM_GRADS
+from lstm_compare.lstm.model import ModelProblem, ModelTrace, Slot, as_cell_trace, slot_index, slot_params
+from lstm_compare.lstm.problem import ProblemSpec, make_model_problem
+from lstm_compare.lstm.records import Problem
+from lstm_compare.lstm.where import Phase, by_reference_and_mode
+from lstm_compare.measuring.measure import expectation, widened
+from lstm_compare.modes.sequence import stepwise_loss
+from lstm_compare.measuring.tolerance import Tolerance, reference_tolerance
+from lstm_compare.modes.collect import Collector
+from lstm_compare.modes.notes import precision_note
+from lstm_compare.modes.records import Config, ReferenceRun, Report, TracedReferences, reference_errors_as_usage
+from lstm_compare.modes.steps import compare_steps
+from lstm_compare.references import load_model
 from lstm_compare.usercode import drive
 from lstm_compare.usercode.conventions.model_functions import ModelSequenceRun, model_functions
-from lstm_compare.modes.engine import MODES, Config, ReferenceRun, Report, Collector, compare_steps, precision_note
-from lstm_compare.modes.engine import reference_tolerance
-from lstm_compare.errors import ImplementationRaised, UsageError
 from lstm_compare.usercode.guard import read_only
-from lstm_compare.locating.locate import Finding, failure_finding, first_divergence, in_model_failure
-from lstm_compare.measuring.measure import expectation
-from lstm_compare.lstm.problem import ProblemSpec, make_model_problem
-from lstm_compare.lstm.cell import BACKWARD_ORDER, FORWARD_ORDER, VARIANT_PARAM_GRADS
-from lstm_compare.measuring.tolerance import Tolerance
-from lstm_compare.references import ReferenceRefused, ReferenceUnavailable, load_model
-from lstm_compare.lstm.cell import PEEPHOLES, PROJECTION
-from lstm_compare.lstm.model import Model, ModelProblem, ModelTrace, Slot, as_cell_trace, slot_index, slot_params
-from lstm_compare.lstm.records import Problem
 
 if TYPE_CHECKING:
-    from lstm_compare.usercode.conventions.base import Binding
     from lstm_compare.measuring.measure import TensorDiff
+    from lstm_compare.usercode.conventions.base import Binding
 
 HEAD_ONLY = ("y", "dWy", "dby")  # a slot's identity head: not the user's, never compared
 
@@ -48,7 +51,7 @@ class ModelReference:
 
 
 def run_model(implementation: "Binding", config: Config) -> Report:
-    """``engine.run`` for a model variant: every slot's step modes, then the whole-model sequence mode."""
+    """``pipeline.run`` for a model variant: every slot's step modes, then the whole-model sequence mode."""
     spec, model = config.spec, config.spec.model
     try:
         model.check(spec.hidden)
@@ -66,29 +69,30 @@ def run_model(implementation: "Binding", config: Config) -> Report:
     if step_modes:
         for slot in model.slots():
             for ref in refs:
-                collector = Collector((slot.layer, slot.direction))
+                collector = Collector(slot.layer, slot.direction)
                 returned += _compare_slot(implementation, problem, truth, ref, slot, step_modes, collector,
                                           batch_check=slot == model.slots()[0] and ref is refs[0])
                 diffs += collector.finish()
                 failures += collector.failures
-    skipped = [*implementation.notes, *implementation.run_notes]
+    notes, skipped = [*implementation.notes, *implementation.run_notes], []
     if "sequence" in config.modes:
         functions = model_functions(implementation)
         if functions is None:
             skipped.append(f"sequence mode skipped: {implementation.name} does not define the whole-model functions "
                            f"lstm_model_loss and dlstm_model_loss.")
         else:
-            sequence = functions.run(problem)
+            with implementation.fresh_state().active():
+                sequence = functions.run(problem)
             returned += [sequence.model_forward, *sequence.forward.values()]
             for collector in _measure_sequence(sequence, problem, refs):
                 diffs += collector.finish()
                 failures += collector.failures
-    skipped += precision_note(implementation.name, problem.dtype, returned)
+    notes += precision_note(implementation.name, problem.dtype, returned)
     failures = [in_model_failure(f) for f in failures]
-    order = lambda f: (config.references.index(f.reference), MODES.index(f.mode))  # noqa: E731
+    order = by_reference_and_mode(config.references)
     findings = first_divergence(diffs, failures, spec.steps, not implementation.has_head, None, in_model=True)
     return Report(implementation.name, config, tuple(diffs), tuple(sorted(findings, key=order)),
-                  tuple(sorted(failures, key=order)), tuple(skipped), None)
+                  tuple(sorted(failures, key=order)), tuple(skipped), None, tuple(notes))
 
 
 def _check_supported(implementation: "Binding", spec: ProblemSpec) -> None:
@@ -100,7 +104,7 @@ def _check_supported(implementation: "Binding", spec: ProblemSpec) -> None:
 def model_refusal(implementation: "Binding", spec: ProblemSpec) -> str | None:
     """Why the file's cell cannot take the model's peepholes or projection (one sentence), or None.
 
-    They need a cell whose parameters are a dict the user's code reads by name (the seed convention), and a cell
+    They need a cell whose parameters are a dict the user's code reads by name (the question's convention), and a cell
     that reads them: one step forward and backward must return a projected h and the gradients of pf, pi, po
     or Wr.  An exception in that step is named with its line (a cell that ignores Wr fails at its head).
     """
@@ -122,7 +126,7 @@ def model_refusal(implementation: "Binding", spec: ProblemSpec) -> str | None:
         run_ = drive.forward(implementation, cell)
         if run_.failure is not None:
             raise run_.failure
-        drive.backward_step(implementation, cell, 0, np.ones(S), np.zeros(S), np.zeros(H), run_.caches[0])
+        drive.backward_step(implementation, cell, 0, np.ones(S), np.zeros(S), np.zeros(H), run_.caches[0], run_.state)
     except UsageError as error:
         return f"{implementation.name}'s cell does not take {what} ({str(error).rstrip('.')}); {advice}."
     except ImplementationRaised as raised:
@@ -134,14 +138,12 @@ def model_refusal(implementation: "Binding", spec: ProblemSpec) -> str | None:
 
 
 def _trace(name: str, problem: ModelProblem, truth: ModelProblem) -> ModelReference:
-    try:
+    with reference_errors_as_usage():
         module = load_model(name)
         if problem.dtype == np.float64:
             same = exact = module.trace_model(truth)
         else:
             same, exact = module.trace_model(problem), module.trace_model(truth)
-    except (ReferenceUnavailable, ReferenceRefused) as error:
-        raise UsageError(f"{error}".rstrip(".") + ".") from None
     return ModelReference(name, same, exact, reference_tolerance(module, problem.dtype))
 
 
@@ -182,7 +184,8 @@ def _compare_slot(implementation: "Binding", problem: ModelProblem, truth: Model
     variant = {name for name in VARIANT_PARAM_GRADS if name[1:] in same_problem.params}
     backward_names = [name for name in BACKWARD_ORDER
                       if (name in implementation.backward_names or name in variant) and name not in HEAD_ONLY]
-    return compare_steps(implementation, same_problem, truth_problem, [cell], modes, collector, forward_names,
+    return compare_steps(implementation, same_problem, truth_problem, TracedReferences([cell]), modes, collector,
+                         forward_names,
                          backward_names)
 
 
@@ -196,7 +199,7 @@ def _measure_sequence(run: ModelSequenceRun, problem: ModelProblem, refs: Sequen
     for ref in refs:
         for slot in model.slots():
             k = slot_index(model, slot)
-            slot_collector = Collector((slot.layer, slot.direction))
+            slot_collector = Collector(slot.layer, slot.direction)
             collectors.append(slot_collector)
             for name, value in run.forward.get(slot, {}).items():
                 truth, same = ref.truth.slots[slot].forward[name], ref.same_dtype.slots[slot].forward[name]
@@ -210,16 +213,22 @@ def _measure_sequence(run: ModelSequenceRun, problem: ModelProblem, refs: Sequen
                     same = ref.same_dtype.totals.grads[name[1:] + slot.suffix]
                 slot_collector.add(ref.name, "sequence", "backward", name, [-1], np.asarray(value)[None],
                                    expectation(truth[None], same[None], ref.tolerance))
-        collector = Collector((0, ""))
+        collector = Collector(0, "")
         collectors.append(collector)
-        for phase, values in (("forward", run.model_forward), ("backward", run.model_backward)):
+        phases: tuple[tuple[Phase, Mapping[str, Any]], ...] = (("forward", run.model_forward),
+                                                               ("backward", run.model_backward))
+        for phase, values in phases:
             for name in dict.fromkeys(n for n in (*FORWARD_ORDER, "loss", *BACKWARD_ORDER) if n in values):
                 steps, truth, same = _model_expected(ref, name)
                 actual = np.asarray(values[name])
                 actual = actual if len(steps) > 1 or steps[0] >= 0 else actual[None]
-                collector.add(ref.name, "sequence", phase, name, steps, actual, expectation(truth, same, ref.tolerance))
+                expected = expectation(truth, same, ref.tolerance)
+                if name == "loss" and ref.same_dtype is not ref.truth:  # float64: the table alone
+                    loss = stepwise_loss(ref.same_dtype.totals.outputs.astype(problem.dtype), problem.targets)
+                    expected = widened(expected, loss[None], ref.tolerance)
+                collector.add(ref.name, "sequence", phase, name, steps, actual, expected)
         if run.failure is not None:
-            collector.failures.append(failure_finding(ref.name, "sequence", run.failure))
+            collector.fail(ref.name, "sequence", run.failure)
     return collectors
 
 

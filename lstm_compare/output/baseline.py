@@ -10,6 +10,7 @@ norm-wise relative error over the steps; a later run fails when any of them grow
 """
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,51 +18,61 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lstm_compare.modes.engine import MODES
-from lstm_compare.output.report import write_csv_atomically
 from lstm_compare.lstm.cell import rank
+from lstm_compare.lstm.where import Placed, Where
+from lstm_compare.lstm.where import rank as result_rank
+from lstm_compare.output.atomic import write_csv_atomically
 from lstm_compare.references import REFERENCES
 
 if TYPE_CHECKING:
-    from lstm_compare.modes.engine import Report
-    from lstm_compare.measuring.measure import TensorDiff
+    from lstm_compare.modes.records import Report
 
 BASELINE_COLUMNS = ["configuration", "reference", "mode", "phase", "tensor", "max_rel_err"]
 DEFAULT_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
-class Regression:
+class Regression(Placed):
     """One tensor whose error grew past what its baseline allows."""
 
-    reference: str
-    mode: str
-    phase: str
-    tensor: str
+    where: Where
     baseline: float  # NaN: the tensor is not in the current report at all
     current: float
     allowed: float
 
     def describe(self) -> str:
+        name = f"{self.reference} {self.mode} {self.phase} {baseline_tensor(self.where)}"
         if np.isnan(self.current):
-            return f"{self.reference} {self.mode} {self.phase} {self.tensor}: in the baseline but no longer compared"
+            return f"{name}: in the baseline but no longer compared"
         growth = f"{self.current / self.baseline:.3g}x" if self.baseline > 0 else "it was exact"
-        return (f"{self.reference} {self.mode} {self.phase} {self.tensor}: max rel err {self.current:.2e}, "
-                f"baseline {self.baseline:.2e} ({growth}; up to {self.allowed:.2e} allowed)")
+        return (f"{name}: max rel err {self.current:.2e}, baseline {self.baseline:.2e} ({growth}; up to "
+                f"{self.allowed:.2e} allowed)")
 
 
-def baseline_tensor(d: "TensorDiff") -> str:
+def baseline_tensor(where: Where) -> str:
     """A compared tensor's name in a baseline: its own, with its layer and direction when a model variant has
-    more than one (``dWf (layer 2, backward)``), so that every layer's error is kept apart."""
-    if d.layer == 0 or (d.layer, d.direction) == (1, "forward"):
-        return d.tensor
-    return f"{d.tensor} (layer {d.layer}, {d.direction})"
+    more than one (``dWf (layer 2, reverse)``), so that every layer's error is kept apart."""
+    if where.layer == 0 or (where.layer, where.direction) == (1, "forward"):
+        return where.tensor
+    return f"{where.tensor} (layer {where.layer}, {where.direction})"
+
+
+SLOT_SUFFIX = re.compile(r"(?P<tensor>.+) \(layer (?P<layer>\d+), (?P<direction>forward|reverse)\)")
+
+
+def _where(reference: str, mode: str, phase: str, tensor: str) -> Where:
+    """The ``Where`` of a baseline row (``baseline_tensor`` read back)."""
+    slot = SLOT_SUFFIX.fullmatch(tensor)
+    if slot is None:
+        return Where(reference, mode, phase, tensor)  # type: ignore[arg-type]  # the file's words, as written
+    return Where(reference, mode, phase, slot["tensor"], int(slot["layer"]),  # type: ignore[arg-type]
+                 slot["direction"])  # type: ignore[arg-type]
 
 
 def baseline_frame(report: "Report") -> pd.DataFrame:
     """The worst relative error over the steps of every compared tensor, three significant digits."""
     rows = [{"configuration": report.config.spec.label(), "reference": d.reference, "mode": d.mode,
-             "phase": d.phase, "tensor": baseline_tensor(d), "max_rel_err": f"{float(np.max(d.max_rel_err)):.2e}"}
+             "phase": d.phase, "tensor": baseline_tensor(d.where), "max_rel_err": f"{float(np.max(d.max_rel_err)):.2e}"}
             for d in report.diffs]
     return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
 
@@ -111,25 +122,23 @@ def regressions(report: "Report", baseline: pd.DataFrame, factor: float = DEFAUL
     if recorded != {label}:
         raise ValueError(f"the baseline was recorded for {', '.join(sorted(recorded))}, not {label}")
     eps = float(np.finfo(np.dtype(report.config.spec.dtype)).eps)
-    current = {(d.reference, d.mode, d.phase, baseline_tensor(d)): float(np.max(d.max_rel_err))
-               for d in report.diffs}
+    current = {d.where: float(np.max(d.max_rel_err)) for d in report.diffs}
     found: list[Regression] = []
     row: Any  # a row of read_baseline's frame: str columns, max_rel_err a float
     for row in baseline.itertuples(index=False):
-        key = (row.reference, row.mode, row.phase, row.tensor)
+        where = _where(row.reference, row.mode, row.phase, row.tensor)
         allowed = factor * max(row.max_rel_err, eps)
-        now = current.get(key, np.nan)
+        now = current.get(where, np.nan)
         if not now <= allowed:  # also NaN: missing now, or NaN in the implementation
-            found.append(Regression(*key, row.max_rel_err, now, allowed))
+            found.append(Regression(where, row.max_rel_err, now, allowed))
     return sorted(found, key=_computation_order)
 
 
 def _computation_order(r: Regression) -> tuple[bool, int, bool, int, int]:
     """Missing tensors first, then isolated mode (where a loss of accuracy starts), in the order the LSTM runs."""
-    mode = MODES.index(r.mode) if r.mode in MODES else len(MODES)
-    reference = REFERENCES.index(r.reference) if r.reference in REFERENCES else len(REFERENCES)
+    reference, mode = result_rank(REFERENCES, r.reference, r.mode)
     try:
-        position = rank(r.phase, r.tensor.split(" (layer ")[0])
+        position = rank(r.phase, r.tensor)
     except ValueError:  # a tensor this version no longer compares (only in an old baseline)
         position = -1
     return (not np.isnan(r.current), mode, r.phase != "forward", position, reference)

@@ -9,14 +9,15 @@ import html
 import re
 from typing import TYPE_CHECKING
 
-from lstm_compare.choices import MODES
-from lstm_compare.output.summary import mode_summaries, run_label, shorten
+from lstm_compare.lstm.where import MODES
+from lstm_compare.output.summary import mode_summaries, run_label
+from lstm_compare.output.text import shorten
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from lstm_compare.locating.locate import Finding
-    from lstm_compare.modes.engine import Report
+    from lstm_compare.modes.records import Report
     from lstm_compare.modes.gradcheck import GradCheck
 
 HINT = re.compile(r" diverges?: (.*?)(?: worst |$)")  # what a finding's message says the cause is
@@ -45,11 +46,12 @@ def report_repr(report: "Report") -> str:
         lines.append(f"  {reference:<{width}}  {', '.join(modes)}")
     finding = first(report)
     if finding is not None:
-        lines.append(f"  first ({finding.reference}, {finding.mode}): {finding.where()}")
+        lines.append(f"  first ({finding.reference}, {finding.mode}): {finding.place()}")
         lines.append(f"  hint: {hint(finding)}")
-    lines += [f"  note: {shorten(note, 160)}" for note in report.skipped[:2]]
-    if len(report.skipped) > 2:
-        lines.append(f"  ({len(report.skipped) - 2} more notes in report.skipped)")
+    notes = (*report.skipped, *report.notes)
+    lines += [f"  note: {shorten(note, 160)}" for note in notes[:2]]
+    if len(notes) > 2:
+        lines.append(f"  ({len(notes) - 2} more in report.skipped and report.notes)")
     lines.append("  rows: report.frame(), report.first_divergence_frame()>")
     return "\n".join(lines)
 
@@ -68,7 +70,7 @@ def report_html(report: "Report") -> str:
             if s is None:
                 row.append("<td>not run</td>")
             elif s.finding is not None:
-                row.append(f"<td style='color:#b00'><b>DIVERGED</b> {html.escape(s.finding.where())}</td>")
+                row.append(f"<td style='color:#b00'><b>DIVERGED</b> {html.escape(s.finding.place())}</td>")
             else:
                 row.append(f"<td style='color:#070'>match <small>(worst rel err {s.worst_rel_err:.1e})</small></td>")
         rows.append(f"<tr><th>{html.escape(reference)}</th>{''.join(row)}</tr>")
@@ -78,20 +80,18 @@ def report_html(report: "Report") -> str:
     finding = first(report)
     if finding is not None:
         parts.append(f"<p>First divergence ({html.escape(finding.reference)}, {finding.mode}): "
-                     f"<b>{html.escape(finding.where())}</b><br>Hint: {html.escape(hint(finding))}</p>")
+                     f"<b>{html.escape(finding.place())}</b><br>Hint: {html.escape(hint(finding))}</p>")
     else:
         parts.append("<p>No divergence: every compared tensor is within tolerance.</p>")
-    parts += [f"<p><small>{html.escape(shorten(note, 300))}</small></p>" for note in report.skipped]
+    parts += [f"<p><small>{html.escape(shorten(note, 300))}</small></p>" for note in (*report.skipped, *report.notes)]
     return "\n".join(parts)
 
 
-def gradcheck_repr(result: "GradCheck") -> str:
-    """The gradient check's verdict in two lines (``result.frame()`` has every checked entry)."""
-    from lstm_compare.modes.gradcheck import summarize
-
+def gradcheck_repr(result: "GradCheck", verdict_line: str) -> str:
+    """The gradient check's verdict in two lines: its own, then ``verdict_line`` (the summary's last line;
+    ``result.frame()`` has every checked entry)."""
     verdict = "passed" if result.passed else "FAILED"
-    return (f"<lstm_compare.GradCheck {result.implementation} ({result.spec.label()}): {verdict}\n"
-            f"  {summarize(result).splitlines()[-1]}>")
+    return f"<lstm_compare.GradCheck {result.implementation} ({result.spec.label()}): {verdict}\n  {verdict_line}>"
 
 
 def gradcheck_frame(result: "GradCheck") -> "pd.DataFrame":

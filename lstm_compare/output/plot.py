@@ -12,17 +12,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lstm_compare.modes.engine import MODES
+from lstm_compare.lstm.where import MODES
 from lstm_compare.locating.locate import order_key
-from lstm_compare.output.summary import shorten
+from lstm_compare.output.text import shorten
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.colors import Colormap
     from matplotlib.figure import Figure
 
-    from lstm_compare.modes.engine import Report
-    from lstm_compare.output.report import Output
+    from lstm_compare.modes.records import Report
+    from lstm_compare.output.atomic import Output
 
 LOW, HIGH = -8.0, 8.0  # the colour scale, in log10(error / allowed); beyond it the end colours
 PHASE_TITLES = {"forward": "forward  (computed t = 0 \u2192 T-1)", "backward": "backward  (computed t = T-1 \u2192 0)"}
@@ -89,7 +89,7 @@ def row_label(tensor: str, layer: int, direction: str, in_model: bool) -> str:
     'model y' for the model's head, loss and input gradient)."""
     if not in_model:
         return tensor
-    return f"model {tensor}" if layer == 0 else f"L{layer}{'r' if direction == 'backward' else ''} {tensor}"
+    return f"model {tensor}" if layer == 0 else f"L{layer}{'r' if direction == 'reverse' else ''} {tensor}"
 
 
 def _colormap() -> "Colormap":
@@ -188,7 +188,7 @@ def _step_ticks(n_cols: int) -> list[int]:
 
 def heatmap_outputs(report: "Report", out_dir: str | os.PathLike[str], dpi: float = 110) -> list["Output"]:
     """One ``report.Output`` per reference x mode of ``report`` that has data: heatmap-<reference>-<mode>.png."""
-    from lstm_compare.output.report import Output
+    from lstm_compare.output.atomic import Output
 
     outputs: list[Output] = []  # mypy cannot type a lambda with a default argument (below)
     for reference in report.config.references:
@@ -213,6 +213,6 @@ def _save(heat: Heatmap, path: str | os.PathLike[str], dpi: float) -> None:
 def write_heatmaps(report: "Report", out_dir: str | os.PathLike[str], dpi: float = 110) -> list[Path]:
     """Write heatmap-<reference>-<mode>.png for every reference x mode of ``report``, all or none (through a
     temporary each, like the CSVs); returns the paths."""
-    from lstm_compare.output.report import commit
+    from lstm_compare.output.atomic import commit
 
     return commit(heatmap_outputs(report, out_dir, dpi))

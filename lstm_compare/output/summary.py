@@ -6,22 +6,12 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from lstm_compare.modes.engine import MODES
+from lstm_compare.lstm.where import Mode, rank
+from lstm_compare.output.text import shorten
 
 if TYPE_CHECKING:
-    from lstm_compare.modes.engine import Report
+    from lstm_compare.modes.records import Report
     from lstm_compare.locating.locate import Finding
-
-SHOWN_CHARACTERS = 1000  # of a message in the terminal or a picture; the CSVs keep it whole
-
-
-def shorten(text: object, limit: int = SHOWN_CHARACTERS) -> str:
-    """``text`` on one line, cut to ``limit`` characters with the count of those left out (an exception message
-    can be megabytes long; printing or drawing all of it helps no one)."""
-    text = " ".join(str(text).split())
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit].rstrip()}... [{len(text) - limit} more characters]"
 
 
 @dataclass(frozen=True)
@@ -29,7 +19,7 @@ class ModeSummary:
     """One reference x mode: its worst norm-wise relative error and its first divergence, if any."""
 
     reference: str
-    mode: str
+    mode: Mode
     worst_rel_err: float
     worst_ratio: float  # the largest max_abs_err / tolerance: below 1 means everything matched
     finding: "Finding | None"
@@ -38,7 +28,7 @@ class ModeSummary:
 def mode_summaries(report: "Report") -> list[ModeSummary]:
     """One ``ModeSummary`` per reference and mode that produced anything, in reference then mode order."""
     findings = {(f.reference, f.mode): f for f in report.findings}
-    worst: dict[tuple[str, str], tuple[float, float]] = {}
+    worst: dict[tuple[str, Mode], tuple[float, float]] = {}
     for d in report.diffs:
         key = (d.reference, d.mode)
         rel, ratio = worst.get(key, (0.0, 0.0))
@@ -46,9 +36,8 @@ def mode_summaries(report: "Report") -> list[ModeSummary]:
             step_ratio = np.where(d.tolerance > 0, d.max_abs_err / d.tolerance, np.inf)
         worst[key] = (max(rel, float(np.max(d.max_rel_err))), max(ratio, float(np.max(step_ratio))))
     keys = set(worst) | set(findings)
-    order = lambda key: (list(report.config.references).index(key[0]), MODES.index(key[1]))  # noqa: E731
     return [ModeSummary(r, m, *worst.get((r, m), (np.nan, np.nan)), findings.get((r, m)))
-            for r, m in sorted(keys, key=order)]
+            for r, m in sorted(keys, key=lambda key: rank(report.config.references, *key))]
 
 
 def run_label(report: "Report") -> str:
@@ -64,9 +53,9 @@ def summarize(report: "Report", paths: Iterable[str | PathLike[str]] = ()) -> st
     width = max(6, *(len(name) + 1 for name in report.config.references))
     for s in mode_summaries(report):
         status = "DIVERGED" if s.finding else "match"
-        where = f"  first: {s.finding.where()}" if s.finding else ""
+        where = f"  first: {s.finding.place()}" if s.finding else ""
         lines.append(f"  {s.reference:<{width}} {s.mode:<9} {status:<8} worst rel err {s.worst_rel_err:.1e}{where}")
-    lines += [f"  {note}" for note in report.skipped]
+    lines += [f"  {note}" for note in (*report.notes, *report.skipped)]
     for f in report.findings:
         lines.append(f"{f.reference}, {f.mode}: {shorten(f.message)}")
     for f in report.failures:
@@ -77,7 +66,6 @@ def summarize(report: "Report", paths: Iterable[str | PathLike[str]] = ()) -> st
     if paths:
         lines.append("Reports: " + ", ".join(str(p) for p in paths))
     return "\n".join(lines)
-
 
 
 def _references(report: "Report") -> str:

@@ -1,4 +1,4 @@
-"""PyTorch and JAX equivalents of the seed-convention LSTM, loaded with identical weights, and a
+"""PyTorch and JAX equivalents of an LSTM in the question's convention, loaded with identical weights, and a
 finite-difference reference (``numeric``, NumPy only) for small problems.
 
 Each reference module has the same small interface: ``NAME`` and ``trace(problem) -> Trace``, taking and
@@ -12,7 +12,8 @@ from types import ModuleType
 
 from lstm_compare.lstm.records import BACKWARD_TENSORS, FORWARD_TENSORS, Problem, Totals, Trace
 
-MODULES = {"torch": "lstm_compare.references.torch_lstm", "jax": "lstm_compare.references.jax_lstm", "numeric": "lstm_compare.references.numeric"}
+MODULES = {name: f"lstm_compare.references.{module}"
+           for name, module in (("torch", "torch_lstm"), ("jax", "jax_lstm"), ("numeric", "numeric"))}
 REFERENCES = ("torch", "jax")  # the default set; MODULES may hold more that are asked for by name
 # Model references (references/model.py): ``NAME`` and ``trace_model(problem: ModelProblem) -> ModelTrace``.
 MODEL_MODULES = {"torch": "lstm_compare.references.torch_model", "jax": "lstm_compare.references.jax_model"}

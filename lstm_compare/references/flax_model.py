@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_compare.references.jax_lstm import _enable_x64
+from lstm_compare.references.jax_lstm import own_settings
 from lstm_compare.lstm.model import Model, ModelProblem, ModelTotals
 from lstm_compare.references.model_layout import FLAX_CELL, FLAX_HEAD, flax_to_model, model_to_flax
 
@@ -64,7 +64,7 @@ def official_model(problem: ModelProblem) -> ModelTotals:
     """Totals from flax's ``LSTMCell`` with the problem's weights, in the problem's dtype."""
     model = problem.model
     tree = model_to_flax(model, problem.params)
-    with _enable_x64(True):  # scoped to this thread and this computation: no global JAX setting changes
+    with own_settings():  # scoped to this thread and this computation: no global JAX setting changes
         carries = [(jnp.asarray(problem.c0[k]), jnp.asarray(problem.h0[k])) for k in range(len(model.slots()))]
         vg = _value_and_grad(model, problem.hidden, problem.targets.shape[-1])
         (loss, (y, finals)), (dtree, dinputs, dcarries) = vg(tree, problem.inputs, carries, problem.targets)

@@ -9,8 +9,9 @@ Per-step gradients come from zero-valued probes added to each gate pre-activatio
 entering each step: the gradient of the loss with respect to a probe is exactly that per-step quantity.
 """
 
+import contextlib
 import importlib
-from typing import Callable, ContextManager
+from typing import Callable, ContextManager, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,20 @@ NAME = "jax"
 _enable_x64: Callable[[bool], ContextManager[None]] = (jax.enable_x64 if hasattr(jax, "enable_x64")
                                                       else importlib.import_module("jax.experimental").enable_x64)
 PROBES = ("f_pre", "i_pre", "g_pre", "o_pre", "y", "h_prev", "c_prev")
+
+
+@contextlib.contextmanager
+def own_settings() -> Iterator[None]:
+    """JAX as the references run it, whatever the caller (or the file under test) set: 64-bit types, NumPy's
+    rank and dtype promotion, jit on.  Each setting is scoped to this thread and this block."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_enable_x64(True))
+        for name, value in (("numpy_rank_promotion", "allow"), ("numpy_dtype_promotion", "standard"),
+                            ("disable_jit", False)):
+            setting = getattr(jax, name, None)  # each a context manager in current JAX
+            if setting is not None:
+                stack.enter_context(setting(value))
+        yield
 
 
 def _step(params: dict[str, jax.Array], carry: tuple[jax.Array, jax.Array],
@@ -62,7 +77,7 @@ class WrongPrecision(RuntimeError):
 
 def trace(problem: Problem) -> Trace:
     """Every per-step tensor and gradient, and the totals, from one jitted value-and-grad."""
-    with _enable_x64(True):  # scoped to this thread and this computation: no global JAX setting changes
+    with own_settings():  # scoped to this thread and this computation: no global JAX setting changes
         result = _trace(problem)
     wrong = {name: a.dtype.name for name, a in {**result.forward, **result.backward, **result.totals.grads}.items()
              if a.dtype != problem.dtype}

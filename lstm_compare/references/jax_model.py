@@ -1,6 +1,6 @@
 """JAX reference for a model (``references/model.py``): one ``jax.lax.scan`` per slot, jit-compiled per model.
 
-As in ``references/jax_lstm.py``: 64-bit types only inside the scoped ``_enable_x64``, a dtype check on every
+As in ``references/jax_lstm.py``: 64-bit types only inside the scoped ``own_settings``, a dtype check on every
 result, and per-step gradients from zero-valued probes (the gradient of the loss with respect to a probe added
 to a tensor is that tensor's per-step gradient).  Totals come from flax (``references/flax_model.py``, the JAX
 authority) where flax has the cell, no peepholes and no projection; otherwise, or when flax is not installed,
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_compare.references.jax_lstm import WrongPrecision, _enable_x64
+from lstm_compare.references.jax_lstm import WrongPrecision, own_settings
 from lstm_compare.lstm.model import Model, ModelProblem, ModelTotals, ModelTrace, Slot, SlotTrace
 from lstm_compare.lstm.records import grads_entering_later_steps
 
@@ -83,7 +83,7 @@ def _value_and_grad(model: Model) -> Callable[..., Any]:
 
 def trace_model(problem: ModelProblem) -> ModelTrace:
     """Every slot's per-step tensors from the scan; totals from flax where it has the model, else the scan's."""
-    with _enable_x64(True):  # scoped to this thread and this computation: no global JAX setting changes
+    with own_settings():  # scoped to this thread and this computation: no global JAX setting changes
         result = _trace(problem)
         totals = _flax_totals(problem)
     if totals is not None:
@@ -94,7 +94,7 @@ def trace_model(problem: ModelProblem) -> ModelTrace:
 
 def scan_model(problem: ModelProblem) -> ModelTrace:
     """The scan alone, its own totals included (tests hold them against flax and torch)."""
-    with _enable_x64(True):
+    with own_settings():
         result = _trace(problem)
     _check_dtype(result, problem)
     return result

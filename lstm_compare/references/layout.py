@@ -1,12 +1,12 @@
 """The one definition of the weight layouts and their conversions.
 
-Seed dict (``xh @ W`` on ``xh = [x, h_prev]``)      torch.nn.LSTM + nn.Linear state_dict
+Internal dict (``xh @ W`` on ``xh = [x, h_prev]``)      torch.nn.LSTM + nn.Linear state_dict
   Wf, Wi, Wg, Wo   (X+H, H), one per gate      ->  weight_ih_l0 (4H, X) = [Wi; Wf; Wg; Wo][:X].T stacked
                                                ->  weight_hh_l0 (4H, H) = [Wi; Wf; Wg; Wo][X:].T stacked
   bf, bi, bg, bo   (H,)                        ->  bias_ih_l0 (4H,) = [bi, bf, bg, bo];  bias_hh_l0 = 0
   Wy (H, O), by (O,)                           ->  head.weight (O, H) = Wy.T,  head.bias (O,) = by
 
-torch stacks its gates in the order i, f, g, o and adds two biases; going back, the seed bias is their sum.
+torch stacks its gates in the order i, f, g, o and adds two biases; going back, the internal bias is their sum.
 The cell part alone (``cell_to_torch``, ``torch_to_cell``) takes any torch key suffix (``_l1_reverse``) and a
 projected cell's ``Wr`` (H, P) <-> ``weight_hr`` (P, H) = Wr.T, where h_prev, and so weight_hh, has P entries;
 ``references/model_layout.py`` builds a whole model's layout from it.
@@ -24,7 +24,7 @@ TORCH_CELL_KEYS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # then weigh
 
 
 def sizes(params: Mapping[str, np.ndarray]) -> tuple[int, int, int]:
-    """(X, H, O) of a seed-convention parameter dict."""
+    """(X, H, O) of a parameter dict in the internal layout (the question's)."""
     H, O = params["Wy"].shape
     return params["Wf"].shape[0] - H, H, O
 
@@ -35,7 +35,7 @@ def torch_cell_keys(suffix: str = "_l0", projected: bool = False) -> tuple[str, 
 
 
 def cell_to_torch(params: Mapping[str, np.ndarray], suffix: str = "_l0") -> dict[str, np.ndarray]:
-    """One cell's seed parameters (Wf ... bo, and Wr if projected) -> its torch keys with ``suffix``.
+    """One cell's internal parameters (Wf ... bo, and Wr if projected) -> its torch keys with ``suffix``.
 
     Other entries (a head, peepholes) are not read.  The size of h_prev is P (Wr's columns) or H.
     """
@@ -56,9 +56,9 @@ def cell_to_torch(params: Mapping[str, np.ndarray], suffix: str = "_l0") -> dict
 
 def torch_to_cell(state: Mapping[str, np.ndarray], suffix: str = "_l0", *,
                   gradient: bool = False) -> dict[str, np.ndarray]:
-    """One cell's torch keys with ``suffix`` -> its seed parameters (Wf ... Wo, bf ... bo, and Wr if present).
+    """One cell's torch keys with ``suffix`` -> its internal parameters (Wf ... Wo, bf ... bo, and Wr if present).
 
-    For weights the seed bias is ``bias_ih + bias_hh``; for gradients (``gradient=True``) it is ``bias_ih``'s
+    For weights the internal bias is ``bias_ih + bias_hh``; for gradients (``gradient=True``) it is ``bias_ih``'s
     alone (torch's two bias gradients are both dL/db).
     """
     stacked = np.concatenate([state[f"weight_ih{suffix}"], state[f"weight_hh{suffix}"]], axis=1).T  # (In+S, 4H)
@@ -76,8 +76,8 @@ def torch_to_cell(state: Mapping[str, np.ndarray], suffix: str = "_l0", *,
     return {name: params[name] for name in names}
 
 
-def seed_to_torch(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Seed dict -> torch state_dict layout (NumPy arrays, same dtype)."""
+def internal_to_torch(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Internal dict -> torch state_dict layout (NumPy arrays, same dtype)."""
     return {
         **cell_to_torch({name: params[name] for name in (*GATE_WEIGHTS, *GATE_BIASES)}),
         "head.weight": np.array(params["Wy"].T, order="C"),  # (O, H)
@@ -85,11 +85,11 @@ def seed_to_torch(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-def torch_to_seed(state: Mapping[str, np.ndarray], *, gradient: bool = False) -> dict[str, np.ndarray]:
-    """torch state_dict layout -> seed dict.
+def torch_to_internal(state: Mapping[str, np.ndarray], *, gradient: bool = False) -> dict[str, np.ndarray]:
+    """torch state_dict layout -> internal dict.
 
-    For weights the seed bias is ``bias_ih + bias_hh``.  For *gradients* (``gradient=True``) both torch bias
-    gradients equal dL/db, so the seed bias gradient is ``bias_ih``'s alone.
+    For weights the internal bias is ``bias_ih + bias_hh``.  For *gradients* (``gradient=True``) both torch bias
+    gradients equal dL/db, so the internal bias gradient is ``bias_ih``'s alone.
     """
     params = torch_to_cell({key: state[key] for key in TORCH_KEYS[:4]}, gradient=gradient)
     params["Wy"] = np.array(state["head.weight"].T, order="C")

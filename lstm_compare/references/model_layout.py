@@ -1,7 +1,7 @@
-"""A model's weight layouts (``references/model.py``): its flat seed dict <-> torch.nn.LSTM's state_dict, and
+"""A model's weight layouts (``references/model.py``): its flat internal dict <-> torch.nn.LSTM's state_dict, and
 <-> the parameter tree of flax's ``LSTMCell``s.  Each cell's part is ``references/layout.py``'s, per slot.
 
-Seed dict, slot suffix ``_l{k}[_reverse]`` (k 1-based)  torch nn.LSTM(num_layers, bidirectional, proj_size)
+Internal dict, slot suffix ``_l{k}[_reverse]`` (k 1-based)  torch nn.LSTM(num_layers, bidirectional, proj_size)
   Wf_l{k} ... Wo_l{k}  (In + S, H)               ->  weight_ih_l{k-1} (4H, In), weight_hh_l{k-1} (4H, S)
   bf_l{k} ... bo_l{k}  (H,)                      ->  bias_ih_l{k-1} (4H,) in i, f, g, o order; bias_hh_l{k-1} = 0
   Wr_l{k}  (H, P)                                ->  weight_hr_l{k-1} (P, H) = Wr.T
@@ -9,14 +9,14 @@ Seed dict, slot suffix ``_l{k}[_reverse]`` (k 1-based)  torch nn.LSTM(num_layers
   ..._l{k}_reverse                               ->  ..._l{k-1}_reverse
   Wy (D S, O), by (O,)                           ->  head.weight (O, D S) = Wy.T,  head.bias (O,)
 
-Seed dict                                           flax.linen: LSTMCell per slot, Dense head (no peepholes, P = 0)
+Internal dict                                           flax.linen: LSTMCell per slot, Dense head (no peepholes, P = 0)
   Wk_l{k}[:In]  for k in f, i, g, o              ->  cell_l{k}/i{k}/kernel (In, H)   (no bias)
   Wk_l{k}[In:]                                   ->  cell_l{k}/h{k}/kernel (H, H)
   bk_l{k}                                        ->  cell_l{k}/h{k}/bias (H,)
   Wy, by                                         ->  head/kernel (D H, O), head/bias (O,)
 
 In is X for layer 1 and D S above it; S is P with a projection, H without; D is 1 or 2 directions.  Going back
-from torch, a seed bias is ``bias_ih + bias_hh`` for weights, and ``bias_ih``'s alone for gradients (both of
+from torch, a internal bias is ``bias_ih + bias_hh`` for weights, and ``bias_ih``'s alone for gradients (both of
 torch's bias gradients are dL/db).  flax has one bias per gate, so its weights and gradients map alike.
 """
 
@@ -62,7 +62,7 @@ def slot_to_torch(model: Model, params: Mapping[str, np.ndarray], slot: Slot) ->
 
 
 def model_to_torch(model: Model, params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The model's flat seed dict -> nn.LSTM's state_dict plus ``head.weight``, ``head.bias``."""
+    """The model's flat internal dict -> nn.LSTM's state_dict plus ``head.weight``, ``head.bias``."""
     _refuse_peepholes(model, "torch")
     state = {key: value for slot in model.slots() for key, value in slot_to_torch(model, params, slot).items()}
     state["head.weight"] = np.array(params["Wy"].T, order="C")  # (O, D S)
@@ -72,7 +72,7 @@ def model_to_torch(model: Model, params: Mapping[str, np.ndarray]) -> dict[str, 
 
 def torch_to_model(model: Model, state: Mapping[str, np.ndarray], *, gradient: bool = False
                    ) -> dict[str, np.ndarray]:
-    """nn.LSTM's state_dict plus the head's keys -> the model's flat seed dict (``gradient``: see the module)."""
+    """nn.LSTM's state_dict plus the head's keys -> the model's flat internal dict (``gradient``: see the module)."""
     _refuse_peepholes(model, "torch")
     params = {}
     for slot in model.slots():
@@ -90,7 +90,7 @@ def _check_flax(model: Model) -> None:
 
 
 def model_to_flax(model: Model, params: Mapping[str, np.ndarray]) -> FlaxTree:
-    """The model's flat seed dict -> the flax parameter tree (the ``params`` collection's contents)."""
+    """The model's flat internal dict -> the flax parameter tree (the ``params`` collection's contents)."""
     _check_flax(model)
     tree: FlaxTree = {}
     for slot in model.slots():
@@ -106,7 +106,7 @@ def model_to_flax(model: Model, params: Mapping[str, np.ndarray]) -> FlaxTree:
 
 
 def flax_to_model(model: Model, tree: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """The flax parameter tree (weights or gradients alike) -> the model's flat seed dict."""
+    """The flax parameter tree (weights or gradients alike) -> the model's flat internal dict."""
     _check_flax(model)
     params = {}
     for slot in model.slots():

@@ -1,6 +1,6 @@
 """Finite-difference reference: central differences in float64, NumPy only, for small problems.
 
-No framework and no analytic derivative: every gradient here is ``(L(v + d) - L(v - d)) / 2d`` of the seed
+No framework and no analytic derivative: every gradient here is ``(L(v + d) - L(v - d)) / 2d`` of the question's
 convention's loss, run from the problem's own initial state (h0, c0), the same one the analytic gradient
 starts from.  (Starting the differences from another state, such as the final one a forward returns, is what
 makes a hand-written gradient check fail; see examples/seed_question.)

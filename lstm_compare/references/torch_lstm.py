@@ -6,7 +6,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from lstm_compare.references.layout import seed_to_torch, torch_to_seed
+from lstm_compare.references.layout import internal_to_torch, torch_to_internal
 from lstm_compare.references.memory import release_free_memory
 from lstm_compare.lstm.records import FORWARD_TENSORS, Problem, Totals, Trace, grads_entering_later_steps
 
@@ -22,7 +22,7 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def _mse(y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The seed convention's loss for one step: mean over outputs, summed over the batch."""
+    """The question's convention's loss for one step: mean over outputs, summed over the batch."""
     return ((y - target) ** 2).mean(dim=-1).sum()
 
 
@@ -38,7 +38,7 @@ def _official(problem: Problem) -> Totals:
     dtype = torch.float64 if problem.dtype == np.float64 else torch.float32
     lstm = torch.nn.LSTM(X, H, dtype=dtype)
     head = torch.nn.Linear(H, O, dtype=dtype)
-    state = {k: torch.tensor(v) for k, v in seed_to_torch(problem.params).items()}
+    state = {k: torch.tensor(v) for k, v in internal_to_torch(problem.params).items()}
     lstm.load_state_dict({k: state[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")})
     head.load_state_dict({"weight": state["head.weight"], "bias": state["head.bias"]})
     x = _tensor(problem.inputs)
@@ -53,22 +53,24 @@ def _official(problem: Problem) -> Totals:
     grad_state["head.weight"] = _numpy(head.weight.grad)  # type: ignore[arg-type]
     grad_state["head.bias"] = _numpy(head.bias.grad)  # type: ignore[arg-type]
     return Totals(loss=loss.item(), outputs=_numpy(y), h_last=_numpy(h_last[0]), c_last=_numpy(c_last[0]),
-                  grads=torch_to_seed(grad_state, gradient=True), dinputs=_numpy(x.grad),  # type: ignore[arg-type]
+                  grads=torch_to_internal(grad_state, gradient=True), dinputs=_numpy(x.grad),  # type: ignore[arg-type]
                   dh0=_numpy(h0.grad[0]), dc0=_numpy(c0.grad[0]))  # type: ignore[index]
 
 
 @contextmanager
 def _reference_mode() -> Iterator[None]:
-    """How the references run torch: with gradients on, whatever the caller (or code it imported, such as the
-    file under test calling ``torch.set_grad_enabled(False)``) set, and on one intra-op thread (per-step ops are
-    tiny: more threads only add overhead, and thrash on a loaded 2-core machine).  Both are put back after."""
-    threads = torch.get_num_threads()
+    """How the references run torch, whatever the caller (or code it imported, such as the file under test) set:
+    with gradients on, on the CPU, float32 as the default dtype, and on one intra-op thread (per-step ops are
+    tiny: more threads only add overhead, and thrash on a loaded 2-core machine).  All put back after."""
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
     torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float32)
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), torch.device("cpu"):
             yield
     finally:
         torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
 
 
 def trace(problem: Problem) -> Trace:
@@ -86,7 +88,7 @@ def trace(problem: Problem) -> Trace:
 
 
 def _instrumented(problem: Problem) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    state = {k: torch.tensor(v) for k, v in seed_to_torch(problem.params).items()}
+    state = {k: torch.tensor(v) for k, v in internal_to_torch(problem.params).items()}
     W_hh_T = state["weight_hh_l0"].T  # (H, 4H)
     W_y_T, b_y = state["head.weight"].T, state["head.bias"]
     xw = torch.from_numpy(problem.inputs) @ state["weight_ih_l0"].T + state["bias_ih_l0"] + state["bias_hh_l0"]

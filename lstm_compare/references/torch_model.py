@@ -117,7 +117,7 @@ def _twin(problem: ModelProblem) -> tuple[dict[Slot, SlotTrace], ModelTotals]:
     dprobes = iter(grads[n + 3:])
     slots = {run.slot: _slot_trace(run, dprobes, model.proj > 0) for run in runs}
     totals = ModelTotals(loss=loss.item(), outputs=_numpy(y), h_last=np.stack([_numpy(h) for h, _ in finals]),
-                         c_last=np.stack([_numpy(c) for _, c in finals]), grads=_seed_grads(model, dleaves),
+                         c_last=np.stack([_numpy(c) for _, c in finals]), grads=_internal_grads(model, dleaves),
                          dinputs=grads[n], dh0=grads[n + 1], dc0=grads[n + 2])
     return slots, totals
 
@@ -136,8 +136,8 @@ def _twin_params(problem: ModelProblem) -> dict[str, np.ndarray]:
     return state
 
 
-def _seed_grads(model: Model, dleaves: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The twin's leaf gradients -> the model's seed layout (``bias_hh``'s gradient is ``bias_ih``'s)."""
+def _internal_grads(model: Model, dleaves: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The twin's leaf gradients -> the model's internal layout (``bias_hh``'s gradient is ``bias_ih``'s)."""
     state = {**dleaves, **{key.replace("bias_ih", "bias_hh"): value for key, value in dleaves.items()
                            if key.startswith("bias_ih")}}
     peepholes = {key: state.pop(key) for key in list(state) if key[:2] in ("pf", "pi", "po")}

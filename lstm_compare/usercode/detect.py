@@ -5,7 +5,6 @@ layout (the order of the fused gate blocks, the order of the parts a matrix acts
 h and c match the reference.  When none does, the gates that match under no candidate are named.
 """
 
-import copy
 import itertools
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -89,8 +88,7 @@ def candidate_layouts(layout: Sequence[Matrix]) -> list[tuple[Matrix, ...]]:
 def _try(binding: "Binding", layout: tuple[Matrix, ...], problem: "Problem", truth: Mapping[str, np.ndarray],
          strict: bool = False) -> Candidate:
     """One forward step under ``layout``.  ``strict``: a failure is the user's to see (UsageError, one line)."""
-    trial = copy.copy(binding)
-    trial.layout, trial._params_for = layout, None
+    trial = binding.with_layout(layout)
     try:
         step = trial.step_forward(problem.params, problem.inputs[0], problem.h0, problem.c0, 0)
     except ImplementationRaised as raised:

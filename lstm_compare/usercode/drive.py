@@ -1,7 +1,7 @@
 """Drive the implementation under test: one forward/backward step at a time, or its own sequence loop.
 
-Everything here talks to the user's code through its convention's ``Binding`` (``lstm_compare.usercode.conventions``), which
-calls it through ``guard.call`` (copies in, exceptions become findings) and checks what comes back.
+Everything here talks to the user's code through its convention's ``Binding`` (``lstm_compare.usercode.conventions``),
+which calls it through ``guard.call`` (copies in, exceptions become findings) and checks what comes back.
 """
 
 from dataclasses import dataclass, replace
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 import numpy as np
 
 from lstm_compare.errors import ImplementationRaised, PerExampleGradients, UsageError
+from lstm_compare.usercode.module_state import ModuleState
 
 if TYPE_CHECKING:
     from lstm_compare.lstm.records import Problem
@@ -24,6 +25,7 @@ class ForwardRun:
     outputs: np.ndarray | None  # (steps_run, [B,] O): y_t, from which the chained backward's dy_t comes
     caches: list[Any]
     failure: ImplementationRaised | None
+    state: ModuleState  # the run's own copy of the module's global state: its backward steps run on it too
 
 
 def forward(binding: "Binding", problem: "Problem", fed_states: tuple[np.ndarray, np.ndarray] | None = None,
@@ -37,11 +39,13 @@ def forward(binding: "Binding", problem: "Problem", fed_states: tuple[np.ndarray
     caches: list[Any] = []
     h, c = problem.h0, problem.c0
     failure = None
+    state = binding.fresh_state()
     try:
         for t in range(problem.steps):
             if fed_states is not None:
                 h, c = fed_states[0][t], fed_states[1][t]
-            step = binding.step_forward(problem.params, problem.inputs[t], h, c, t)
+            with state.active():
+                step = binding.step_forward(problem.params, problem.inputs[t], h, c, t)
             if sink is not None:
                 sink(step.tensors)
             else:
@@ -53,13 +57,15 @@ def forward(binding: "Binding", problem: "Problem", fed_states: tuple[np.ndarray
     except ImplementationRaised as raised:
         failure = raised
     tensors = {name: np.stack(values) for name, values in collected.items() if values}
-    return ForwardRun(tensors, np.stack(outputs) if outputs else None, caches, failure)
+    return ForwardRun(tensors, np.stack(outputs) if outputs else None, caches, failure, state)
 
 
 def backward_step(binding: "Binding", problem: "Problem", t: int, dy: np.ndarray, dh_next: np.ndarray,
-                  dc_next: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
-    """One step backward: {dWf ... , dh_prev, dc_prev (and dx)}, checked for shapes and dtype."""
-    return binding.step_backward(problem.params, dy, dh_next, dc_next, cache, t)
+                  dc_next: np.ndarray, cache: Any, state: ModuleState) -> dict[str, np.ndarray]:
+    """One step backward of the run whose module ``state`` it is: {dWf ... , dh_prev, dc_prev (and dx)}, checked
+    for shapes and dtype."""
+    with state.active():
+        return binding.step_backward(problem.params, dy, dh_next, dc_next, cache, t)
 
 
 def backward_chain(binding: "Binding", problem: "Problem", run_: ForwardRun
@@ -72,14 +78,15 @@ def backward_chain(binding: "Binding", problem: "Problem", run_: ForwardRun
         # outputs is None only for a run that failed at step 0, which is never chained
         dy = problem.output_gradient(run_.outputs[t], t)  # type: ignore[index]
         cache, run_.caches[t] = run_.caches[t], None
-        result = backward_step(binding, problem, t, dy, dh_next, dc_next, cache)
+        result = backward_step(binding, problem, t, dy, dh_next, dc_next, cache, run_.state)
         dh_next, dc_next = result["dh_prev"], result["dc_prev"]
         yield t, result
 
 
 def sequence(binding: "Binding", problem: "Problem") -> "SequenceRun":
     """Run the implementation's own whole-sequence functions once: a ``conventions.base.SequenceRun``."""
-    return binding.sequence(problem)
+    with binding.fresh_state().active():
+        return binding.sequence(problem)
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,7 @@ def batch_support(binding: "Binding", problem: "Problem") -> BatchRefusal | None
             return BatchRefusal(f"{probe} failed: {forward_run.failure.message.rstrip('.')}", False)
         y = forward_run.outputs[0]  # type: ignore[index]  # it did not fail, so it has its output
         backward_step(binding, problem, 0, np.ones_like(y), np.zeros_like(problem.h0), np.zeros_like(problem.c0),
-                      forward_run.caches[0])
+                      forward_run.caches[0], forward_run.state)
     except ImplementationRaised as raised:
         return BatchRefusal(f"{probe} failed: {raised.message.rstrip('.')}", False)
     except PerExampleGradients as error:

@@ -1,62 +1,52 @@
 """Calling the user's code safely: import its file, give it copies, bound its time, undo what it changes in the
 process, turn what it raises into findings, and snapshot what it returns before anything is compared.
 
-``call`` is the one door to the user's functions.  Each call gets its own writable copies of every argument, the
-parameters included (copying them afresh was measured cheaper than keeping one private copy and checking it
-against the originals after each call: at T=1000, H=256 float32 about 35 us a call, against 100 or more), runs
-under a time limit (``time_limit``; SIGALRM, so in the main thread only), and afterwards finds the working
-directory, NumPy's error handling, ``sys.stdout``/``sys.stderr`` and the SIGINT handler as they were before.
+``call`` is the one door to the user's functions.  Each call gets its own writable copies of every argument but
+the parameters, which every call shares as arrays no one can write (``read_only``: their memory is an immutable
+``bytes``, so not even ``flags.writeable = True`` unlocks them; a cache that keeps them costs nothing).  It runs
+under a time limit (``timelimit``), and the process is kept apart from what it changes (``isolation``).
 """
 
-import _signal  # type: ignore[import-not-found]  # signal.getsignal's C function (see _PROCESS_STATE)
 import contextlib
 import contextvars
 import copy
 import importlib.util
-import math
-import numbers
-import os
-import signal
 import sys
-import threading
 import traceback
 from os import PathLike
 from pathlib import Path
-from types import FrameType, ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from types import ModuleType
+from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
 from lstm_compare.errors import ImplementationRaised, UsageError
-
-if TYPE_CHECKING:
-    from lstm_compare.usercode.supervise import Monitor
-
-DEFAULT_TIMEOUT = 60.0  # seconds one call of the user's code may take (lstm-compare --timeout, Config.timeout)
-
-_timeout = contextvars.ContextVar("lstm_compare_timeout", default=DEFAULT_TIMEOUT)
-# Set in a supervised child (lstm_compare.usercode.supervise): told where the user's code runs, for its parent.
-MONITOR: "Monitor | None" = None
+from lstm_compare.lstm.where import Phase
+from lstm_compare.usercode import isolation
+from lstm_compare.usercode.timelimit import TimedOut, arm, disarm, fired, limit
 
 
-class TimedOut(BaseException):
-    """Raised inside the user's code when its call runs past the time limit (not an Exception: a bare
-    ``except Exception`` in the user's code does not swallow it)."""
+class CallObserver(Protocol):
+    """Told where the user's code runs, and for how long it may: a supervising parent's shared record
+    (``supervise.Monitor``)."""
+
+    def enter(self, location: str, limit: float) -> None: ...
+
+    def leave(self) -> None: ...
+
+
+_observer: contextvars.ContextVar[CallObserver | None] = contextvars.ContextVar("lstm_compare_call_observer",
+                                                                                 default=None)
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Within this block each call of the user's code may take at most ``seconds``; None keeps the current limit."""
-    if seconds is None:
-        yield
-        return
-    if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not 0 < seconds < math.inf:
-        raise UsageError(f"the time limit must be a positive number of seconds, not {seconds!r}.")
-    token = _timeout.set(float(seconds))
+def observed(observer: CallObserver) -> Iterator[None]:
+    """Within the block, every call of the user's code is announced to ``observer`` before it runs, and after."""
+    token = _observer.set(observer)
     try:
         yield
     finally:
-        _timeout.reset(token)
+        _observer.reset(token)
 
 
 def import_file(path: str | PathLike[str]) -> ModuleType:
@@ -69,19 +59,16 @@ def import_file(path: str | PathLike[str]) -> ModuleType:
         raise UsageError(f"{path} cannot be imported as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    sys.path.insert(0, str(path.resolve().parent))  # as `python my_lstm.py` would: its sibling modules import
     try:
-        with _guarded(f"importing {path.name}"):
+        with _guarded(f"importing {path.name}", _folder(str(path))):
             spec.loader.exec_module(module)
     except BaseException as error:  # noqa: BLE001 - the user's module-level code may raise anything
         sys.modules.pop(module_name, None)
         if isinstance(error, KeyboardInterrupt):
             raise
-        why = (f"its module-level code did not finish within {_timeout.get():g} s" if isinstance(error, TimedOut)
+        why = (f"its module-level code did not finish within {limit():g} s" if isinstance(error, TimedOut)
                else describe(error, str(path)))
         raise UsageError(f"{path} does not import: {why}.") from None
-    finally:
-        sys.path.remove(str(path.resolve().parent))
     return module
 
 
@@ -118,20 +105,22 @@ def _users(file: Path, source: Path) -> bool:
 
 
 def _ours(file: Path) -> bool:
-    return file.is_relative_to(Path(__file__).resolve().parent.parent)  # inside the lstm_compare package
+    return file.is_relative_to(Path(__file__).resolve().parents[1])  # inside lstm_compare/
 
 
 def private_copy(value: Any) -> Any:
     """A deep copy the user's code may modify in place, of the same type: arrays, dicts, lists and tuples
-    quickly; namedtuples, dataclasses and other objects through ``copy.deepcopy``.  An object that cannot be
-    copied (one holding a lock, say) is passed as it is: it is the user's own, the harness never reads it."""
+    quickly; namedtuples, dataclasses and other objects through ``copy.deepcopy``.  An array no one can write
+    (``read_only``) is passed as it is.  An object that cannot be copied (one holding a lock, say) is passed as it
+    is: it is the user's own, the harness never reads it."""
     kind = type(value)
     if kind is np.ndarray:
-        return value.copy()
+        return value if _immutable(value) else value.copy()
     if kind is dict:  # arrays inline: a call's arguments hold a few dozen, copied on every call
-        return {key: item.copy() if type(item) is np.ndarray else private_copy(item) for key, item in value.items()}
+        return {key: _array_copy(item) if type(item) is np.ndarray else private_copy(item)
+                for key, item in value.items()}
     if kind is list or kind is tuple:
-        items = [item.copy() if type(item) is np.ndarray else private_copy(item) for item in value]
+        items = [_array_copy(item) if type(item) is np.ndarray else private_copy(item) for item in value]
         return items if kind is list else tuple(items)
     try:
         return copy.deepcopy(value)
@@ -139,159 +128,101 @@ def private_copy(value: Any) -> Any:
         return value
 
 
+def _array_copy(array: np.ndarray) -> np.ndarray:
+    return array if _immutable(array) else array.copy()
+
+
+def _immutable(array: np.ndarray) -> bool:
+    """Whether no one can write ``array``: its memory is a ``bytes`` object (``read_only``'s arrays)."""
+    base: object = array.base
+    while type(base) is np.ndarray:
+        base = base.base
+    return type(base) is bytes
+
+
 def read_only(array: np.typing.ArrayLike) -> np.ndarray:
-    """A read-only copy of ``array``: what the engine's own parameters are, so that nothing writes to them."""
-    array = np.array(array)
-    array.flags.writeable = False
-    return array
+    """A copy of ``array`` that no one can write, not even after ``flags.writeable = True``: its memory is an
+    immutable ``bytes``.  What the parameters are: every call of the user's code shares them, uncopied."""
+    array = np.asarray(array)
+    if _immutable(array):
+        return array
+    contiguous = np.ascontiguousarray(array)
+    return np.frombuffer(contiguous.tobytes(), dtype=contiguous.dtype).reshape(contiguous.shape)
 
 
-def call(impl: Any, function: str, args: tuple[Any, ...], phase: str, step: int | None) -> Any:
+def _folder(source: str | None) -> str | None:
+    """The folder of the user's file, as its imports see it (None for a module without one)."""
+    return str(Path(source).resolve().parent) if source else None
+
+
+def _read_only_hint(error: BaseException) -> str:
+    """What to do when the user's code wrote to a parameter (numpy's ValueError for a read-only array)."""
+    text = str(error) if isinstance(error, ValueError) else ""
+    if "read-only" in text or "WRITEABLE" in text:
+        return "; if that is a parameter: they are read-only (every call shares them), copy one before changing it"
+    return ""
+
+
+def call(impl: Any, function: str, args: tuple[Any, ...], phase: Phase, step: int | None) -> Any:
     """Call one of the user's functions, ``args = (params, ...)``, on private copies; its exceptions, and a call
     that runs past the time limit, become ``ImplementationRaised`` at ``phase``/``step``.  KeyboardInterrupt
     (Ctrl-C, or raised by the user's code) passes through."""
     args = private_copy(args)
     where = f"{phase} step {step}" if step is not None else f"{phase} (whole sequence)"
     try:
-        with _guarded(f"{function} at {where}"):
+        with _guarded(f"{function} at {where}", _folder(impl.source)):
             try:
                 result = getattr(impl, function)(*args)
             except (KeyboardInterrupt, TimedOut):
                 raise
             except BaseException as error:  # noqa: BLE001 - anything the user's code raises (SystemExit too)
-                message = f"{function} raised {describe(error, impl.source)}."
+                message = f"{function} raised {describe(error, impl.source)}{_read_only_hint(error)}."
             else:
-                if not _Alarm.fired:
+                if not fired():
                     return result
-                message = (f"{function} timed out after {_timeout.get():g} s (it caught the interruption and "
+                message = (f"{function} timed out after {limit():g} s (it caught the interruption and "
                            f"ran on).")
     except TimedOut:
-        message = f"{function} timed out after {_timeout.get():g} s."
+        message = f"{function} timed out after {limit():g} s."
     raise ImplementationRaised(phase, step, message)
-
-
-# What the user's code may change in the process, and how to put it back: (name, read, restore).  The SIGINT
-# handler is read with _signal.getsignal, the C function under signal.getsignal (which also maps SIG_DFL and
-# SIG_IGN to an enum, at ten times the cost: this runs twice per call of the user's code).
-_PROCESS_STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], Any]], ...] = (
-    ("working directory", os.getcwd, os.chdir),
-    ("NumPy error handling", np.geterr, lambda saved: np.seterr(**saved)),
-    ("sys.stdout", lambda: sys.stdout, lambda saved: setattr(sys, "stdout", saved)),
-    ("sys.stderr", lambda: sys.stderr, lambda saved: setattr(sys, "stderr", saved)),
-    ("SIGINT handler", lambda: _signal.getsignal(signal.SIGINT),
-     lambda saved: saved is not None and signal.signal(signal.SIGINT, saved)),  # None: set outside Python
-)
 
 
 class _guarded:
     """Run the block as the user's code at ``location``: under the time limit, watched by a supervising parent
-    (if any), and with the process state of ``_PROCESS_STATE`` restored afterwards.  (A class rather than a
-    generator: it is entered once per call of the user's code, tens of thousands of times in a long run.)"""
+    (if any), with the user's folder importable (``folder``), and with the process kept apart from what the
+    code changes (``isolation``).  (A class rather than a generator: it is entered once per call of the user's
+    code, tens of thousands of times in a long run.)"""
 
-    __slots__ = ("location", "saved", "alarm")
+    __slots__ = ("location", "folder", "saved", "alarm", "observer", "isolation", "added")
 
-    def __init__(self, location: str) -> None:
-        self.location = location
+    def __init__(self, location: str, folder: str | None = None) -> None:
+        self.location, self.folder = location, folder
 
     def __enter__(self) -> None:
-        self.saved = [read() for _, read, _ in _PROCESS_STATE]
-        limit = _timeout.get()
-        if MONITOR is not None:
-            MONITOR.enter(self.location, limit)
-        self.alarm = _arm(limit)
+        self.isolation = isolation.current()
+        self.saved = self.isolation.before_call() if self.isolation else [s.read() for s in isolation.SETTINGS]
+        self.added = self.folder is not None and self.folder not in sys.path
+        if self.added:
+            sys.path.insert(0, self.folder)  # type: ignore[arg-type]  # as `python my_lstm.py` has it
+        seconds = limit()
+        self.observer = _observer.get()
+        if self.observer is not None:
+            self.observer.enter(self.location, seconds)
+        self.alarm = arm(seconds)
 
     def __exit__(self, *exc_info: object) -> None:
         try:
-            _disarm(self.alarm)
+            disarm(self.alarm)
         finally:
-            if MONITOR is not None:
-                MONITOR.leave()
-            _restore(self.saved)
-
-
-def _restore(saved: list[Any]) -> None:
-    for (_, read, restore), value in zip(_PROCESS_STATE, saved):
-        try:
-            changed = read() != value
-        except OSError:  # e.g. the user's code removed the directory it moved into
-            changed = True
-        if changed:
-            with contextlib.suppress(OSError):  # the directory it left was removed: nowhere to go back to
-                restore(value)
-
-
-class _Alarm:
-    """The state the SIGALRM handler reads: it raises TimedOut only while a call is running.  ``held``: a
-    ``calls`` block keeps the handler installed between the calls of the user's code."""
-
-    armed = False
-    held = False
-    fired = False  # the running call's limit passed (it may have caught TimedOut and returned anyway)
-
-
-def _on_alarm(signum: int, frame: FrameType | None) -> None:
-    if _Alarm.armed:
-        _Alarm.armed = False
-        _Alarm.fired = True
-        raise TimedOut
-
-
-def _alarm_usable() -> bool:
-    """Whether SIGALRM can limit a call here: in the main thread (where signals arrive), and with no other
-    real-time timer (pytest-timeout's, say) or handler from outside Python in place."""
-    return (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-            and signal.getitimer(signal.ITIMER_REAL)[0] == 0 and signal.getsignal(signal.SIGALRM) is not None)
-
-
-_HELD = object()  # _arm's token for a call inside a ``calls`` block
-
-
-def _arm(seconds: float) -> Any:
-    """Start raising TimedOut after ``seconds`` (where ``_alarm_usable``; elsewhere the call is not limited
-    in-process, the command line's supervising parent still is); ``_disarm`` takes what this returns."""
-    _Alarm.fired = False
-    if _Alarm.held and threading.current_thread() is threading.main_thread():
-        _Alarm.armed = True
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        return _HELD
-    if not _alarm_usable():
-        return None
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    _Alarm.armed = True
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    return (previous,)
-
-
-def _disarm(token: Any) -> None:
-    """End the time limit ``_arm`` started: no timer left running, and the handler as it was before the call
-    (ours again inside a ``calls`` block, whatever the user's code installed)."""
-    if token is None:
-        return
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    _Alarm.armed = False
-    if token is _HELD:
-        if _signal.getsignal(signal.SIGALRM) is not _on_alarm:
-            signal.signal(signal.SIGALRM, _on_alarm)
-    else:
-        signal.signal(signal.SIGALRM, token[0])
-
-
-@contextlib.contextmanager
-def calls() -> Iterator[None]:
-    """A block of many calls of the user's code (a comparison run): the SIGALRM handler is installed once for
-    the block, not once per call.  Each call still arms its own timer and stops it when it returns, so between
-    calls no timer runs; when the block ends the previous handler is back.  Where SIGALRM cannot be used
-    (``_alarm_usable``), or inside another such block, it changes nothing."""
-    if _Alarm.held or not _alarm_usable():
-        yield
-        return
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    _Alarm.held = True
-    try:
-        yield
-    finally:
-        _Alarm.held = False
-        signal.signal(signal.SIGALRM, previous)
+            if self.observer is not None:
+                self.observer.leave()
+            if self.added:
+                with contextlib.suppress(ValueError):  # the user's code removed it itself
+                    sys.path.remove(self.folder)  # type: ignore[arg-type]
+            if self.isolation is not None:
+                self.isolation.after_call(self.saved)
+            else:
+                isolation.restore(self.saved)
 
 
 def unpack(result: Any, count: int, what: str) -> tuple[Any, ...]:

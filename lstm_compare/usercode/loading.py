@@ -13,6 +13,7 @@ import types
 from os import PathLike
 from pathlib import Path
 
+
 DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 

@@ -69,9 +69,9 @@ def run(work: Callable[[], int]) -> NoReturn:
     monitor = Monitor()
     pid = os.fork()
     if pid == 0:
-        guard.MONITOR = monitor
-        signal.signal(signal.SIGINT, _interrupt_once)
-        code = _attempt(work)
+        signal.signal(signal.SIGINT, InterruptOnce())
+        with guard.observed(monitor):
+            code = _attempt(work)
         monitor.finish()
         _leave(code)
     sys.exit(_watch(pid, monitor))
@@ -98,15 +98,17 @@ def _leave(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _interrupt_once(signum: int, frame: FrameType | None) -> None:
-    """SIGINT in the child: one KeyboardInterrupt, however many times it arrives (the terminal and the parent
-    may both send it)."""
-    if not _interrupt_once.raised:  # type: ignore[attr-defined]  # the function's own flag, set below
-        _interrupt_once.raised = True  # type: ignore[attr-defined]
-        raise KeyboardInterrupt
+class InterruptOnce:
+    """The child's SIGINT handler: one KeyboardInterrupt, however many times SIGINT arrives (the terminal and the
+    parent may both send it)."""
 
+    def __init__(self) -> None:
+        self.raised = False
 
-_interrupt_once.raised = False  # type: ignore[attr-defined]
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if not self.raised:
+            self.raised = True
+            raise KeyboardInterrupt
 
 
 def _watch(pid: int, monitor: Monitor) -> int:

@@ -5,10 +5,10 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
+from lstm_compare import caching
 from lstm_compare.choices import whole_number_fault
 from lstm_compare.lstm.problem import KEYWORDS, PROBLEM_KEYWORDS, ProblemSpec
-from lstm_compare import caching
-from lstm_compare.output.report import check_output_dir
+from lstm_compare.output.atomic import check_output_dir
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -28,7 +28,7 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
 
-IMPL_HELP = "your LSTM file, in any convention (default: the tool's own, lstm_compare/handrolled/seed_lstm.py)"
+IMPL_HELP = "your LSTM file, in any convention (default: the tool's own, lstm_compare/handrolled/question_lstm.py)"
 
 
 def add_impl_argument(parser: argparse.ArgumentParser) -> None:
@@ -99,9 +99,9 @@ def implementation_from_args(args: argparse.Namespace) -> str:
 
 def own_implementation(variant: bool = False) -> str:
     """The path of the tool's own LSTM file, loaded as a user's file is: the question's cell
-    (``lstm_compare/handrolled/seed_lstm.py``), or with ``variant`` the model that also has peepholes, a
+    (``lstm_compare/handrolled/question_lstm.py``), or with ``variant`` the model that also has peepholes, a
     projection and whole-model functions (``variant_lstm.py``)."""
-    return str(Path(__file__).resolve().parents[2] / "handrolled" / ("variant_lstm.py" if variant else "seed_lstm.py"))
+    return str(Path(__file__).resolve().parents[2] / "handrolled" / ("variant_lstm.py" if variant else "question_lstm.py"))
 
 
 def built_in_note(args: argparse.Namespace) -> str | None:

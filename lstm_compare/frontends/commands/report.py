@@ -9,7 +9,8 @@ from lstm_compare.frontends.commands.common import (add_convention_argument, add
                                                     output_dir, shown, spec_from_args)
 from lstm_compare.frontends.progress import progress
 from lstm_compare.measuring.limits import check_fits
-from lstm_compare.modes.engine import Config, run
+from lstm_compare.modes.pipeline import run
+from lstm_compare.modes.records import Config
 from lstm_compare.output.report import DIVERGENCE_CSV, FIRST_DIVERGENCE_CSV, write_reports
 from lstm_compare.output.summary import summarize
 

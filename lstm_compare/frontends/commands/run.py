@@ -15,7 +15,7 @@ from lstm_compare.frontends.progress import progress
 from lstm_compare.errors import EXIT_DIVERGED, EXIT_MATCH
 from lstm_compare.measuring.limits import check_fits
 from lstm_compare.catalogs.suite import (CATALOG_CSV, GRIDS, SUITE_CSV, SUITE_DIR, describe_location, run_suite, slug,
-                           write_suite)
+                                         write_suite)
 
 if TYPE_CHECKING:
     from rich.console import JustifyMethod
@@ -92,7 +92,7 @@ def _add_config(table: Table, config: "ConfigResult", references: tuple[str, ...
         return
     previous = None
     for k, s in enumerate(summaries):
-        status = f"[bold red]{s.finding.where()}[/]" if s.finding else "[green]none[/]"
+        status = f"[bold red]{s.finding.place()}[/]" if s.finding else "[green]none[/]"
         reference, previous = ("" if s.reference == previous else s.reference), s.reference
         table.add_row(config.spec.label() if k == 0 else "", reference, s.mode, f"{s.worst_rel_err:.1e}",
                       f"{s.worst_ratio:.0e}", status, seconds if k == 0 else "",

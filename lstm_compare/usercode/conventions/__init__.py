@@ -52,8 +52,8 @@ def load_module(source: "str | PathLike[str] | types.ModuleType | Mapping[str, A
     """(module, display name, notes) from a path to a ``.py`` file, a module object, or a mapping or namespace
     of functions.
 
-    A file whose module-level code fails is loaded with its definitions only (``lstm_compare.usercode.loading``), and a note
-    says so; the original error stands when even that gives nothing to bind.
+    A file whose module-level code fails is loaded with its definitions only (``lstm_compare.usercode.loading``), and a
+    note says so; the original error stands when even that gives nothing to bind.
     """
     if isinstance(source, types.ModuleType):
         return source, source.__name__, ()

@@ -8,6 +8,7 @@ Conventions without the question's dense head leave the head and the loss to the
 gets dL/dh_t = dy_t @ Wy.T + dh_next, the same signal the question's ``dlstm`` builds itself.
 """
 
+import copy
 import inspect
 from dataclasses import dataclass
 from types import ModuleType, SimpleNamespace
@@ -17,7 +18,9 @@ import numpy as np
 
 from lstm_compare.usercode.conventions.layout import Sizes, to_internal, to_user, user_shape
 from lstm_compare.usercode.conventions.naming import Naming
+from lstm_compare.lstm.where import Phase
 from lstm_compare.errors import ImplementationRaised, PerExampleGradients, UsageError
+from lstm_compare.usercode.module_state import ModuleState, left_as_it_was, mutable_globals
 from lstm_compare.usercode.guard import as_float_array, call, read_only
 from lstm_compare.lstm.cell import BACKWARD_ORDER, FORWARD_ORDER, GATE_PARAM_GRADS, GATES
 
@@ -85,13 +88,19 @@ class Binding:
     def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         self.module, self.name, self.source = module, name, source
         self.notes: tuple[str, ...] = ()  # sentences about how the file was loaded, for the report
+        self.state_after_import = mutable_globals(module)  # what each run of its functions starts from
         self.begin_run()
+
+    def fresh_state(self) -> ModuleState:
+        """A run's own copy of the module's global state, as it was after import (``module_state``)."""
+        return ModuleState(self.module, self.state_after_import)
 
     def begin_run(self) -> None:
         """Forget what one run learned (the suite runs one binding on many problems)."""
         self.run_notes: tuple[str, ...] = ()  # sentences about how this run went, for the report
         self.probed: set[str] = set()  # gates observed by saturation (compared with PROBE_RTOL of slack)
         self._probing_failed = False
+        self.gates_unjudged = False  # gates read off by saturation contradicted c and h: none of them is judged
         # (the internal parameters, them in the user's layout, saturated copies by gate), for the last set seen
         self._params_for: tuple[Mapping[str, np.ndarray], dict[str, np.ndarray],
                                 dict[str, dict[str, np.ndarray]]] | None = None
@@ -140,6 +149,12 @@ class Binding:
         names |= {"dWy", "dby"} if self.has_head else set()
         names |= {"dx"} if self.returns_dx else set()
         return tuple(name for name in BACKWARD_ORDER if name in names)
+
+    def with_layout(self, layout: tuple["Matrix", ...]) -> "Binding":
+        """A copy of this binding that reads the user's parameters in ``layout`` instead (what ``detect`` tries)."""
+        trial = copy.copy(self)
+        trial.layout, trial._params_for = layout, None
+        return trial
 
     # --- parameters in the user's layout, converted once per problem ---
     def user_params(self, params: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
@@ -224,7 +239,7 @@ class Binding:
         """dL/dh_t from the outputs alone, for every step: the harness's head and loss on the user's h (T, [B,] H)."""
         return self.head_backward(problem.params, problem.output_gradient(self.head(problem.params, h)))
 
-    def call(self, function: str, args: tuple[Any, ...], phase: str, step: int | None) -> Any:
+    def call(self, function: str, args: tuple[Any, ...], phase: Phase, step: int | None) -> Any:
         return call(self, function, args, phase, step)
 
     if TYPE_CHECKING:  # what every convention defines (the engine calls these)
@@ -234,20 +249,51 @@ class Binding:
         def step_backward(self, params: Mapping[str, np.ndarray], dy: np.ndarray, dh_next: np.ndarray,
                           dc_next: np.ndarray, cache: Any, t: int) -> dict[str, np.ndarray]: ...
 
-        def sequence(self, problem: "Problem") -> SequenceRun: ...
+        def sequence_forward(self, problem: "Problem") -> tuple[dict[str, Any], Any]:
+            """The user's whole-sequence forward: (what it returned in internal names, what its backward needs)."""
+
+        def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
+            """The user's whole-sequence backward on ``forward`` and ``kept``: gradients in internal names."""
+
+    def sequence(self, problem: "Problem") -> SequenceRun:
+        """The user's whole-sequence functions, the forward then the backward; an exception in either is where it
+        stops (what came before is still compared)."""
+        try:
+            forward, kept = self.sequence_forward(problem)
+        except ImplementationRaised as raised:
+            return SequenceRun({}, {}, raised)
+        try:
+            backward = self.sequence_backward(problem, forward, kept)
+        except ImplementationRaised as raised:
+            return SequenceRun(forward, {}, raised)
+        return SequenceRun(forward, backward, None)
+
+    def probe_contradicted(self) -> None:
+        """The gates read off by saturation disagree with this file's own c and h: say so, and read no more."""
+        if not self._probing_failed:
+            self.run_notes = (*self.run_notes, f"the gates of {self.name} read off with the other gates saturated "
+                                               f"do not give back its own c and h (it may clip or bound its "
+                                               f"pre-activations), so its gates are not judged; c and h locate "
+                                               f"forward bugs.")
+        self._probing_failed = self.gates_unjudged = True
+        self.probed.clear()
 
     def observe_by_saturation(self, params: Mapping[str, np.ndarray],
                               forward: Callable[..., tuple[np.ndarray, np.ndarray]], x: np.ndarray, h: np.ndarray,
-                              c: np.ndarray, t: int) -> dict[str, np.ndarray]:
+                              c: np.ndarray, t: int, states: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
         """Each gate's activation, read off ``forward(user_params, x, h, c) -> (next_h, next_c)`` with the other
         gates saturated: f = next_c when i = 0 and c_prev = 1; i = next_c when f = 0, g = 1; g = next_c when
-        f = 0, i = 1; o = next_h / tanh(1) when f = 0, i = g = 1 (so c = 1)."""
+        f = 0, i = 1; o = next_h / tanh(1) when f = 0, i = g = 1 (so c = 1).
+
+        Read so, the gates must give back the file's own ``states`` (next_h, next_c of the same step): c = f c_prev
+        + i g and h = o tanh(c).  Where they do not (a file that clips or bounds its pre-activations cannot
+        saturate), its gates are not read, nor judged, from then on (``probe_contradicted``)."""
         if self._probing_failed:
             return {}
         gates = {}
         ones = np.ones_like(c)
         try:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), left_as_it_was(self.module):
                 for gate in GATES:
                     next_h, next_c = forward(self.saturated_params(params, gate), x, h, ones if gate == "f" else c, t)
                     gates[gate] = next_h / np.tanh(np.asarray(1.0, next_h.dtype)) if gate == "o" else next_c
@@ -255,13 +301,30 @@ class Binding:
                         raise ValueError(f"a NaN or Inf came back for gate {gate}")
         except (ImplementationRaised, UsageError, ValueError) as error:
             self._probing_failed = True
+            self.probed.clear()
             reason = error.message if isinstance(error, ImplementationRaised) else str(error)
             self.run_notes = (*self.run_notes, f"the gates of {self.name} could not be read off with the other gates "
                                        f"saturated from forward step {t} on ({reason.rstrip('.')}); there c and h "
                                        f"locate forward bugs.")
             return {}
+        if not _consistent(gates, c, *states):
+            self.probe_contradicted()
+            return {}
         self.probed |= set(gates)
         return gates
+
+
+def _consistent(gates: Mapping[str, np.ndarray], c_prev: np.ndarray, next_h: np.ndarray, next_c: np.ndarray) -> bool:
+    """Whether gates read off by saturation give back the step's own c = f c_prev + i g and h = o tanh(c), within
+    the slack a probe is allowed (``PROBE_RTOL``)."""
+    f, i, g, o = (np.asarray(gates[k], dtype=np.float64) for k in "figo")
+    c = np.asarray(next_c, dtype=np.float64)
+    c_hat, h_hat = f * c_prev + i * g, o * np.tanh(c)
+    if next_h.shape != h_hat.shape:  # a projected h: only c can be checked
+        return bool(np.all(np.abs(c_hat - c) <= PROBE_RTOL * max(1.0, float(np.max(np.abs(c), initial=0)))))
+    h = np.asarray(next_h, dtype=np.float64)
+    return bool(np.all(np.abs(c_hat - c) <= PROBE_RTOL * max(1.0, float(np.max(np.abs(c), initial=0))))
+                and np.all(np.abs(h_hat - h) <= PROBE_RTOL * max(1.0, float(np.max(np.abs(h), initial=0)))))
 
 
 # Biases (in units of SATURATED) that expose one gate through next_c or next_h.

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from lstm_compare.usercode.conventions.base import Binding, SequenceRun, StepForward, defines
+from lstm_compare.usercode.conventions.base import Binding, StepForward, defines
 from lstm_compare.usercode.conventions.layout import Matrix
-from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.errors import UsageError
 from lstm_compare.usercode.guard import unpack
 
 if TYPE_CHECKING:
@@ -75,7 +75,8 @@ class Coursera(Binding):
         if cached is not None:
             tensors |= cached
         else:  # not the notebook's cache: observe the gates instead
-            tensors |= self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
+            tensors |= self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t,
+                                                  (a_next, c_next))
         return StepForward(tensors, self.head(params, a_next), a_next, c_next, cache)
 
     def _from_cache(self, cache: Any, h: np.ndarray, t: int) -> dict[str, np.ndarray] | None:
@@ -106,28 +107,23 @@ class Coursera(Binding):
         out["dc_prev"] = self.from_user_vector(gradients["dc_prev"], dc_next, f"dc_prev {what}")
         return out
 
-    def sequence(self, problem: "Problem") -> SequenceRun:
+    def sequence_forward(self, problem: "Problem") -> tuple[dict[str, Any], Any]:
         user = self.user_params(problem.params)
-        try:
-            args = (self.to_sequence(problem.inputs), self.to_user_vector(problem.h0), user)
-            result = self.call("lstm_forward", args, "forward", None)
-        except ImplementationRaised as raised:
-            return SequenceRun({}, {}, raised)
-        a, _, c, caches = unpack(result, 4, "lstm_forward")
+        args = (self.to_sequence(problem.inputs), self.to_user_vector(problem.h0), user)
+        a, _, c, caches = unpack(self.call("lstm_forward", args, "forward", None), 4, "lstm_forward")
         like = self.states_like(problem)
-        forward = {"h": self.from_sequence(a, like, "a returned by lstm_forward"),
-                   "c": self.from_sequence(c, like, "c returned by lstm_forward")}
+        return {"h": self.from_sequence(a, like, "a returned by lstm_forward"),
+                "c": self.from_sequence(c, like, "c returned by lstm_forward")}, caches
+
+    def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
         da = self.output_dh(problem, forward["h"])
-        try:
-            gradients = self.call("lstm_backward", (self.to_sequence(da), caches), "backward", None)
-        except ImplementationRaised as raised:
-            return SequenceRun(forward, {}, raised)
+        gradients = self.call("lstm_backward", (self.to_sequence(da), kept), "backward", None)
         what = "returned by lstm_backward"
         gradients = _gradients(gradients, ("dx", "da0"), what)
         out = self.grads_to_internal(self.check_user_grads(gradients, problem.params, what), problem.params)
         out["dx"] = self.from_sequence(gradients["dx"], problem.inputs, f"dx {what}")
         out["dh0"] = self.from_user_vector(gradients["da0"], problem.h0, f"da0 {what}")
-        return SequenceRun(forward, out, None)
+        return out
 
     def check_user_grads(self, grads: Mapping[str, Any], params: Mapping[str, np.ndarray], what: str
                         ) -> dict[str, np.ndarray]:

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from lstm_compare.usercode.conventions.base import Binding, SequenceRun, StepForward, defines
+from lstm_compare.usercode.conventions.base import Binding, StepForward, defines
 from lstm_compare.usercode.conventions.layout import Matrix
-from lstm_compare.errors import ImplementationRaised
 from lstm_compare.usercode.guard import unpack
 
 if TYPE_CHECKING:
@@ -65,7 +64,8 @@ class Cs231n(Binding):
     def step_forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, h: np.ndarray, c: np.ndarray, t: int
                     ) -> StepForward:
         next_h, next_c, cache = self._forward(self.user_params(params), x, h, c, t)
-        gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
+        gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t,
+                                           (next_h, next_c))
         tensors = {**gates, "c": next_c, "h": next_h}
         return StepForward(tensors, self.head(params, next_h), next_h, next_c, cache)
 
@@ -83,24 +83,20 @@ class Cs231n(Binding):
         out["dc_prev"] = self.from_user_vector(dprev_c, dc_next, f"dprev_c {what}")
         return out
 
-    def sequence(self, problem: "Problem") -> SequenceRun:
+    def sequence_forward(self, problem: "Problem") -> tuple[dict[str, Any], Any]:
         user = self.user_params(problem.params)
         x = self.to_sequence(problem.inputs)  # (N, T, D)
-        try:
-            result = self.call("lstm_forward", (x, self.to_user_vector(problem.h0), user["Wx"], user["Wh"], user["b"]),
-                               "forward", None)
-        except ImplementationRaised as raised:
-            return SequenceRun({}, {}, raised)
+        result = self.call("lstm_forward", (x, self.to_user_vector(problem.h0), user["Wx"], user["Wh"], user["b"]),
+                           "forward", None)
         h, cache = unpack(result, 2, "lstm_forward")
-        h = self.from_sequence(h, self.states_like(problem), "h returned by lstm_forward")  # (T, [B,] H)
-        dh = self.output_dh(problem, h)
-        try:
-            result = self.call("lstm_backward", (self.to_sequence(dh), cache), "backward", None)
-        except ImplementationRaised as raised:
-            return SequenceRun({"h": h}, {}, raised)
+        return {"h": self.from_sequence(h, self.states_like(problem), "h returned by lstm_forward")}, cache
+
+    def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
+        dh = self.output_dh(problem, forward["h"])
+        result = self.call("lstm_backward", (self.to_sequence(dh), kept), "backward", None)
         dx, dh0, *grads = unpack(result, 5, "lstm_backward")
         out = self.grads_to_internal(self.check_user_grads(dict(zip(("Wx", "Wh", "b"), grads)), problem.params,
                                                            "returned by lstm_backward"), problem.params)
         out["dx"] = self.from_sequence(dx, problem.inputs, "dx returned by lstm_backward")
         out["dh0"] = self.from_user_vector(dh0, problem.h0, "dh0 returned by lstm_backward")
-        return SequenceRun({"h": h}, out, None)
+        return out

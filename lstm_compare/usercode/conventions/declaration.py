@@ -1,4 +1,4 @@
-"""The declaration format (``LSTM_COMPARE``, see ``compare/conventions/declared.py``): parsed and checked into a
+"""The declaration format (``LSTM_COMPARE``, see ``declared.py``): parsed and checked into a
 ``Declaration``, each mistake one sentence (``UsageError``)."""
 
 import re

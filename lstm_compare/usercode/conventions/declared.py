@@ -49,9 +49,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from lstm_compare.usercode.conventions.base import Binding, SequenceRun, StepForward, accepts
+from lstm_compare.usercode.conventions.base import Binding, StepForward, accepts
 from lstm_compare.usercode.conventions.layout import Sizes
-from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.lstm.where import Phase
+from lstm_compare.errors import UsageError
 from lstm_compare.usercode.guard import as_float_array, call, unpack
 from lstm_compare.lstm.cell import GATES, output_gradient
 from lstm_compare.usercode.conventions.declaration import CACHED, KEPT, _fail, parse
@@ -178,7 +179,7 @@ class Declared(Binding):
         return value.T if flip else value
 
     # --- calling the user's code ---
-    def _invoke(self, key: str, roles: Mapping[str, Any], phase: str, t: int | None, instance: Any = None
+    def _invoke(self, key: str, roles: Mapping[str, Any], phase: Phase, t: int | None, instance: Any = None
                ) -> dict[str, Any]:
         """Call the declared ``key`` with its argument roles filled from ``roles``: {returned role: value}."""
         sig = self.sig[key]
@@ -193,7 +194,7 @@ class Declared(Binding):
         values = unpack(result, len(sig.returns), f"{sig.function} (declared as {sig})")
         return {role: value for role, value in zip(sig.returns, values) if role != "_"}
 
-    def _new(self, user: Mapping[str, np.ndarray], h: np.ndarray, c: np.ndarray, phase: str, t: int | None) -> Any:
+    def _new(self, user: Mapping[str, np.ndarray], h: np.ndarray, c: np.ndarray, phase: Phase, t: int | None) -> Any:
         """A fresh instance of the declared class with the state and the parameters in its attributes."""
         if self.declaration.cls is None:
             return None
@@ -259,7 +260,8 @@ class Declared(Binding):
             what = f"the cache's {tensor!r} ({where!r}) at step {t}"
             tensors[CACHED[tensor]] = self.from_user_vector(_lookup(source, where, what), h, what)
         if not set(GATES) <= tensors.keys():
-            gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t)
+            gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t,
+                                               (next_h, next_c))
             tensors |= {gate: value for gate, value in gates.items() if gate not in tensors}
         if y is None:
             y = self.head(params, next_h)
@@ -329,21 +331,20 @@ class Declared(Binding):
         return result
 
     # --- the whole-sequence functions ---
-    def sequence(self, problem: "Problem") -> SequenceRun:
+    def sequence_forward(self, problem: "Problem") -> tuple[dict[str, Any], Any]:
         self._sizes = Sizes.of(problem.params)
         user = self.user_params(problem.params)
-        instance: Any = None
         roles = self._roles(user, h=problem.h0, c=problem.c0) | {"xs": self.to_sequence(problem.inputs),
                                                                   "targets": self.to_sequence(problem.targets)}
-        try:
-            instance = self._new(user, problem.h0, problem.c0, "forward", None)
-            out = self._invoke("sequence_forward", roles, "forward", None, instance)
-        except ImplementationRaised as raised:
-            return SequenceRun({}, {}, raised)
+        instance = self._new(user, problem.h0, problem.c0, "forward", None)
+        out = self._invoke("sequence_forward", roles, "forward", None, instance)
         what = f"returned by {self.sig['sequence_forward'].function}"
         like = self.states_like(problem)
         forward: dict[str, Any] = {name: self.from_sequence(out[role], like, f"{role} {what}")
                                    for role, name in (("hs", "h"), ("cs", "c")) if role in out}
+        forward |= {name: self.from_user_vector(out[role], initial, f"{role} {what} (the last state)")
+                    for role, name, initial in (("h", "h_last", problem.h0), ("c", "c_last", problem.c0))
+                    if role in out}
         ys = problem.targets  # the shape of the outputs
         if "ys" in out:
             ys = forward["y"] = self.from_sequence(out["ys"], ys, f"ys {what}")
@@ -351,22 +352,24 @@ class Declared(Binding):
             ys = self.head(problem.params, forward["h"])
         if "loss" in out and self.declaration.loss == "mse":
             forward["loss"] = float(as_float_array(out["loss"], np.shape(out["loss"]), f"loss {what}").sum())
+        return forward, (ys, out.get("cache"), instance)
+
+    def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
+        ys, cache, instance = kept
+        user = self.user_params(problem.params)
         dys = output_gradient(ys, problem.targets)
         roles = self._roles(user, dh=np.zeros_like(problem.h0), dc=np.zeros_like(problem.c0))
         roles |= {"dhs": self.to_sequence(self.head_backward(problem.params, dys)), "dys": self.to_sequence(dys),
-                  "cache": out.get("cache")}
+                  "cache": cache}
         if instance is not None:
             self._set(instance, {f"d{m.name}": np.zeros_like(user[m.name]) for m in self.layout})
-        try:
-            back = self._invoke("sequence_backward", roles, "backward", None, instance)
-        except ImplementationRaised as raised:
-            return SequenceRun(forward, {}, raised)
+        back = self._invoke("sequence_backward", roles, "backward", None, instance)
         grads = self._gradients(back, instance, problem.params, self.sig["sequence_backward"].function,
                                 {"dh": ("dh0", problem.h0), "dc": ("dc0", problem.c0)})
         if back.get("dxs") is not None:
             where = self.sig["sequence_backward"].function
             grads["dx"] = self.from_sequence(back["dxs"], problem.inputs, f"dxs returned by {where}")
-        return SequenceRun(forward, grads, None)
+        return grads
 
 
 def softmax(y: np.ndarray) -> np.ndarray:

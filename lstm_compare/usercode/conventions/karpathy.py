@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from lstm_compare.usercode.conventions.base import Binding, SequenceRun, StepForward, accepts
+from lstm_compare.usercode.conventions.base import Binding, StepForward, accepts
 from lstm_compare.usercode.conventions.layout import Matrix
-from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.errors import UsageError
 from lstm_compare.usercode.guard import unpack
 
 if TYPE_CHECKING:
@@ -112,24 +112,23 @@ class Karpathy(Binding):
         out["dc_prev"] = self.from_user_vector(dc0, dc_next, f"dc0 {what}")
         return out
 
-    def sequence(self, problem: "Problem") -> SequenceRun:
+    def sequence_forward(self, problem: "Problem") -> tuple[dict[str, Any], Any]:
         user = self.user_params(problem.params)
         args = (self.to_sequence(problem.inputs), user["WLSTM"], self.to_user_vector(problem.c0),
                 self.to_user_vector(problem.h0))
-        try:
-            Hout, _, _, cache = unpack(self.call("forward", args, "forward", None), 4, "LSTM.forward")
-        except ImplementationRaised as raised:
-            return SequenceRun({}, {}, raised)
-        forward = {"h": self.from_sequence(Hout, self.states_like(problem), "Hout returned by LSTM.forward")}
+        Hout, c_last, h_last, cache = unpack(self.call("forward", args, "forward", None), 4, "LSTM.forward")
+        what = "returned by LSTM.forward"
+        return {"h": self.from_sequence(Hout, self.states_like(problem), f"Hout {what}"),
+                "h_last": self.from_user_vector(h_last, problem.h0, f"its third value (the last h) {what}"),
+                "c_last": self.from_user_vector(c_last, problem.c0, f"its second value (the last c) {what}")}, cache
+
+    def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
         dh = self.output_dh(problem, forward["h"])
-        try:
-            result = self.call("backward", (self.to_sequence(dh), cache), "backward", None)
-        except ImplementationRaised as raised:
-            return SequenceRun(forward, {}, raised)
+        result = self.call("backward", (self.to_sequence(dh), kept), "backward", None)
         dX, dWLSTM, dc0, dh0 = unpack(result, 4, "LSTM.backward")
         what = "returned by LSTM.backward"
         out = self.grads_to_internal(self.check_user_grads({"WLSTM": dWLSTM}, problem.params, what), problem.params)
         out["dx"] = self.from_sequence(dX, problem.inputs, f"dX {what}")
         out["dh0"] = self.from_user_vector(dh0, problem.h0, f"dh0 {what}")
         out["dc0"] = self.from_user_vector(dc0, problem.c0, f"dc0 {what}")
-        return SequenceRun(forward, out, None)
+        return out

@@ -1,4 +1,4 @@
-"""A file's own whole-model functions, for model variants (``references/model.py``) in the seed convention:
+"""A file's own whole-model functions, for model variants (``references/model.py``) in the question's convention:
 
     lstm_model_loss(params, h0, c0, inputs, targets) -> (outputs, loss, hs, cs, caches)
     dlstm_model_loss(params, inputs, targets, outputs, caches) -> (dparams, dinputs, dh0, dc0)
@@ -105,7 +105,7 @@ class ModelFunctions:
 
 def _slot_sequence(values: np.ndarray, slot: Slot, size: int) -> np.ndarray:
     """One slot's (T, [B,] n) part of a layer's time-ordered outputs, in the slot's processing order."""
-    part = values[slot.layer - 1][..., (slot.direction == "backward") * size:][..., :size]
+    part = values[slot.layer - 1][..., slot.reverse * size:][..., :size]
     return part[::-1] if slot.reverse else part
 
 
@@ -144,5 +144,5 @@ def from_layers(model: Model, value: Any, what: str) -> dict[str, Any]:
         for key, item in entries.items():
             reverse = isinstance(key, str) and key.endswith(REVERSE)
             base = key.removesuffix(REVERSE) if reverse else key
-            flat[f"{base}{Slot(layer, 'backward' if reverse else 'forward').suffix}"] = item
+            flat[f"{base}{Slot(layer, 'reverse' if reverse else 'forward').suffix}"] = item
     return flat

@@ -1,4 +1,4 @@
-"""The question's own convention (the "seed"): ``lstm``/``dlstm`` on 1-D vectors or (B, X) batches.
+"""The question's own convention: ``lstm``/``dlstm`` on 1-D vectors or (B, X) batches.
 
     lstm(params, inp, h_old, c_old) -> (y, h, c, cache)
     dlstm(params, dy, dh_next, dc_next, cache) -> (dparams, dh_prev, dc_prev)      dparams: this step's, Wf ... by
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
-from lstm_compare.usercode.conventions.base import Binding, SequenceRun, StepForward, defines, gradient_array
+from lstm_compare.usercode.conventions.base import Binding, StepForward, defines, gradient_array
 from lstm_compare.usercode.conventions.layout import Matrix
-from lstm_compare.errors import ImplementationRaised, UsageError
+from lstm_compare.errors import UsageError
 from lstm_compare.usercode.guard import as_float_array, unpack
-from lstm_compare.lstm.cell import CACHE_CHECKS, CACHE_FROM_CACHE, GATES, SEED_CACHE_FIELDS
+from lstm_compare.lstm.cell import CACHE_CHECKS, CACHE_FROM_CACHE, GATES, QUESTION_CACHE_FIELDS
 
 if TYPE_CHECKING:
     from lstm_compare.lstm.records import Problem
@@ -46,7 +46,7 @@ class Question(Binding):
     layout = tuple(Matrix(f"W{g}", ("x", "h"), g) for g in GATES) + (Matrix("Wy", ("h",), "y"),) \
         + tuple(Matrix(f"b{g}", ("1",), g, vector=True) for g in GATES) + (Matrix("by", ("1",), "y", vector=True),)
 
-    label = "question's"  # "the question's convention": the user-facing name
+    label = "question's"  # as messages name it: "the question's convention"
 
     def __init__(self, module: ModuleType, name: str, source: str | None) -> None:
         super().__init__(module, name, source)
@@ -75,7 +75,7 @@ class Question(Binding):
         named = self._named_entries(cache)
         if named is None:  # a cache this harness cannot read: it is still passed to dlstm as it is
             named = {}
-            tensors |= self.observe_by_saturation(params, self._states, x, h, c, t)
+            tensors |= self.observe_by_saturation(params, self._states, x, h, c, t, (tensors["h"], tensors["c"]))
         for name in self.forward_names:
             field = name.removeprefix("cache.")
             if name in tensors or field not in named:
@@ -112,25 +112,23 @@ class Question(Binding):
         out["dc_prev"] = as_float_array(dc_prev, dc_next.shape, f"dc_prev returned by dlstm at step {t}")
         return out
 
-    def sequence(self, problem: "Problem") -> SequenceRun:
+    def sequence_forward(self, problem: "Problem") -> tuple[dict[str, Any], Any]:
         lead, O = problem.h0.shape[:-1], problem.targets.shape[-1]
         args = (problem.params, problem.h0, problem.c0, problem.inputs, problem.targets)
-        try:
-            result = self.call("lstm_loss", args, "forward", None)
-        except ImplementationRaised as raised:
-            return SequenceRun({}, {}, raised)
-        _, outputs, loss, _, _, caches = unpack(result, 6, "lstm_loss")
+        _, outputs, loss, h_last, c_last, caches = unpack(self.call("lstm_loss", args, "forward", None), 6,
+                                                          "lstm_loss")
         if not isinstance(outputs, (list, tuple, np.ndarray)) or len(outputs) != problem.steps:
             raise UsageError(f"lstm_loss must return the {problem.steps} per-step outputs as its second value.")
         outputs = np.stack([as_float_array(y, (*lead, O), f"output {t} of lstm_loss") for t, y in enumerate(outputs)])
         loss = float(as_float_array(loss, np.shape(loss), "the loss returned by lstm_loss").sum())
-        forward = {"y": outputs, "loss": loss}
-        try:
-            dparams = self.call("dlstm_loss", (problem.params, problem.inputs, problem.targets, list(outputs), caches),
-                                "backward", None)
-        except ImplementationRaised as raised:
-            return SequenceRun(forward, {}, raised)
-        return SequenceRun(forward, param_grads(dparams, problem.params, "dparams returned by dlstm_loss"), None)
+        h_last = as_float_array(h_last, problem.h0.shape, "h returned by lstm_loss (the last step's)")
+        c_last = as_float_array(c_last, problem.c0.shape, "c returned by lstm_loss (the last step's)")
+        return {"y": outputs, "loss": loss, "h_last": h_last, "c_last": c_last}, caches
+
+    def sequence_backward(self, problem: "Problem", forward: dict[str, Any], kept: Any) -> dict[str, np.ndarray]:
+        args = (problem.params, problem.inputs, problem.targets, list(forward["y"]), kept)
+        dparams = self.call("dlstm_loss", args, "backward", None)
+        return param_grads(dparams, problem.params, "dparams returned by dlstm_loss")
 
 
 def param_grads(dparams: Any, params: Mapping[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
@@ -149,7 +147,7 @@ def param_grads(dparams: Any, params: Mapping[str, np.ndarray], what: str) -> di
 
 
 def _cache_fields(name: str, module: ModuleType) -> tuple[str, ...]:
-    fields = getattr(module, "CACHE_FIELDS", SEED_CACHE_FIELDS)
+    fields = getattr(module, "CACHE_FIELDS", QUESTION_CACHE_FIELDS)
     if (not isinstance(fields, (tuple, list)) or not all(isinstance(f, str) for f in fields)
             or len(set(fields)) != len(fields)):
         raise UsageError(f"{name}: CACHE_FIELDS must be a tuple of distinct names (strings), one per cache entry.")

@@ -1,4 +1,4 @@
-"""A hand-written LSTM in NumPy, in the seed convention.
+"""A hand-written LSTM in NumPy, in the question's convention.
 
 Parameters are a dict: ``Wf, Wi, Wg, Wo`` of shape (X+H, H) acting as ``xh @ W`` on ``xh = [x, h_prev]``,
 biases ``bf, bi, bg, bo`` (H,), and a dense head ``Wy`` (H, O), ``by`` (O,).  Every function works on one
