@@ -13,6 +13,7 @@ starts afresh: a cache there is only writes).
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -40,14 +41,18 @@ def wanted(no_cache_flag: bool) -> bool:
     return _PROGRAM and not no_cache_flag and not switched_off and not in_ci
 
 
-def enable(jax_too: bool = True) -> Path:
+def enable(jax_too: bool = True) -> Path | None:
     """Use ``cache_dir()`` in this process: JAX's persistent compilation cache now (when ``jax_too``: a run
-    without the JAX reference need not import it), numba's when the kernels are first compiled.  Returns it.
+    without the JAX reference need not import it), numba's when the kernels are first compiled.  Returns it, or
+    None where the folder cannot be made or written (then no cache is used: a cache only saves time).
 
     JAX's thresholds go to zero: this project's compilations take well under JAX's default second each.
     """
     global _FOLDER
-    _FOLDER = cache_dir()
+    folder = cache_dir()
+    if not _writable(folder / "jax") or not _writable(folder / "numba"):
+        return None
+    _FOLDER = folder
     if jax_too:
         import jax
 
@@ -59,6 +64,17 @@ def enable(jax_too: bool = True) -> Path:
             except (AttributeError, KeyError):  # an older JAX without the option keeps its default
                 pass
     return _FOLDER
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` exists (made if need be) and a file can be created in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".lstm-compare-probe."):
+            pass
+    except OSError:
+        return False
+    return True
 
 
 def numba_cache_dir() -> Path | None:

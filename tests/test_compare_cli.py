@@ -60,18 +60,19 @@ def test_correct_lstm_exits_0_with_header_only_first_divergence_and_every_row(tm
     assert text.splitlines()[0] == DIVERGENCE_HEADER
     rows = read_csv(out_dir / "divergence.csv")
     # One row per reference x mode x phase x step x tensor: every tensor at every step, then the sequence mode's
-    # per-step y, its loss and its ten gradient totals.
+    # per-step y, its loss, the final h and c, and its ten gradient totals.
     backward = bind(handrolled).backward_names  # the question's: dWf ... dby, dh_prev, dc_prev
     forward = bind(handrolled).forward_names  # FORWARD_ORDER less what a cell without a projection lacks (m)
-    per_reference = 2 * T * (len(forward) + len(backward)) + T + 1 + len(PARAM_GRADS)
+    per_reference = 2 * T * (len(forward) + len(backward)) + T + 3 + len(PARAM_GRADS)
     assert len(rows) == 2 * per_reference
     assert {r["diverged"] for r in rows} == {"False"}
     assert {r["n_mismatch"] for r in rows} == {"0"}
     # step is empty exactly for the whole-sequence values.
     totals = [r for r in rows if r["step"] == ""]
-    assert {(r["mode"], r["phase"], r["tensor"]) for r in totals} == {("sequence", "forward", "loss")} | {
+    assert {(r["mode"], r["phase"], r["tensor"]) for r in totals} == {
+        ("sequence", "forward", name) for name in ("loss", "h_last", "c_last")} | {
         ("sequence", "backward", name) for name in PARAM_GRADS}
-    assert len(totals) == 2 * (1 + len(PARAM_GRADS))
+    assert len(totals) == 2 * (3 + len(PARAM_GRADS))
     # Rows run in computation order: the first reference's isolated forward step 0, tensor by tensor.
     head = [(r["reference"], r["mode"], r["phase"], r["step"], r["tensor"]) for r in rows[:len(forward)]]
     assert head == [("torch", "isolated", "forward", "0", name) for name in forward]

@@ -36,7 +36,8 @@ def test_a_file_that_replaces_a_numpy_function_keeps_it_in_its_own_calls_while_t
 
 
 def test_a_file_that_redirects_print_still_leaves_the_summary_on_stdout(tmp_path, capsys):
-    redirect = ("import numpy as np\n", "import builtins\nimport numpy as np\n\nbuiltins.print = lambda *a, **k: None\n")
+    redirect = ("import numpy as np\n",
+                "import builtins\nimport numpy as np\n\nbuiltins.print = lambda *a, **k: None\n")
     path = write_impl(tmp_path, "quiet", redirect)
     code, out, _ = report_cli(capsys, "--impl", path, "--steps", "3", "--reference", "torch", "--out", tmp_path / "r")
     assert code == 0 and out.startswith("lstm-compare: ") and "No divergence" in out

@@ -9,7 +9,8 @@ from helpers import write_edited
 
 CS231N = inspect.getsource(lstm_compare.handrolled.cs231n_lstm)
 SMALL = ProblemSpec(steps=6, hidden=4, inputs=3, batch=2)
-CLIP = ("    a = x @ Wx + prev_h @ Wh + b  # (N, 4H)\n", "    a = np.clip(x @ Wx + prev_h @ Wh + b, -8, 8)  # (N, 4H)\n")
+CLIP = ("    a = x @ Wx + prev_h @ Wh + b  # (N, 4H)\n",
+        "    a = np.clip(x @ Wx + prev_h @ Wh + b, -8, 8)  # (N, 4H)\n")
 
 
 def test_a_correct_file_that_clips_its_pre_activations_matches_and_its_gates_are_not_judged(tmp_path):

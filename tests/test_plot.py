@@ -46,7 +46,7 @@ def test_sequence_mode_has_a_total_column_and_grey_cells_where_nothing_is_per_st
     heat = heatmap(forget_bug_report, "jax", "sequence")
     assert heat.columns[-1] == "total"
     forward, backward = heat.panels
-    assert forward.tensors == ("y", "loss")
+    assert forward.tensors == ("y", "loss", "h_last", "c_last")
     assert np.isnan(cell(heat, "forward", "loss", "0")) and np.isnan(cell(heat, "backward", "dWf", "5"))
     assert cell(heat, "forward", "loss", "total") < 0
     assert heat.first == ("backward", "dWo", "total")

@@ -13,7 +13,7 @@ from lstm_compare.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED
 from lstm_compare.usercode.isolation import isolated
 from lstm_compare.usercode.timelimit import DEFAULT_TIMEOUT, time_limit
 from lstm_compare.references import ReferenceRefused
-from lstm_compare.output.text import one_line
+from lstm_compare.output.text import cut, one_line
 
 # Subcommand name -> module in lstm_compare.frontends.commands with HELP, add_arguments(parser) and execute(args).
 COMMANDS = {name: f"lstm_compare.frontends.commands.{name}" for name in ("report", "run", "gradcheck", "detect")}
@@ -23,7 +23,7 @@ class OneLineParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line (and exit 2), pointing at --help instead of the usage block."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help).\n")
+        self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {cut(one_line(message))} (see {self.prog} --help).\n")
 
 
 def seconds(text: str) -> float:
@@ -90,7 +90,7 @@ def execute(argv: Sequence[str] | None) -> int:
         with time_limit(args.timeout), isolated():
             return modules[args.command].execute(args)
     except (UsageError, ReferenceRefused) as error:  # ReferenceRefused: e.g. too large for finite differences
-        print(f"lstm-compare: error: {one_line(error)}", file=sys.stderr)
+        print(f"lstm-compare: error: {cut(one_line(error))}", file=sys.stderr)
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
         print("lstm-compare: interrupted.", file=sys.stderr)

@@ -56,13 +56,39 @@ _POPEN = subprocess.Popen  # as imported: the file under test may replace subpro
 _BUILDS: dict[str, _Build] = {}  # run dtype (its char) -> its build, while it runs or until it is read back
 
 
-def available() -> bool:
-    """Whether numba imports here."""
+# numba's settings come from its environment variables: those of this process as it started, not ones a file
+# under test set (NUMBA_DISABLE_JIT=1 would make the kernels plain Python, a thousand times slower).
+_NUMBA_ENVIRONMENT = {key: value for key, value in os.environ.items() if key.startswith("NUMBA_")}
+
+
+def _environment() -> dict[str, str]:
+    """This process's environment with numba's variables as they were when it started."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}, **_NUMBA_ENVIRONMENT}
+
+
+@contextlib.contextmanager
+def _numba_environment() -> Iterator[None]:
+    """Within the block, numba's variables as this process started with them; the others' values after."""
+    theirs = {key: value for key, value in os.environ.items() if key.startswith("NUMBA_")}
+    for key in theirs:
+        del os.environ[key]
+    os.environ.update(_NUMBA_ENVIRONMENT)
     try:
-        import numba  # noqa: F401
+        yield
+    finally:
+        for key in _NUMBA_ENVIRONMENT:
+            os.environ.pop(key, None)
+        os.environ.update(theirs)
+
+
+def available() -> bool:
+    """Whether numba imports here, and compiles (not turned off by NUMBA_DISABLE_JIT when this process started)."""
+    try:
+        with _numba_environment():
+            import numba
     except ImportError:
         return False
-    return True
+    return not getattr(numba.config, "DISABLE_JIT", False)
 
 
 def worth_it(problem: "Problem") -> bool:
@@ -95,7 +121,7 @@ def _spawn(dtype: np.dtype[Any]) -> _Build | None:
     try:
         process = _POPEN([sys.executable, "-m", "lstm_compare.measuring.kernels", str(folder), dtype.name],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         env={**os.environ, "PYTHONPATH": path})
+                         env={**_environment(), "PYTHONPATH": path})
     except OSError:  # no interpreter to start (an embedded Python, say): NumPy measures
         if cached is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -162,8 +188,11 @@ def _discard(key: str) -> None:
 def _load(dtype: np.dtype[Any], folder: Path | None) -> dict[str, Callable[..., Any]]:
     """Both kernels for a run in ``dtype``, compiled (or read back from ``folder``, numba's cache) by calling them
     once on tiny arrays of the run's signatures."""
-    kernels = {name: _jit(kernel, folder) for name, kernel in (("noise", _outer_noise_kernel),
-                                                               ("measure", _outer_measure_kernel))}
+    if not available():
+        raise ImportError("numba cannot compile here")
+    with _numba_environment():
+        kernels = {name: _jit(kernel, folder) for name, kernel in (("noise", _outer_noise_kernel),
+                                                                   ("measure", _outer_measure_kernel))}
     a, b = np.ones((1, 2)), np.ones((1, 3))
     work, out = np.empty(6), np.empty(1)
     if dtype != np.float64:  # a float64 run has no noise floor to measure

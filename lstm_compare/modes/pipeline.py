@@ -48,10 +48,10 @@ def _run(impl: "Source", config: Config) -> Report:
     unknown = [mode for mode in config.modes if mode not in MODES]
     if unknown:
         raise UsageError(f"unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}.")
+    config = replace(config, spec=batch_resolved(implementation, config.spec))
+    check_fits(config.spec, config.references, step_cache_bytes(implementation, config.spec))
     if not config.spec.model.plain:
-        from lstm_compare.modes.models import (
-            run_model,  # models.py builds on this module
-        )
+        from lstm_compare.modes.models import run_model  # the model variants, slot by slot
 
         return run_model(implementation, config)
     problem, truth_problem = _problems(implementation, config.spec)
@@ -80,6 +80,41 @@ def _run(impl: "Source", config: Config) -> Report:
     findings = first_divergence(diffs, failures, config.spec.steps, not implementation.has_head, naming)
     findings = tuple(sorted(findings, key=order))
     return Report(implementation.name, config, diffs, findings, failures, tuple(skipped), naming, tuple(notes))
+
+
+# The rows a batched convention (cs231n's, Karpathy's, declared rows or columns) runs with when no --batch is
+# asked for: bugs that show only with a batch (a bias gradient averaged over it, a sum that keeps one row) show.
+DEFAULT_BATCH = 2
+
+
+def batch_resolved(implementation: "Binding", spec: ProblemSpec) -> ProblemSpec:
+    """``spec`` with ``DEFAULT_BATCH`` rows where the convention is batched and none were asked for, if the file
+    takes them (one probe step); where it does not, ``spec`` as it is, and a note saying so."""
+    if spec.batch is not None or not implementation.always_batched:
+        return spec
+    batched = replace(spec, batch=DEFAULT_BATCH)
+    probe = make_problem(replace(batched, steps=1)).astype(np.dtype(spec.dtype))
+    refusal = drive.batch_support(implementation, replace(probe, params={k: read_only(v)
+                                                                         for k, v in probe.params.items()}))
+    if refusal is None:
+        return batched
+    implementation.run_notes += (f"batches could not be exercised ({str(refusal).rstrip('.')}): the run uses one "
+                                 f"row, so bugs that show only with a batch (a bias gradient averaged over it, say) "
+                                 f"are not looked for.",)
+    return spec
+
+
+def step_cache_bytes(implementation: "Binding", spec: ProblemSpec) -> int:
+    """What the cache of one forward step of the user's code holds (one probe step of a cell; 0 for a model
+    variant, or where the step fails: the run itself says why)."""
+    if not spec.model.plain:
+        return 0
+    probe = make_problem(replace(spec, steps=1)).astype(np.dtype(spec.dtype))
+    try:
+        run_ = drive.forward(implementation, replace(probe, params={k: read_only(v) for k, v in probe.params.items()}))
+    except UsageError:
+        return 0
+    return drive.cache_bytes(run_.caches[0]) if run_.caches else 0
 
 
 def _problems(implementation: "Binding", spec: ProblemSpec) -> tuple["Problem", "Problem"]:

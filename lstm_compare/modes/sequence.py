@@ -42,7 +42,8 @@ def sequence_pass(impl: "Binding", problem: "Problem", refs: TracedReferences, c
                 actual = actual if len(steps) > 1 or steps[0] >= 0 else actual[None]
                 expected = expectation(truth, same, ref.tolerance)
                 if name == "loss" and ref.same_dtype is not ref.truth:  # float64: the table alone
-                    expected = widened(expected, stepwise_loss(ref.same_dtype.forward["y"], problem.targets)[None], ref.tolerance)
+                    stepwise = stepwise_loss(ref.same_dtype.forward["y"], problem.targets)
+                    expected = widened(expected, stepwise[None], ref.tolerance)
                 collector.add(ref.name, "sequence", phase, name, steps, actual, expected)
         if result.failure is not None:
             collector.fail(ref.name, "sequence", result.failure)

@@ -128,7 +128,8 @@ def commit(outputs: Iterable[Output], remove: Iterable[str | os.PathLike[str]] =
             raise UsageError(f"cannot write {output.target}: {error.strerror or error}.") from None
         finally:
             for temporary in written:
-                temporary.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # never created, in a folder that cannot be written
+                    temporary.unlink(missing_ok=True)
     for path in remove:
         Path(path).unlink(missing_ok=True)
     return [o.target for o in outputs]
@@ -144,6 +145,10 @@ def check_output_dir(out_dir: str | os.PathLike[str], names: Iterable[str] = ())
     """Refuse, before any work, an output folder that cannot be one or cannot be written (UsageError, exit 2);
     ``names`` are files the run will write there, each of which must not be a folder."""
     path = Path(out_dir)
+    for link in (path, *path.parents):
+        if link.is_symlink() and not link.exists():
+            raise UsageError(f"cannot write reports to {path}: {link} is a link that leads nowhere (to a missing "
+                             f"file, or round in a loop).")
     check_targets([path / name for name in names] or [path / "report"])
     existing = next(folder for folder in (path, *path.parents) if folder.exists())
     try:

@@ -7,7 +7,11 @@ SHOWN_CHARACTERS = 1000  # of a message in the terminal or a picture; the CSVs k
 def shorten(text: object, limit: int = SHOWN_CHARACTERS) -> str:
     """``text`` on one line, cut to ``limit`` characters with the count of those left out (an exception message
     can be megabytes long; printing or drawing all of it helps no one)."""
-    text = " ".join(str(text).split())
+    return cut(" ".join(str(text).split()), limit)
+
+
+def cut(text: str, limit: int = SHOWN_CHARACTERS) -> str:
+    """``text`` cut to ``limit`` characters, with the count of those left out."""
     if len(text) <= limit:
         return text
     return f"{text[:limit].rstrip()}... [{len(text) - limit} more characters]"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 import numpy as np
 
 from lstm_compare.errors import ImplementationRaised, PerExampleGradients, UsageError
+from lstm_compare.usercode.guard import is_immutable
 from lstm_compare.usercode.module_state import ModuleState
 
 if TYPE_CHECKING:
@@ -129,3 +130,25 @@ def batch_support(binding: "Binding", problem: "Problem") -> BatchRefusal | None
     except UsageError as error:
         return BatchRefusal(f"{probe} failed: {str(error).rstrip('.')}", False)
     return None
+
+
+def cache_bytes(cache: Any) -> int:
+    """What one step's cache holds in arrays of its own: every array reachable from it (through tuples, lists,
+    dicts and objects' attributes), each counted once, leaving out the shared parameters (``guard.read_only``)."""
+    seen: set[int] = set()
+    total = 0
+    pending = [cache]
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, np.ndarray):
+            total += 0 if is_immutable(value) else value.nbytes
+        elif isinstance(value, (tuple, list, set, frozenset)):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif hasattr(value, "__dict__") and not isinstance(value, type):
+            pending.extend(vars(value).values())
+    return total

@@ -8,7 +8,6 @@ under a time limit (``timelimit``), and the process is kept apart from what it c
 """
 
 import contextlib
-import contextvars
 import copy
 import importlib.util
 import sys
@@ -16,37 +15,15 @@ import traceback
 from os import PathLike
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from lstm_compare.errors import ImplementationRaised, UsageError
 from lstm_compare.lstm.where import Phase
 from lstm_compare.usercode import isolation
+from lstm_compare.usercode.watch import watching
 from lstm_compare.usercode.timelimit import TimedOut, arm, disarm, fired, limit
-
-
-class CallObserver(Protocol):
-    """Told where the user's code runs, and for how long it may: a supervising parent's shared record
-    (``supervise.Monitor``)."""
-
-    def enter(self, location: str, limit: float) -> None: ...
-
-    def leave(self) -> None: ...
-
-
-_observer: contextvars.ContextVar[CallObserver | None] = contextvars.ContextVar("lstm_compare_call_observer",
-                                                                                 default=None)
-
-
-@contextlib.contextmanager
-def observed(observer: CallObserver) -> Iterator[None]:
-    """Within the block, every call of the user's code is announced to ``observer`` before it runs, and after."""
-    token = _observer.set(observer)
-    try:
-        yield
-    finally:
-        _observer.reset(token)
 
 
 def import_file(path: str | PathLike[str]) -> ModuleType:
@@ -115,7 +92,7 @@ def private_copy(value: Any) -> Any:
     is: it is the user's own, the harness never reads it."""
     kind = type(value)
     if kind is np.ndarray:
-        return value if _immutable(value) else value.copy()
+        return value if is_immutable(value) else value.copy()
     if kind is dict:  # arrays inline: a call's arguments hold a few dozen, copied on every call
         return {key: _array_copy(item) if type(item) is np.ndarray else private_copy(item)
                 for key, item in value.items()}
@@ -129,10 +106,10 @@ def private_copy(value: Any) -> Any:
 
 
 def _array_copy(array: np.ndarray) -> np.ndarray:
-    return array if _immutable(array) else array.copy()
+    return array if is_immutable(array) else array.copy()
 
 
-def _immutable(array: np.ndarray) -> bool:
+def is_immutable(array: np.ndarray) -> bool:
     """Whether no one can write ``array``: its memory is a ``bytes`` object (``read_only``'s arrays)."""
     base: object = array.base
     while type(base) is np.ndarray:
@@ -144,7 +121,7 @@ def read_only(array: np.typing.ArrayLike) -> np.ndarray:
     """A copy of ``array`` that no one can write, not even after ``flags.writeable = True``: its memory is an
     immutable ``bytes``.  What the parameters are: every call of the user's code shares them, uncopied."""
     array = np.asarray(array)
-    if _immutable(array):
+    if is_immutable(array):
         return array
     contiguous = np.ascontiguousarray(array)
     return np.frombuffer(contiguous.tobytes(), dtype=contiguous.dtype).reshape(contiguous.shape)
@@ -205,7 +182,7 @@ class _guarded:
         if self.added:
             sys.path.insert(0, self.folder)  # type: ignore[arg-type]  # as `python my_lstm.py` has it
         seconds = limit()
-        self.observer = _observer.get()
+        self.observer = watching()
         if self.observer is not None:
             self.observer.enter(self.location, seconds)
         self.alarm = arm(seconds)

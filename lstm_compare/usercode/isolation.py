@@ -102,12 +102,50 @@ class Namespace:
             entries[name] = ours[name]
 
 
+class StandardStreams:
+    """Standard output and error kept writable for the harness: a file that closes ``sys.stdout`` or file descriptor
+    1 (``os.close(1)``) finds them closed in its own calls only; the summary still reaches the terminal."""
+
+    def __init__(self) -> None:
+        self.private = {fd: _dup(fd) for fd in (1, 2)}  # copies of the descriptors, taken before any user call
+
+    def reopen(self) -> None:
+        for fd, private in self.private.items():
+            if private is not None and not _open_fd(fd):
+                os.dup2(private, fd)
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            stream = getattr(sys, name)
+            if getattr(stream, "closed", False):
+                setattr(sys, name, open(os.dup(fd), "w", buffering=1, encoding=getattr(stream, "encoding", None)))
+
+    def close(self) -> None:
+        for private in self.private.values():
+            if private is not None:
+                os.close(private)
+
+
+def _dup(fd: int) -> int | None:
+    try:
+        return os.dup(fd)
+    except OSError:  # not open in this process
+        return None
+
+
+def _open_fd(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 class Isolation:
     """The state of one isolated run (``isolated()``): the watched namespaces and the process that owns the run."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self.namespaces = {name: Namespace(importlib.import_module(name)) for name in WATCHED}
+        self.standard = StandardStreams()
 
     def before_call(self) -> list[Any]:
         """Read the settings, and give the user's code its own namespace entries; what ``after_call`` takes."""
@@ -125,6 +163,7 @@ class Isolation:
             for namespace in self.namespaces.values():
                 namespace.for_harness()
         restore(saved)
+        self.standard.reopen()
 
 
 def restore(saved: list[Any]) -> None:
@@ -164,6 +203,7 @@ def isolated() -> Iterator[Isolation]:
     finally:
         _current.clear()
         _changed.clear()
+        isolation.standard.close()
         for name, namespace in isolation.namespaces.items():
             namespace.for_harness()
             namespace.module.__class__ = classes[name]

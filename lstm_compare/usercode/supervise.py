@@ -3,7 +3,7 @@
 The parent forks before torch or JAX is imported and then only waits.  Before each call of the user's code the
 child writes where it is (``guard.call``'s location) and the call's deadline into an anonymous shared mapping.
 When the child ends without finishing (``os._exit``, a crash, a signal), or stays in one call past its time
-limit plus ``GRACE`` (stuck in compiled code, or swallowing ``guard.TimedOut``), the parent ends it if needed and
+limit plus ``GRACE`` (stuck in compiled code, or swallowing ``timelimit.TimedOut``), the parent ends it if needed and
 prints one line naming that location: exit 1, and no report is written, because the child never reached that
 point.  The child leaves through ``os._exit`` once its work is done, so a thread the user's code started cannot
 keep the tool alive.
@@ -20,11 +20,12 @@ import time
 from types import FrameType
 from typing import Any, Callable, NoReturn
 
-from lstm_compare.usercode import guard
+from lstm_compare.usercode.watch import observed
 from lstm_compare.errors import EXIT_DIVERGED, EXIT_INTERRUPTED
 
 GRACE = 2.0  # seconds past a call's time limit before the parent stops a child that did not interrupt it itself
 POLL = 0.25  # seconds between the parent's looks at the child when nothing happens
+SAME_INTERRUPT = 0.5  # seconds within which a second SIGINT is the first one again (the terminal's and the parent's)
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _HEADER = struct.Struct("=Bdd")  # state, deadline (time.monotonic, shared by both processes), limit in seconds
@@ -69,8 +70,10 @@ def run(work: Callable[[], int]) -> NoReturn:
     monitor = Monitor()
     pid = os.fork()
     if pid == 0:
-        signal.signal(signal.SIGINT, InterruptOnce())
-        with guard.observed(monitor):
+        interrupt = InterruptOnce()
+        signal.signal(signal.SIGINT, interrupt)
+        sys.unraisablehook = interrupt.unraisable(sys.unraisablehook)
+        with observed(monitor):
             code = _attempt(work)
         monitor.finish()
         _leave(code)
@@ -99,16 +102,29 @@ def _leave(code: int) -> NoReturn:
 
 
 class InterruptOnce:
-    """The child's SIGINT handler: one KeyboardInterrupt, however many times SIGINT arrives (the terminal and the
-    parent may both send it)."""
+    """The child's SIGINT handler: the first SIGINT is a KeyboardInterrupt (the tool says "interrupted" and leaves
+    the reports as they were); a second one, or a first that a library swallowed (a KeyboardInterrupt raised in a
+    garbage-collector callback is only printed, as "Exception ignored"), ends the child at once, quietly: its
+    parent says the one line."""
 
     def __init__(self) -> None:
-        self.raised = False
+        self.raised: float | None = None  # when the first SIGINT came
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if not self.raised:
-            self.raised = True
+        if self.raised is None:
+            self.raised = time.monotonic()
             raise KeyboardInterrupt
+        if time.monotonic() > self.raised + SAME_INTERRUPT:  # Ctrl-C pressed again, not its copy from the parent
+            _leave(EXIT_INTERRUPTED)
+
+    def unraisable(self, hook: Any) -> Callable[[Any], None]:
+        """A ``sys.unraisablehook`` that ends the child for a swallowed KeyboardInterrupt and passes the rest on."""
+        def handle(unraisable: Any) -> None:
+            if isinstance(unraisable.exc_value, KeyboardInterrupt):
+                _leave(EXIT_INTERRUPTED)
+            hook(unraisable)
+
+        return handle
 
 
 def _watch(pid: int, monitor: Monitor) -> int:
@@ -160,7 +176,7 @@ def _wait(pid: int, monitor: Monitor, received: list[tuple[int, float]]) -> tupl
             state, deadline, _, _ = monitor.read()
             now = time.monotonic()
             late = state == IN_CALL and now > deadline + GRACE
-            if late or (received and now > received[0][1] + GRACE):
+            if late or (received and now > received[0][1] + GRACE) or len(received) > 1:  # a second Ctrl-C: now
                 stopped = stopped or late
                 _signal(pid, signal.SIGKILL)
                 return os.waitpid(pid, 0)[1], stopped

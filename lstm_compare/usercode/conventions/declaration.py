@@ -13,6 +13,9 @@ KEYS = ("step_forward", "step_backward", "sequence_forward", "sequence_backward"
         "biases", "sequence_axes", "cache", "loss", "class", "attributes")
 VECTORS = ("rows", "columns", "single")  # (batch, n), (n, batch), or one 1-D vector at a time
 LOSSES = (None, "mse", "cross_entropy")
+# What each key's value is: a text, or a dict (the loss may also be None)
+KINDS: dict[str, tuple[type, ...]] = {**{key: (str,) for key in KEYS}, "layout": (dict,), "cache": (dict,),
+                                      "attributes": (dict,), "loss": (str, type(None))}
 ROLES = {  # signature -> (argument roles, returned roles), besides the parameters' names, d-names, params, grads
     "step_forward": ({"x", "h", "c"}, {"h", "c", "y", "cache"}),
     "step_backward": ({"dh", "dc", "dy", "target", "cache", "x", "h", "c"}, {"dx", "dh", "dc"}),
@@ -121,6 +124,11 @@ def parse(declaration: Any) -> Declaration:
     unknown = [key for key in declaration if key not in KEYS]
     if unknown:
         raise UsageError(f"LSTM_COMPARE has an unknown key {unknown[0]!r}; it may use {', '.join(KEYS)}.")
+    for key, value in declaration.items():  # an array or a list would break the checks below: one sentence first
+        if key in KINDS and not isinstance(value, (*KINDS[key], str, int, float, type(None))):
+            kinds = " or ".join("None" if kind is type(None) else "a text" if kind is str else "a dict"
+                                for kind in KINDS[key])
+            _fail(key, f"must be {kinds}, not a {type(value).__name__}")
     if "layout" not in declaration:
         raise UsageError("LSTM_COMPARE needs the key 'layout'.")
     if not {"step_forward", "step_backward"} <= declaration.keys() and not {"sequence_forward",

@@ -201,19 +201,20 @@ class Declared(Binding):
         cls, sizes = self.declaration.cls, self._sizes
         shim = types.SimpleNamespace(**{cls.function: self._class()}, source=self.source)
         instance = call(shim, cls.function, tuple(getattr(sizes, a) for a in cls.args), phase, t)
-        self._set(instance, {"h_prev": self.to_user_vector(h), "c_prev": self.to_user_vector(c), **user})
+        self._set(instance, {"h_prev": self.to_user_vector(h), "c_prev": self.to_user_vector(c), **user}, phase, t)
         return instance
 
-    def _set(self, instance: Any, values: Mapping[str, Any]) -> None:
+    def _set(self, instance: Any, values: Mapping[str, Any], phase: Phase, t: int | None) -> None:
         for role, value in values.items():
-            if role in self.declaration.attributes:
-                _assign(instance, self.declaration.attributes[role], np.array(value))  # a writable copy of its own
+            if role in self.declaration.attributes:  # a writable copy of its own
+                _assign(instance, self.declaration.attributes[role], np.array(value), (phase, t, self.source))
 
-    def _gather(self, out: dict[str, Any], instance: Any, roles: Iterable[str]) -> dict[str, Any]:
+    def _gather(self, out: dict[str, Any], instance: Any, roles: Iterable[str], phase: Phase, t: int | None
+                ) -> dict[str, Any]:
         """``out`` completed with the declared attributes of ``instance`` for each of ``roles`` not returned."""
         for role in roles:
             if role not in out and instance is not None and role in self.declaration.attributes:
-                out[role] = _lookup(instance, self.declaration.attributes[role])
+                out[role] = _lookup(instance, self.declaration.attributes[role], (phase, t, self.source))
         return out
 
     def _roles(self, user: Mapping[str, np.ndarray], **vectors: np.ndarray) -> dict[str, Any]:
@@ -243,7 +244,8 @@ class Declared(Binding):
             elif name in out:
                 found[name] = self.from_user_vector(out[name], like, f"{name} {what}")
             elif attribute:
-                found[name] = self.from_user_vector(_lookup(instance, self.declaration.attributes[attribute]), like,
+                value = _lookup(instance, self.declaration.attributes[attribute], ("forward", t, self.source))
+                found[name] = self.from_user_vector(value, like,
                                                     f"self.{self.declaration.attributes[attribute]} after {what[12:]}")
         return found["h"], found["c"], found.get("y"), out, instance
 
@@ -258,7 +260,8 @@ class Declared(Binding):
         source = out.get("cache", instance)
         for tensor, where in self.declaration.cache.items():
             what = f"the cache's {tensor!r} ({where!r}) at step {t}"
-            tensors[CACHED[tensor]] = self.from_user_vector(_lookup(source, where, what), h, what)
+            tensors[CACHED[tensor]] = self.from_user_vector(_lookup(source, where, ("forward", t, self.source), what),
+                                                            h, what)
         if not set(GATES) <= tensors.keys():
             gates = self.observe_by_saturation(params, lambda user, *a: self._forward(user, *a)[:2], x, h, c, t,
                                                (next_h, next_c))
@@ -294,23 +297,23 @@ class Declared(Binding):
                   "dhs": self.to_sequence(self.head_backward(params, dy)[None])}
         instance = cache.instance
         if instance is not None:
-            self._set(instance, {"dh_next": roles["dh"], "dc_next": roles["dc"]})
-            self._set(instance, {f"d{m.name}": np.zeros_like(user[m.name]) for m in self.layout})
+            self._set(instance, {"dh_next": roles["dh"], "dc_next": roles["dc"]}, "backward", t)
+            self._set(instance, {f"d{m.name}": np.zeros_like(user[m.name]) for m in self.layout}, "backward", t)
         key = "step_backward" if self._steps else "sequence_backward"
         out = self._invoke(key, roles, "backward", t, instance)
         where = f"{self.sig[key].function} at step {t}"
         x_like = self.x_like(params, dh_next)
         result = self._gradients(out, instance, params, where, {"dx": ("dx", x_like), "dh": ("dh_prev", dh_next),
-                                                               "dc": ("dc_prev", dc_next)})
+                                                               "dc": ("dc_prev", dc_next)}, t)
         if out.get("dxs") is not None:
             result["dx"] = self.from_sequence(out["dxs"], x_like[None], f"dxs returned by {where}")[0]
         return result
 
     def _gradients(self, out: dict[str, Any], instance: Any, params: Mapping[str, np.ndarray], where: str,
-                   vectors: Mapping[str, tuple[str, np.ndarray]]) -> dict[str, np.ndarray]:
+                   vectors: Mapping[str, tuple[str, np.ndarray]], t: int | None) -> dict[str, np.ndarray]:
         """The returned (or kept) gradients, checked, in internal names: dWf ..., dx, dh_prev (dh0), dc_prev."""
-        out = self._gather(out, instance, [f"d{m.name}" for m in self.layout])
-        out = self._gather(out, instance, ("dx", "dh_prev", "dc_prev"))
+        out = self._gather(out, instance, [f"d{m.name}" for m in self.layout], "backward", t)
+        out = self._gather(out, instance, ("dx", "dh_prev", "dc_prev"), "backward", t)
         out.setdefault("dh", out.get("dh_prev"))
         out.setdefault("dc", out.get("dc_prev"))
         grads = out.get("grads")
@@ -362,10 +365,10 @@ class Declared(Binding):
         roles |= {"dhs": self.to_sequence(self.head_backward(problem.params, dys)), "dys": self.to_sequence(dys),
                   "cache": cache}
         if instance is not None:
-            self._set(instance, {f"d{m.name}": np.zeros_like(user[m.name]) for m in self.layout})
+            self._set(instance, {f"d{m.name}": np.zeros_like(user[m.name]) for m in self.layout}, "backward", None)
         back = self._invoke("sequence_backward", roles, "backward", None, instance)
         grads = self._gradients(back, instance, problem.params, self.sig["sequence_backward"].function,
-                                {"dh": ("dh0", problem.h0), "dc": ("dc0", problem.c0)})
+                                {"dh": ("dh0", problem.h0), "dc": ("dc0", problem.c0)}, None)
         if back.get("dxs") is not None:
             where = self.sig["sequence_backward"].function
             grads["dx"] = self.from_sequence(back["dxs"], problem.inputs, f"dxs returned by {where}")
@@ -391,28 +394,54 @@ def _resolve(owner: Any, dotted: str) -> Any:
     return owner
 
 
-def _lookup(source: Any, where: int | str, what: str | None = None) -> Any:
+# Where the user's code is when the harness reads or sets one of its attributes: (phase, step, its file).  A
+# property is the user's code: it runs as a call of it does (time limit, exceptions located there).
+At = tuple[Phase, int | None, str | None]
+
+
+def _lookup(source: Any, where: int | str, at: At, what: str | None = None) -> Any:
     """``source[where]`` (an index, or a key of a dict), or the attribute path ``where`` ('a' or 'a.key')."""
     try:
         if isinstance(where, int) or isinstance(source, dict):
             return source[where]
         for part in where.split("."):
-            source = source[part] if isinstance(source, dict) else getattr(source, part)
+            source = source[part] if isinstance(source, dict) else _attribute(source, part, at)
         return source
     except (IndexError, KeyError, TypeError, AttributeError):
         raise UsageError(f"{what or where} cannot be read: the {where!r} declared in LSTM_COMPARE is not "
                          f"there.") from None
 
 
-def _assign(instance: Any, path: str, value: Any) -> None:
+def _has(owner: Any, name: str) -> bool:
+    """Whether ``owner`` has the attribute ``name``, found without running any of its code (a property's)."""
+    try:
+        inspect.getattr_static(owner, name)
+    except AttributeError:
+        return hasattr(type(owner), "__getattr__")  # attributes made on demand: reading is the only way to know
+    return True
+
+
+def _attribute(owner: Any, name: str, at: At) -> Any:
+    """``owner.name``, read as the user's code runs (AttributeError where there is none)."""
+    if not _has(owner, name):
+        raise AttributeError(name)
+    phase, step, source = at
+    label = f"reading .{name}"
+    return call(types.SimpleNamespace(**{label: lambda: getattr(owner, name)}, source=source), label, (), phase, step)
+
+
+def _assign(instance: Any, path: str, value: Any, at: At) -> None:
     """Set the attribute path ``path`` of a fresh instance; it must already be there (a typo in a declaration
     would otherwise set an attribute the class never reads)."""
     *head, last = path.split(".")
-    owner = _lookup(instance, ".".join(head), f"LSTM_COMPARE's attribute {path!r}") if head else instance
-    if not (last in owner if isinstance(owner, dict) else hasattr(owner, last)):
+    owner = _lookup(instance, ".".join(head), at, f"LSTM_COMPARE's attribute {path!r}") if head else instance
+    if not (last in owner if isinstance(owner, dict) else _has(owner, last)):
         raise UsageError(f"LSTM_COMPARE's attributes name {path!r}, which a new {type(instance).__name__} does not "
                          f"have (the class never reads it).")
     if isinstance(owner, dict):
         owner[last] = value
     else:
-        setattr(owner, last, value)
+        phase, step, source = at
+        label = f"setting .{last}"
+        call(types.SimpleNamespace(**{label: lambda: setattr(owner, last, value)}, source=source), label, (), phase,
+             step)
