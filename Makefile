@@ -13,13 +13,13 @@ venv: $(STAMP)
 # Re-installs only when the project's metadata or the pinned versions change.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,flax]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,flax,fast]'
 	touch $(STAMP)
 
 # The same install with the lower bounds of pyproject.toml pinned (constraints-lower.txt).
 $(VENV_LOWER)/.installed: pyproject.toml constraints-lower.txt
 	test -x $(VENV_LOWER)/bin/python || $(PYTHON) -m venv $(VENV_LOWER)
-	$(VENV_LOWER)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-lower.txt -e '.[test]'
+	$(VENV_LOWER)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-lower.txt -e '.[test,fast]'
 	touch $@
 
 test-lower: $(VENV_LOWER)/.installed

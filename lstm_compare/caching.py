@@ -1,8 +1,10 @@
-"""The command line's on-disk caches of compiled code: JAX's persistent compilation cache and numba's.
+r"""The command line's on-disk caches of compiled code: JAX's persistent compilation cache and numba's.
 
 A repeated run at the same sizes (what a person debugging does) then skips compiling the JAX reference and the
-measurement kernels.  The caches live in one documented per-user folder, ``$XDG_CACHE_HOME/lstm-compare`` (by
-default ``~/.cache/lstm-compare``), with ``jax/`` and ``numba/`` inside; deleting it is always safe.
+measurement kernels.  The caches live in one per-user folder, the platform's user cache folder for lstm-compare
+(platformdirs: ``$XDG_CACHE_HOME/lstm-compare`` or ``~/.cache/lstm-compare`` on Linux,
+``~/Library/Caches/lstm-compare`` on macOS, ``%LOCALAPPDATA%\lstm-compare\Cache`` on Windows), with ``jax/`` and
+``numba/`` inside; deleting it is always safe.
 
 Only the ``lstm-compare`` program turns them on (``lstm_compare.frontends.cli.main``), in its own process: importing
 this project, ``lstm_compare.run``, the pytest plugin and the tests change no JAX or numba setting.  ``--no-cache`` or
@@ -14,15 +16,16 @@ import os
 import tempfile
 from pathlib import Path
 
+import platformdirs
+
 NO_CACHE_VARIABLE = "LSTM_COMPARE_NO_CACHE"
 _PROGRAM = False  # set by lstm_compare.frontends.cli.main: this process is the lstm-compare program
 _FOLDER: Path | None = None  # the cache folder in use in this process (set by ``enable``)
 
 
 def cache_dir() -> Path:
-    """The per-user folder: $XDG_CACHE_HOME/lstm-compare, or ~/.cache/lstm-compare."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lstm-compare"
+    """The per-user folder: the platform's user cache folder for lstm-compare (platformdirs)."""
+    return Path(platformdirs.user_cache_dir("lstm-compare", appauthor=False))
 
 
 def mark_program() -> None:

@@ -47,8 +47,10 @@ def test_correct_lstm_exits_0_with_header_only_first_divergence_and_every_row(tm
     code, out, err = report_cli(capsys, "--dtype", dtype, "--out", out_dir)
     assert (code, err) == (0, "")
     assert (out_dir / "first_divergence.csv").read_text() == FIRST_DIVERGENCE_HEADER + "\n"
-    lines = out.splitlines()
-    assert lines[0] == f"lstm-compare: {own_implementation()} against torch, jax (T=12 H=5 X=3 O=1 {dtype} seed=0)"
+    builtin = own_implementation()
+    first, *lines = out.splitlines()
+    assert first == f"lstm-compare: no --impl given, so this checks the tool's own LSTM, {builtin}"
+    assert lines[0] == f"lstm-compare: {builtin} against torch, jax (T=12 H=5 X=3 O=1 {dtype} seed=0)"
     assert [line.split()[:3] for line in lines[1:7]] == [
         [reference, mode, "match"] for reference in ("torch", "jax") for mode in lstm_compare.MODES]
     assert lines[-2] == "No divergence: every compared tensor is within tolerance of both references."
@@ -187,3 +189,35 @@ def test_python_m_compare_report_on_a_wrong_shape_prints_one_line_and_leaves_no_
     assert result.stderr == (f"lstm-compare: error: dh_prev returned by dlstm at step {T - 1} has shape (8,); "
                              "expected (5,).\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_version_exits_0_and_help_ends_with_every_exit_code(capsys):
+    from lstm_compare.errors import EXIT_CODES
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"lstm-compare {lstm_compare.__version__}\n"
+    for argv in (["--help"], ["report", "--help"], ["gradcheck", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        epilog = text[text.index("exit codes:"):].splitlines()[1:]
+        assert [int(line.split()[0]) for line in epilog] == [code for code, _ in EXIT_CODES] == [0, 1, 2, 130, 141, 143]
+        assert "seed convention" not in text and "seed-convention" not in text
+
+
+def test_progress_goes_to_a_terminals_stderr_after_the_delay_and_never_to_stdout(capsys):
+    import time
+
+    from lstm_compare.frontends.progress import progress
+
+    with progress("comparing", delay=60.0) as update:  # not a terminal: nothing at all
+        update("step", 1, 2)
+    with progress("comparing", delay=0.0, force=True) as update:
+        time.sleep(0.3)
+        update("checking bug x", 1, 2)
+        time.sleep(0.3)
+    with progress("quick", delay=60.0, force=True):  # over before the delay: nothing shown
+        pass
+    out, err = capsys.readouterr()
+    assert out == "" and "checking bug x" in err and "quick" not in err

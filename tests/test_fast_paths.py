@@ -240,3 +240,32 @@ def test_a_build_still_running_when_the_measurement_ends_is_stopped_and_its_fold
     with fresh_kernels.use(True):
         pass  # a small run: done before the build is
     assert build.process.poll() is not None and not build.folder.exists() and not fresh_kernels._BUILDS
+
+
+WITHOUT_NUMBA = """
+import sys
+sys.modules["numba"] = None  # as if the [fast] extra were not installed: `import numba` raises ImportError
+import lstm_compare
+from lstm_compare.catalogs.catalog import CATALOG
+from lstm_compare.measuring import kernels
+from lstm_compare.output.report import write_divergence_csv
+
+assert not kernels.available()
+kernels.MIN_ELEMENTS = 0  # the kernels would be wanted at any size: a build is started, and cannot be read back
+bug = next(b for b in CATALOG if b.name == "forget_derivative_uses_c")
+config = lstm_compare.Config(spec=lstm_compare.ProblemSpec(steps=9, hidden=4, dtype="float32"))
+write_divergence_csv(lstm_compare.run(bug.module(), config), sys.argv[1])
+"""
+
+
+def test_without_numba_numpy_measures_with_the_same_bits_as_the_kernels(tmp_path, bug_report):
+    if not kernels.compile_now(np.float32):
+        pytest.skip("numba is not installed")
+    bug = next(b for b in CATALOG if b.name == "forget_derivative_uses_c")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "MIN_ELEMENTS", 0)
+        write_divergence_csv(lstm_compare.run(bug.module(), bug_report.config), tmp_path / "kernels.csv")
+    subprocess.run([sys.executable, "-c", WITHOUT_NUMBA, str(tmp_path / "numpy.csv")], check=True, cwd=tmp_path)
+    kernel_text, numpy_text = (tmp_path / "kernels.csv").read_text(), (tmp_path / "numpy.csv").read_text()
+    assert kernel_text.count("\n") > 1000 and "dWf" in kernel_text
+    assert numpy_text == kernel_text

@@ -275,7 +275,7 @@ def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_one_line_and_exit
 
 @pytest.mark.parametrize("value", [0, -1.0, float("nan"), "60"])
 def test_a_config_timeout_that_is_not_a_positive_number_is_a_usage_error(value):
-    with pytest.raises(UsageError, match="positive number of seconds"):
+    with pytest.raises(UsageError, match="positive, finite number of seconds"):
         lstm_compare.run(handrolled, Config(spec=SMALL, timeout=value))
 
 

@@ -164,7 +164,10 @@ def test_a_variant_file_runs_as_a_single_cell_too():  # its CACHE_FIELDS name m,
 
 def test_without_impl_a_model_runs_the_projects_own_variant_model(tmp_path, capsys):
     code, out, _ = report_cli(capsys, "--peepholes", "--proj", "3", "--steps", "6", "--out", tmp_path)
-    assert code == 0 and out.startswith(f"lstm-compare: {own_implementation(variant=True)} against torch, jax")
+    variant = own_implementation(variant=True)
+    note, header = out.splitlines()[:2]
+    assert code == 0 and note == f"lstm-compare: no --impl given, so this checks the tool's own LSTM, {variant}"
+    assert header.startswith(f"lstm-compare: {variant} against torch, jax")
 
 
 def test_a_cell_that_ignores_a_projection_is_one_sentence_naming_its_line(tmp_path, capsys):

@@ -15,7 +15,7 @@ from lstm_compare.frontends.assertions import compare_lstm
 from lstm_compare.output.baseline import (BASELINE_COLUMNS, BaselineError, baseline_frame, read_baseline, regressions,
                               write_baseline)
 from lstm_compare.catalogs.catalog import CATALOG
-from lstm_compare.pytest_plugin import baseline_name
+from lstm_compare.frontends.fixture import baseline_name
 from helpers import impl_module, write_impl
 
 pytest_plugins = ["pytester"]
@@ -70,9 +70,18 @@ def test_an_outside_test_file_fails_naming_the_gate_and_step_of_the_forget_gate_
         "E *Mismatched elements: 40 / 40 (100.0%)",
         "E *Greatest absolute difference: * at index (*, *) (up to * allowed)",
         "E *Actual dWf[[]*, *[]] = *, expected *",
-        "E *Full report: */divergence.csv (first_divergence.csv beside it)",
+        "E *Full report: pass report_dir=... to keep divergence.csv and first_divergence.csv",
     ])
     assert "lstm_compare/modes/" not in result.stdout.str()  # the user's test, not the harness, is what is shown
+
+
+def test_a_failing_assert_lstm_matches_leaves_nothing_in_the_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(AssertionError, match="gate f, tensor dWf"):
+        assert_lstm_matches(FORGET_BUG.module(), modes=["isolated"], references=["torch"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_assert_lstm_matches_names_a_missing_file_in_one_sentence(tmp_path):

@@ -4,6 +4,7 @@ The runs here use a one- or two-configuration grid at T=12, H=5, X=3, O=1 (shape
 other tests already) and one or two catalog bugs, monkeypatched in; the default grid itself runs in `make suite`.
 """
 
+import inspect
 import re
 import textwrap
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 import lstm_compare.catalogs.suite
+import lstm_compare.handrolled.question_lstm
 from lstm_compare import handrolled
 from lstm_compare.catalogs.catalog import CATALOG, Bug, Location
 from lstm_compare.frontends.cli import main
@@ -123,6 +125,16 @@ def test_run_writes_suite_and_catalog_csv_without_timings_and_exits_0(tiny_suite
         {"bug": "forget_derivative_uses_c", "reference": r, "expected": "isolated backward step 11, dWf",
          "found": "isolated backward step 11, dWf", "status": "found"} for r in ("torch", "jax")]
     assert not (tmp_path / "suite").exists()  # nothing diverged, so no divergence reports
+
+
+def test_run_on_your_file_shows_only_its_rows_and_no_catalog_self_check(tiny_suite, tmp_path, capsys):
+    impl = tmp_path / "my_lstm.py"
+    impl.write_text(inspect.getsource(lstm_compare.handrolled.question_lstm))
+    assert run_cli("--quick", "--impl", str(impl), "--out", str(tmp_path / "out")) == 0
+    out = capsys.readouterr().out
+    assert "All 2 configurations match" in out and "my_lstm.py" in out
+    assert "bug " not in out and "forget_derivative" not in out and "Catalog" not in out
+    assert len(pd.read_csv(tmp_path / "out" / "catalog.csv")) == 0
 
 
 def test_suite_csv_is_identical_from_run_to_run(tiny_suite, tmp_path):

@@ -89,7 +89,8 @@ class CatalogResult:
 def check(bug: Bug, references: Sequence[str] = ("torch", "jax")) -> CatalogResult:
     """Run ``bug`` in the mode it must be found in, and compare each reference's first divergence."""
     expected = bug.expected.resolve(bug.spec.steps)
-    report = run(bug.module(), Config(spec=bug.spec, references=tuple(references), modes=(expected.mode,)))
+    report = run(bug.module(), Config(spec=bug.spec, references=tuple(references),  # type: ignore[arg-type]
+                                      modes=(expected.mode,)))
     found: dict[str, Location | None] = {reference: None for reference in references}
     for f in report.findings:
         if f.mode == expected.mode:

@@ -35,6 +35,7 @@ from lstm_compare.references import MODEL_MODULES, REFERENCES, ReferenceRefused,
 from lstm_compare.lstm.model import Model
 
 if TYPE_CHECKING:
+    from lstm_compare.choices import Dtype
     from lstm_compare.catalogs.catalog import Bug, CatalogResult, Location
     from lstm_compare.usercode.conventions.base import Binding, Source
     from lstm_compare.usercode.drive import BatchRefusal
@@ -59,7 +60,7 @@ class Block:
 
     steps: tuple[int, ...]
     sizes: tuple[Size, ...] = (SMALL,)
-    dtypes: tuple[str, ...] = ("float64", "float32")
+    dtypes: tuple["Dtype", ...] = ("float64", "float32")
     batches: tuple[int | None, ...] = (None, BATCH)
     zero_states: tuple[bool, ...] = (False, True)
     seeds: tuple[int, ...] = (0,)
@@ -218,7 +219,7 @@ def run_suite(impl: "Source", grid: Grid = GRIDS["default"],
             progress(spec.label(), k, total)
         start = time.perf_counter()
         try:
-            report = run(run_by(spec), Config(spec=spec, references=accepted[spec]))
+            report = run(run_by(spec), Config(spec=spec, references=accepted[spec]))  # type: ignore[arg-type]
         except UsageError as error:  # say which configuration could not be compared
             raise UsageError(f"{spec.label()}: {error}") from None
         configs.append(ConfigResult(spec, report, time.perf_counter() - start))

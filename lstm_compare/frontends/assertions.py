@@ -11,75 +11,87 @@ to the full report.  A file that cannot be compared at all raises ``lstm_compare
 """
 
 import os
-import tempfile
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from lstm_compare.lstm.where import MODES
-
-from lstm_compare.modes.records import Config
-
-from lstm_compare.modes.pipeline import run
+from lstm_compare.choices import Convention, Mode, Reference
 from lstm_compare.errors import UsageError
-from lstm_compare.lstm.problem import ProblemSpec
+from lstm_compare.lstm.problem import PROBLEM_KEYWORDS, ProblemKeywords, ProblemSpec
+from lstm_compare.modes.pipeline import run
+from lstm_compare.modes.records import Config
 from lstm_compare.output.text import shorten
-from lstm_compare.references import REFERENCES
-from lstm_compare.lstm.model import Model
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from lstm_compare.usercode.conventions.base import Source
     from lstm_compare.modes.records import Report
     from lstm_compare.locating.locate import Finding
     from lstm_compare.measuring.measure import TensorDiff
 
 
-def compare_lstm(impl: "Source", *, steps: int = 12, hidden: int = 5, inputs: int = 3, outputs: int = 1,
-                 dtype: str = "float64", seed: int = 0, batch: int | None = None, zero_state: bool = False,
-                 references: Sequence[str] = REFERENCES, modes: Sequence[str] = MODES,
-                 convention: str = "auto", layers: int = 1, bidirectional: bool = False, proj: int = 0,
-                 peepholes: bool = False) -> "Report":
+class ComparisonKeywords(ProblemKeywords, total=False):
+    """The keywords of ``compare_lstm``, ``assert_lstm_matches`` and the fixture: the problem's
+    (``ProblemSpec``'s fields and its model's), then ``Config``'s own (a test checks they are ``KEYWORDS``)."""
+
+    references: Sequence[Reference]
+    modes: Sequence[Mode]
+    convention: Convention
+    timeout: float | None
+    tolerance_factor: float
+
+
+CONFIG_KEYWORDS = tuple(f.name for f in fields(Config) if f.name != "spec")
+KEYWORDS = PROBLEM_KEYWORDS + CONFIG_KEYWORDS
+
+
+def config_of(keywords: "dict[str, Any]") -> Config:
+    """The ``Config`` of the comparison keywords; an unknown keyword is a ``TypeError``, a wrong value a
+    ``UsageError`` (one sentence)."""
+    unknown = [name for name in keywords if name not in KEYWORDS]
+    if unknown:
+        raise TypeError(f"unexpected keyword {unknown[0]!r}: choose from {', '.join(KEYWORDS)}")
+    spec = ProblemSpec.of(**{name: value for name, value in keywords.items() if name in PROBLEM_KEYWORDS})
+    return Config(spec=spec, **{name: value for name, value in keywords.items() if name in CONFIG_KEYWORDS})
+
+
+def compare_lstm(impl: "Source", **keywords: "Unpack[ComparisonKeywords]") -> "Report":
     """Run the comparison on ``impl`` (a path or a module) for one problem: a ``lstm_compare.Report``.
 
-    ``layers``, ``bidirectional``, ``proj`` and ``peepholes`` describe a model variant
-    (``lstm_compare.lstm.model.Model``).
-
-    A ``UsageError`` (the file does not import, a wrong interface) is raised afresh, without the internal
-    traceback, so that a test shows the one sentence that matters.
+    The keywords (all optional): the problem's, ``steps=12, hidden=5, inputs=3, outputs=1, batch=None,
+    dtype="float64", seed=0, zero_state=False`` and a model variant's ``layers=1, bidirectional=False, proj=0,
+    peepholes=False``; then ``references``, ``modes``, ``convention``, ``timeout`` and ``tolerance_factor``, as in
+    ``Config``.  A ``UsageError`` (a wrong value, a file that does not import, a wrong interface) is raised
+    afresh, without the internal traceback, so that a test shows the one sentence that matters.
     """
     __tracebackhide__ = True
-    spec = ProblemSpec(steps=steps, hidden=hidden, inputs=inputs, outputs=outputs, batch=batch, dtype=dtype,
-                       seed=seed, zero_state=zero_state, model=Model(layers, bidirectional, proj, peepholes))
     try:
-        return run(impl, Config(spec=spec, references=tuple(references), modes=tuple(modes), convention=convention))
+        return run(impl, config_of(dict(keywords)))
     except UsageError as error:
         raise UsageError(str(error)) from None
 
 
-def assert_lstm_matches(impl: "Source", steps: int = 12, hidden: int = 5, inputs: int = 3, outputs: int = 1,
-                        dtype: str = "float64", seed: int = 0, *, batch: int | None = None, zero_state: bool = False,
-                        references: Sequence[str] = REFERENCES, modes: Sequence[str] = MODES,
-                        convention: str = "auto", report_dir: str | os.PathLike[str] | None = None,
-                        layers: int = 1, bidirectional: bool = False, proj: int = 0, peepholes: bool = False) -> None:
+def assert_lstm_matches(impl: "Source", *, report_dir: str | os.PathLike[str] | None = None,
+                        **keywords: "Unpack[ComparisonKeywords]") -> None:
     """Raise ``AssertionError`` unless ``impl`` matches every reference in every mode; otherwise return None.
 
-    The problem (parameters, inputs, targets, initial state) is drawn from ``seed`` exactly as
-    ``lstm-compare report`` draws it.  Reports are written to ``report_dir`` when it is given, and on a failure
-    to a fresh temporary folder otherwise (the message names it).
+    The keywords are ``compare_lstm``'s.  The problem (parameters, inputs, targets, initial state) is drawn from
+    ``seed`` exactly as ``lstm-compare report`` draws it.  Reports are written to ``report_dir`` when it is
+    given; without it nothing is left behind: the message of a failure holds what the reports would say first.
     """
     __tracebackhide__ = True
-    report = compare_lstm(impl, steps=steps, hidden=hidden, inputs=inputs, outputs=outputs, dtype=dtype, seed=seed,
-                          batch=batch, zero_state=zero_state, references=references, modes=modes,
-                          convention=convention, layers=layers, bidirectional=bidirectional, proj=proj,
-                          peepholes=peepholes)
-    if report_dir is not None or report.diverged:
+    report = compare_lstm(impl, **keywords)
+    if report_dir is not None:
         from lstm_compare.output.report import write_reports  # pandas, only when a report is written
 
-        out = Path(report_dir) if report_dir is not None else Path(tempfile.mkdtemp(prefix="lstm-compare-"))
-        paths = write_reports(report, out)
-    if report.diverged:
-        raise AssertionError(mismatch_message(report, paths[0]))
+        paths = write_reports(report, Path(report_dir))
+        if report.diverged:
+            raise AssertionError(mismatch_message(report, paths[0]))
+    elif report.diverged:
+        raise AssertionError(mismatch_message(report))
 
 
 def mismatch_message(report: "Report", report_path: str | os.PathLike[str] | None = None) -> str:
@@ -108,6 +120,8 @@ def mismatch_message(report: "Report", report_path: str | os.PathLike[str] | Non
         lines.append(f"Also diverged: {'; '.join(others)}")
     if report_path is not None:
         lines.append(f"Full report: {report_path} (first_divergence.csv beside it)")
+    else:
+        lines.append("Full report: pass report_dir=... to keep divergence.csv and first_divergence.csv")
     return "\n".join(lines)
 
 

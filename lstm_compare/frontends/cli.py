@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import NoReturn, Sequence
 
 from lstm_compare import caching
-from lstm_compare.errors import EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_UNUSABLE, UsageError
+from lstm_compare.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_UNUSABLE, UsageError
 from lstm_compare.usercode.isolation import isolated
 from lstm_compare.usercode.timelimit import DEFAULT_TIMEOUT, time_limit
 from lstm_compare.references import ReferenceRefused
@@ -37,14 +37,24 @@ def seconds(text: str) -> float:
     return value
 
 
+def exit_code_table() -> str:
+    """The --help epilog: every exit code and what it means (lstm_compare.errors.EXIT_CODES)."""
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
+
+
 def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
-    parser = OneLineParser(prog="lstm-compare", description="Locate where a hand-written NumPy LSTM "
-                                     "departs from PyTorch and JAX: phase, step, gate, tensor.")
+    from lstm_compare import __version__
+
+    parser = OneLineParser(prog="lstm-compare", description="Locate where your hand-written NumPy LSTM "
+                                     "departs from PyTorch and JAX: phase, step, gate, tensor.",
+                           epilog=exit_code_table(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"lstm-compare {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules: dict[str, ModuleType] = {}
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
-        subparser = subparsers.add_parser(name, help=module.HELP, description=module.HELP, allow_abbrev=False)
+        subparser = subparsers.add_parser(name, help=module.HELP, description=module.HELP, allow_abbrev=False,
+                                          epilog=exit_code_table(), formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(subparser)
         subparser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                                help=f"the longest one call of your code may take ({DEFAULT_TIMEOUT:g}); "
@@ -54,7 +64,7 @@ def build_parser() -> tuple[OneLineParser, dict[str, ModuleType]]:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Run one subcommand; exits with 0 match, 1 divergence, 2 unusable input, 130 interrupted, 141 output closed.
+    """Run one subcommand; exits with a code of ``lstm_compare.errors.EXIT_CODES``.
 
     As a program (``argv`` None) the work runs in a child process that ``lstm_compare.usercode.supervise`` watches, so
     that ``os._exit``, a crash or a call stuck in compiled code in the user's file cannot end or hang the tool. Called

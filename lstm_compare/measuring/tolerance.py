@@ -10,10 +10,16 @@ implementation's value ``a`` and the same reference run in the implementation's 
 truth on exactly this tensor and step.  In a float64 run r is t, so the floor is zero and only the table acts.
 """
 
+import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Iterator
 
 import numpy as np
+
+# A user who accepts more error widens every allowance by this factor (Config.tolerance_factor, --tolerance-factor).
+_FACTOR: ContextVar[float] = ContextVar("lstm_compare_tolerance_factor", default=1.0)
 
 
 @dataclass(frozen=True)
@@ -23,7 +29,8 @@ class Tolerance:
 
     def allowed(self, scale: np.ndarray, noise_floor: np.ndarray) -> np.ndarray:
         """The largest |actual - truth| allowed per step, from max|truth| and the noise floor (the formula above)."""
-        return self.atol + self.rtol * scale + NOISE_FACTOR * noise_floor
+        allowed = self.atol + self.rtol * scale + NOISE_FACTOR * noise_floor
+        return allowed if _FACTOR.get() == 1.0 else _FACTOR.get() * allowed
 
 
 # torch.testing.assert_close uses rtol 1.3e-6 / atol 1e-5 for float32 and 1e-7 / 1e-7 for float64.  Ours are
@@ -39,6 +46,16 @@ NOISE_FACTOR = 10.0  # a correct implementation's rounding differs from a refere
 
 def tolerance_for(dtype: np.typing.DTypeLike) -> Tolerance:
     return TOLERANCES[np.dtype(dtype)]
+
+
+@contextlib.contextmanager
+def widened(factor: float) -> Iterator[None]:
+    """Within this block (a run) every allowance is ``factor`` times the formula's."""
+    token = _FACTOR.set(float(factor))
+    try:
+        yield
+    finally:
+        _FACTOR.reset(token)
 
 
 def reference_tolerance(module: ModuleType, dtype: np.typing.DTypeLike) -> Tolerance:

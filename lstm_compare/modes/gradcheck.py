@@ -30,6 +30,8 @@ from lstm_compare.usercode.conventions import bind
 from lstm_compare.usercode.guard import as_float_array, call, unpack
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from lstm_compare.lstm.records import Problem
     from lstm_compare.usercode.conventions.base import Binding, Source
 
@@ -105,6 +107,17 @@ class GradCheck:
 
     def __bool__(self) -> bool:
         return self.passed
+
+    def frame(self) -> "pd.DataFrame":
+        """One row per checked entry (lstm_compare.output.notebook)."""
+        from lstm_compare.output.notebook import gradcheck_frame
+
+        return gradcheck_frame(self)
+
+    def __repr__(self) -> str:
+        from lstm_compare.output.notebook import gradcheck_repr
+
+        return gradcheck_repr(self, summarize(self).splitlines()[-1])
 
 
 def gradcheck(impl: "Source", spec: ProblemSpec = ProblemSpec(), max_entries: int = MAX_ENTRIES,

@@ -13,7 +13,7 @@ from lstm_compare.lstm.problem import ProblemSpec, make_problem
 from lstm_compare.lstm.where import MODES, by_reference_and_mode
 from lstm_compare.measuring import kernels
 from lstm_compare.measuring.limits import check_fits
-from lstm_compare.measuring.tolerance import reference_tolerance
+from lstm_compare.measuring.tolerance import reference_tolerance, widened
 from lstm_compare.modes.collect import Collector
 from lstm_compare.modes.forward import prepared
 from lstm_compare.modes.notes import precision_note
@@ -37,7 +37,7 @@ def run(impl: "Source", config: Config = Config()) -> Report:
     """Compare ``impl`` (a path to an LSTM file, a module, or a ``Binding``) with the references: a ``Report``."""
     # calls(): the time limit's handler stays in place between calls; isolated(): the process kept apart from
     # what the user's code changes in it
-    with time_limit(config.timeout), calls(), isolated():
+    with time_limit(config.timeout), calls(), isolated(), widened(config.tolerance_factor):
         return _run(impl, config)
 
 

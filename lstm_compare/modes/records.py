@@ -9,11 +9,12 @@ import numpy as np
 
 from lstm_compare.locating.locate import Finding
 from lstm_compare.lstm.problem import ProblemSpec
-from lstm_compare.lstm.where import MODES
+from lstm_compare.choices import DEFAULT_REFERENCES, Convention, Reference, check_config
+from lstm_compare.lstm.where import MODES, Mode
 from lstm_compare.measuring.measure import Expectation, TensorDiff
 from lstm_compare.measuring.tolerance import Tolerance
 from lstm_compare.errors import UsageError
-from lstm_compare.references import REFERENCES, ReferenceRefused, ReferenceUnavailable
+from lstm_compare.references import ReferenceRefused, ReferenceUnavailable
 from lstm_compare.usercode.conventions.naming import Naming
 
 if TYPE_CHECKING:
@@ -24,13 +25,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Config:
-    """What to compare: the problem's sizes and seed, which references, which modes."""
+    """What to compare: the problem's sizes and seed, which references, which modes (validated on construction:
+    a ``UsageError`` in the command line's words)."""
 
     spec: ProblemSpec = field(default_factory=ProblemSpec)
-    references: tuple[str, ...] = REFERENCES
-    modes: tuple[str, ...] = MODES
-    convention: str = "auto"  # lstm_compare.usercode.conventions.CHOICES: how the user's file is written
+    references: tuple[Reference, ...] = DEFAULT_REFERENCES
+    modes: tuple[Mode, ...] = MODES
+    convention: Convention = "auto"  # lstm_compare.usercode.conventions.CHOICES: how the user's file is written
     timeout: float | None = None  # seconds per call of your code; None: the CLI's --timeout or 60
+    tolerance_factor: float = 1.0  # every allowance times this (1 or more): docs/tolerance.md
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, ProblemSpec):
+            raise UsageError(f"spec: {self.spec!r} is not a lstm_compare.ProblemSpec.")
+        check_config(self)
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,16 @@ class Report:
         from lstm_compare.output.report import first_divergence_frame
 
         return first_divergence_frame(self)
+
+    def __repr__(self) -> str:  # a few lines whatever T (lstm_compare.output.notebook)
+        from lstm_compare.output.notebook import report_repr
+
+        return report_repr(self)
+
+    def _repr_html_(self) -> str:
+        from lstm_compare.output.notebook import report_html
+
+        return report_html(self)
 
 
 def paired(ref: ReferenceRun, build: Callable[["Trace", bool], dict[str, np.ndarray]]

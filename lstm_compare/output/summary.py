@@ -40,11 +40,16 @@ def mode_summaries(report: "Report") -> list[ModeSummary]:
             for r, m in sorted(keys, key=lambda key: rank(report.config.references, *key))]
 
 
+def run_label(report: "Report") -> str:
+    """The problem's label, and the allowance's factor where one widens it: 'T=12 ... seed=0, allowance x1000'."""
+    factor = report.config.tolerance_factor
+    return report.config.spec.label() + ("" if factor == 1 else f", allowance x{factor:g}")
+
+
 def summarize(report: "Report", paths: Iterable[str | PathLike[str]] = ()) -> str:
     """Lines for the terminal: one per reference x mode, then each first divergence, then where reports went."""
-    spec = report.config.spec
     lines = [f"lstm-compare: {report.implementation} against {', '.join(report.config.references)} "
-             f"({spec.label()})"]
+             f"({run_label(report)})"]
     width = max(6, *(len(name) + 1 for name in report.config.references))
     for s in mode_summaries(report):
         status = "DIVERGED" if s.finding else "match"

@@ -5,20 +5,22 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from lstm_compare.lstm.problem import ProblemSpec
-from lstm_compare.lstm.model import Model
+from lstm_compare import caching
+from lstm_compare.choices import whole_number_fault
+from lstm_compare.lstm.problem import KEYWORDS, PROBLEM_KEYWORDS, ProblemSpec
 from lstm_compare.output.atomic import check_output_dir
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number no smaller than ``minimum``, or one clear sentence."""
+    """An argparse type: a whole number no smaller than ``minimum``, or the sentence ``ProblemSpec`` says."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum of {minimum}")
+        fault = whole_number_fault(value, minimum)
+        if fault:
+            raise argparse.ArgumentTypeError(fault)
         return value
     return parse
 
@@ -26,27 +28,28 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 positive_int = _int_at_least(1)
 non_negative_int = _int_at_least(0)
 
+IMPL_HELP = "your LSTM file, in any convention (default: the tool's own, lstm_compare/handrolled/question_lstm.py)"
 
-def add_problem_arguments(parser: argparse.ArgumentParser, steps: int = 12, hidden: int = 5, inputs: int = 3,
-                          outputs: int = 1) -> None:
-    parser.add_argument("--impl", metavar="FILE.py",
-                        help="your LSTM file (default: this project's own, handrolled/question_lstm.py)")
-    parser.add_argument("--steps", type=positive_int, default=steps, metavar="T", help=f"sequence length ({steps})")
-    parser.add_argument("--hidden", type=positive_int, default=hidden, metavar="H", help=f"hidden size ({hidden})")
-    parser.add_argument("--inputs", type=positive_int, default=inputs, metavar="X", help=f"input size ({inputs})")
-    parser.add_argument("--outputs", type=positive_int, default=outputs, metavar="O",
-                        help=f"output size ({outputs})")
-    parser.add_argument("--batch", type=positive_int, default=None, metavar="B",
-                        help="batch size, for implementations that take (B, X) batches (default: unbatched)")
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="N")
-    parser.add_argument("--zero-state", action="store_true", help="start from h0 = c0 = 0 (default: random)")
-    model = parser.add_argument_group("model variants (references/model.py; default: one layer, one direction)")
-    model.add_argument("--layers", type=positive_int, default=1, metavar="L", help="stacked layers (1)")
-    model.add_argument("--bidirectional", action="store_true", help="a reverse direction in every layer")
-    model.add_argument("--proj", type=non_negative_int, default=0, metavar="P",
-                       help="projection size, h = (o * tanh c) @ Wr with 0 < P < H (default 0: none)")
-    model.add_argument("--peepholes", action="store_true", help="peephole weights pf, pi, po on the cell state")
+
+def add_impl_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--impl", metavar="FILE.py", help=IMPL_HELP)
+
+
+def add_problem_arguments(parser: argparse.ArgumentParser) -> None:
+    """--impl, then a flag per problem keyword (``ProblemSpec``'s fields, then its model's: --steps, ..., --layers)."""
+    add_impl_argument(parser)
+    model = parser.add_argument_group("model variants (default: one layer, one direction)")
+    for keyword in KEYWORDS.values():
+        group = model if keyword.model else parser
+        default = "" if keyword.default is None or keyword.default is False else f" ({keyword.default})"
+        if keyword.choices:
+            group.add_argument(keyword.flag, choices=keyword.choices, default=keyword.default,
+                               help=f"{keyword.help}{default}")
+        elif keyword.minimum is not None:
+            group.add_argument(keyword.flag, type=_int_at_least(keyword.minimum), default=keyword.default,
+                               metavar=keyword.metavar, help=f"{keyword.help}{default}")
+        else:
+            group.add_argument(keyword.flag, action="store_true", help=keyword.help)
 
 
 def add_convention_argument(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +57,8 @@ def add_convention_argument(parser: argparse.ArgumentParser) -> None:
     from lstm_compare.usercode.conventions import CHOICES
 
     parser.add_argument("--convention", choices=CHOICES, default="auto",
-                        help="how --impl is written (default: auto, detected from the names it defines)")
+                        help="how your file is written: question (the original question's lstm/dlstm), cs231n, "
+                             "coursera, karpathy, or declared in the file (default: auto, from the names it defines)")
 
 
 def parse_references(text: str) -> tuple[str, ...]:
@@ -71,34 +75,41 @@ def parse_references(text: str) -> tuple[str, ...]:
 def add_output_arguments(parser: argparse.ArgumentParser, plot_help: str) -> None:
     """--reference, --out and --plot, shared by report and run."""
     parser.add_argument("--reference", type=parse_references, default=("torch", "jax"), metavar="torch,jax",
-                        help="references to compare against (default: torch,jax)")
+                        help="references to compare against, comma-separated: torch, jax, numeric (finite "
+                             "differences, for small problems) (default: torch,jax)")
     parser.add_argument("--out", default="reports", metavar="DIR", help="where reports go (default: reports/)")
     parser.add_argument("--plot", action="store_true", help=plot_help)
     parser.add_argument("--no-cache", action="store_true",
-                        help="compile JAX and the measurement kernels afresh, without the per-user cache "
-                             "($XDG_CACHE_HOME/lstm-compare, default ~/.cache/lstm-compare; also "
-                             "LSTM_COMPARE_NO_CACHE=1)")
+                        help=f"compile JAX and the measurement kernels afresh, without the per-user cache "
+                             f"({caching.cache_dir()}; also LSTM_COMPARE_NO_CACHE=1)")
 
 
 def spec_from_args(args: argparse.Namespace) -> ProblemSpec:
-    model = Model(args.layers, args.bidirectional, args.proj, args.peepholes)
-    return ProblemSpec(steps=args.steps, hidden=args.hidden, inputs=args.inputs, outputs=args.outputs,
-                       batch=args.batch, dtype=args.dtype, seed=args.seed, zero_state=args.zero_state, model=model)
+    """The problem the flags describe (a wrong combination, such as --proj 5 with --hidden 5, is a UsageError)."""
+    return ProblemSpec.of(**{name: getattr(args, name) for name in PROBLEM_KEYWORDS})
 
 
-def implementation_from_args(args: argparse.Namespace) -> str | Path:
-    """The --impl path, or the project's own handrolled module: for a model variant, its variant model."""
+def implementation_from_args(args: argparse.Namespace) -> str:
+    """The --impl path, or the path of the tool's own LSTM file: for a model variant, its variant model."""
     if args.impl:
-        return args.impl
+        return str(args.impl)
     variant = hasattr(args, "layers") and not spec_from_args(args).model.plain
     return own_implementation(variant)
 
 
-def own_implementation(variant: bool = False) -> Path:
-    """The project's own LSTM file, read as a user's file is: the question's cell (``handrolled/question_lstm.py``), or
-    with ``variant`` the model that also has peepholes, a projection and whole-model functions
-    (``handrolled/variant_lstm.py``)."""
-    return Path(__file__).resolve().parents[2] / "handrolled" / ("variant_lstm.py" if variant else "question_lstm.py")
+def own_implementation(variant: bool = False) -> str:
+    """The path of the tool's own LSTM file, loaded as a user's file is: the question's cell
+    (``lstm_compare/handrolled/question_lstm.py``), or with ``variant`` the model that also has peepholes, a
+    projection and whole-model functions (``variant_lstm.py``)."""
+    return str(Path(__file__).resolve().parents[2] / "handrolled" / ("variant_lstm.py" if variant else "question_lstm.py"))
+
+
+def built_in_note(args: argparse.Namespace) -> str | None:
+    """The first line a command run without --impl prints (with its summary, once the work is done, so that an
+    unusable input still prints nothing on stdout): which built-in file it checks."""
+    if args.impl:
+        return None
+    return f"lstm-compare: no --impl given, so this checks the tool's own LSTM, {implementation_from_args(args)}"
 
 
 def output_dir(args: argparse.Namespace, names: Iterable[str] = ()) -> Path:

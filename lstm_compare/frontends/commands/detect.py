@@ -2,16 +2,16 @@
 
 import argparse
 
-from lstm_compare.frontends.commands.common import add_convention_argument, implementation_from_args
+from lstm_compare.frontends.commands.common import add_convention_argument, add_impl_argument, implementation_from_args
 from lstm_compare.usercode.detect import run_detection, summarize
 from lstm_compare.errors import EXIT_DIVERGED, EXIT_MATCH
 
-HELP = ("say which convention an LSTM file follows and why, and find the weight layout its forward step really "
+HELP = ("say which convention your LSTM file follows and why, and find the weight layout its forward step really "
         "uses (gate order, what the weights act on)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--impl", metavar="FILE.py", help="an LSTM file (default: handrolled)")
+    add_impl_argument(parser)
     add_convention_argument(parser)
 
 

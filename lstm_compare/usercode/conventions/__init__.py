@@ -7,7 +7,7 @@ convention it follows: named with ``convention``, or detected from the names the
 import inspect
 import types
 from os import PathLike
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from lstm_compare.usercode.conventions import coursera, cs231n, declared, karpathy, question
 from lstm_compare.usercode.conventions.base import Binding, Source
@@ -36,14 +36,29 @@ def detect(module: types.ModuleType) -> tuple[str, str] | tuple[None, None]:
     return None, None
 
 
-def load_module(source: str | PathLike[str] | types.ModuleType) -> tuple[types.ModuleType, str, tuple[str, ...]]:
-    """(module, display name, notes) from a path to a ``.py`` file or a module object.
+NAMESPACE = "your namespace"  # how a mapping or namespace of the user's functions is named in reports
+
+
+def as_module(namespace: Mapping[str, Any] | types.SimpleNamespace) -> types.ModuleType:
+    """A module holding the names of ``namespace`` (a notebook's ``globals()``, a dict, a SimpleNamespace), so that
+    a notebook's own functions are compared without writing a file."""
+    module = types.ModuleType(NAMESPACE)
+    module.__dict__.update(namespace if isinstance(namespace, Mapping) else vars(namespace))
+    return module
+
+
+def load_module(source: "str | PathLike[str] | types.ModuleType | Mapping[str, Any] | types.SimpleNamespace"
+                ) -> tuple[types.ModuleType, str, tuple[str, ...]]:
+    """(module, display name, notes) from a path to a ``.py`` file, a module object, or a mapping or namespace
+    of functions.
 
     A file whose module-level code fails is loaded with its definitions only (``lstm_compare.usercode.loading``), and a
     note says so; the original error stands when even that gives nothing to bind.
     """
     if isinstance(source, types.ModuleType):
         return source, source.__name__, ()
+    if isinstance(source, (Mapping, types.SimpleNamespace)):
+        return as_module(source), NAMESPACE, ()
     try:
         return import_file(source), str(source), ()
     except UsageError as error:

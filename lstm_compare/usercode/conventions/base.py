@@ -11,7 +11,7 @@ gets dL/dh_t = dy_t @ Wy.T + dh_next, the same signal the question's ``dlstm`` b
 import copy
 import inspect
 from dataclasses import dataclass
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence, TypeAlias
 
 import numpy as np
@@ -370,5 +370,6 @@ def require(module: ModuleType, name: str, functions: Sequence[tuple[str, str]],
             raise UsageError(f"{name}: {attribute}{inspect.signature(fn)} cannot be called as {signature}.")
 
 
-# What the harness takes as the code under test: a path to a .py file, a module object, or a Binding already made.
-Source: TypeAlias = "str | PathLike[str] | ModuleType | Binding"
+# What the harness takes as the code under test: a path to a .py file, a module object, a mapping or namespace of
+# the user's functions (a notebook's ``globals()``), or a Binding already made.
+Source: TypeAlias = "str | PathLike[str] | ModuleType | Mapping[str, Any] | SimpleNamespace | Binding"
