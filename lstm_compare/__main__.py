@@ -1,3 +1,3 @@
-from lstm_compare.frontends.cli import main
+from lstm_compare.frontends.entry import main
 
 main()

@@ -123,3 +123,14 @@ def test_a_folder_that_cannot_be_written_mid_run_is_one_sentence_and_leaves_noth
     with pytest.raises(atomic.UsageError, match="cannot write .*report.csv: Permission denied"):
         atomic.commit([atomic.Output(tmp_path / "report.csv", lambda path: path.write_text("x"))])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ctrl_c_while_the_program_imports_is_one_line_and_exit_130():
+    """The program's entry module sets its SIGINT handler before it imports anything of the tool."""
+    from lstm_compare.errors import EXIT_INTERRUPTED
+
+    code = ("import os, signal, sys\nsys.argv = ['lstm-compare', '--version']\n"
+            "import lstm_compare.frontends.entry\nos.kill(os.getpid(), signal.SIGINT)\n"
+            "import time\ntime.sleep(5)\nprint('never')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (EXIT_INTERRUPTED, "", "lstm-compare: interrupted.\n")

@@ -10,10 +10,8 @@ from typing import NoReturn, Sequence
 
 from lstm_compare import caching
 from lstm_compare.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, EXIT_UNUSABLE, UsageError
-from lstm_compare.usercode.isolation import isolated
-from lstm_compare.usercode.timelimit import DEFAULT_TIMEOUT, time_limit
-from lstm_compare.references import ReferenceRefused
 from lstm_compare.output.text import cut, one_line
+from lstm_compare.usercode.timelimit import DEFAULT_TIMEOUT, time_limit
 
 # Subcommand name -> module in lstm_compare.frontends.commands with HELP, add_arguments(parser) and execute(args).
 COMMANDS = {name: f"lstm_compare.frontends.commands.{name}" for name in ("report", "run", "gradcheck", "detect")}
@@ -82,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 def execute(argv: Sequence[str] | None) -> int:
     """Parse ``argv`` and run its subcommand: the exit code, after one line on stderr for an unusable input or
     an interruption (argparse's own errors and --help leave through SystemExit)."""
+    try:  # NumPy and the rest: after the program's first lines, and a Ctrl-C while they import is one line too
+        from lstm_compare.references import ReferenceRefused
+        from lstm_compare.usercode.isolation import isolated
+    except KeyboardInterrupt:
+        print("lstm-compare: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:
         parser, modules = build_parser()
         args = parser.parse_args(argv)
