@@ -62,15 +62,19 @@ def _reference_mode() -> Iterator[None]:
     """How the references run torch, whatever the caller (or code it imported, such as the file under test) set:
     with gradients on, on the CPU, float32 as the default dtype, and on one intra-op thread (per-step ops are
     tiny: more threads only add overhead, and thrash on a loaded 2-core machine).  All put back after."""
-    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    threads, dtype, device = torch.get_num_threads(), torch.get_default_dtype(), torch.get_default_device()
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float32)
+    if device.type != "cpu":  # no default-device mode at all (one on the CPU would intercept every op: slow)
+        torch.set_default_device(None)
     try:
-        with torch.enable_grad(), torch.device("cpu"):
+        with torch.enable_grad():
             yield
     finally:
         torch.set_num_threads(threads)
         torch.set_default_dtype(dtype)
+        if device.type != "cpu":
+            torch.set_default_device(device)
 
 
 def trace(problem: Problem) -> Trace:
