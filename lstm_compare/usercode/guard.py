@@ -9,6 +9,7 @@ under a time limit (``timelimit``), and the process is kept apart from what it c
 
 import contextlib
 import copy
+import functools
 import importlib.util
 import sys
 import traceback
@@ -127,8 +128,9 @@ def read_only(array: np.typing.ArrayLike) -> np.ndarray:
     return np.frombuffer(contiguous.tobytes(), dtype=contiguous.dtype).reshape(contiguous.shape)
 
 
+@functools.lru_cache(maxsize=64)
 def _folder(source: str | None) -> str | None:
-    """The folder of the user's file, as its imports see it (None for a module without one)."""
+    """The folder of the user's file, as its imports see it (None for a module without one); once per file."""
     return str(Path(source).resolve().parent) if source else None
 
 
